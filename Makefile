@@ -1,0 +1,55 @@
+# Quick start: `make run` (the default pipeline) and `make test` (the tests).
+# Both create .venv from the pinned, hashed lock when it is missing or out of date.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is pinned by version in its own step: the CPU build's hash differs from PyPI's (a
+# CUDA build), so it cannot sit in the hashed lock. Set TORCH_INDEX to take the CPU build
+# from PyTorch's index on machines without a local wheel, e.g.
+#   make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_VERSION := 2.13.0
+TORCH_INDEX ?=
+STAMP := $(VENV)/.prefalign-installed
+CORES ?= all
+export PATH := $(abspath $(BIN)):$(PATH)
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: all run test test-fast lint format-check lock bench clean venv
+
+all: run
+
+$(STAMP): envs/cpu.lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r envs/cpu.lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP)
+
+run: venv
+	snakemake --cores $(CORES)
+
+test: venv
+	pytest
+
+test-fast: venv
+	pytest -m "not workflow and not slow"
+
+lint: venv
+	snakemake --lint
+	snakefmt --check Snakefile rules/
+
+# Re-resolve the lock after editing envs/cpu.in (needs the package index).
+lock: venv
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	UV_FIND_LINKS=$${PIP_FIND_LINKS:-} $(BIN)/python -m uv pip compile envs/cpu.in --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-emit-package torch \
+	  --index-url https://pypi.org/simple -o envs/cpu.lock.txt
+
+bench: venv
+	python bench/workflow_wall.py
+
+clean:
+	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,26 @@
+# prefalign: raw preference datasets -> filtered JSONL -> SFT -> DPO -> evaluation report.
+#
+# This file is the table of contents. Helpers and target lists live in rules/common.smk; each
+# stage's rules in rules/<stage>.smk; each rule is one call of the `prefalign` CLI.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/model.smk"
+include: "rules/sft.smk"
+include: "rules/dpo.smk"
+include: "rules/eval.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,94 @@
+# Config validation, the steps' typed settings, and target lists.
+# Validation runs once, here, before any rule: a bad key stops the workflow with the file,
+# line and key, what was expected, and the key's description.
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from prefalign.config import check_config, load_schema, step_settings
+from prefalign.evaluate import REFERENCES
+from prefalign.settings import ConfigError, to_cli_flags
+
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+
+try:
+    check_config(config, load_schema(SCHEMA), workflow.configfiles)
+except ConfigError as error:
+    raise WorkflowError(str(error))
+
+validate(config, str(SCHEMA))  # fills in the schema's defaults
+
+try:
+    SETTINGS = step_settings(config, workflow.configfiles)
+except ConfigError as error:
+    raise WorkflowError(str(error))
+
+DATASETS = list(config["datasets"])
+SYNTHETIC = [
+    name for name in DATASETS if config["datasets"][name]["source"] == "synthetic"
+]
+EVAL_MODELS = list(config["eval"]["models"])
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(EVAL_MODELS),
+
+
+def flags(key):
+    """The CLI flags of step settings `key` (see prefalign.config.step_settings)."""
+    return to_cli_flags(SETTINGS[key].to_dict())
+
+
+def raw_input(wildcards):
+    dataset = config["datasets"][wildcards.dataset]
+    if dataset["source"] == "synthetic":
+        return rules.generate_synthetic_raw.output.raw.format(dataset=wildcards.dataset)
+    return dataset["path"]
+
+
+def base_model_inputs(wildcards):
+    # The tiny tokenizer is trained on the train split; a pretrained model needs no data.
+    if config["model"]["source"] == "tiny":
+        return {"train": rules.split_dataset.output.train}
+    return {}
+
+
+def checkpoint(name):
+    return {
+        "base": rules.build_base_model.output.model,
+        "sft": rules.train_sft.output.model,
+        "dpo": rules.train_dpo.output.model,
+    }[name]
+
+
+def eval_inputs(wildcards):
+    return {
+        "model": checkpoint(wildcards.model),
+        "reference": checkpoint(REFERENCES[wildcards.model]),
+        "test": rules.split_dataset.output.test,
+    }
+
+
+def dpo_outputs():
+    outputs = {
+        "model": directory("results/dpo/model"),
+        "metrics": "results/dpo/metrics.json",
+        "log_history": "results/dpo/log_history.jsonl",
+        "environment": "results/dpo/environment.json",
+    }
+    if config["dpo"]["use_lora"]:
+        outputs["adapter"] = directory("results/dpo/adapter")
+    return outputs
+
+
+def all_targets():
+    return [
+        rules.render_report.output.md,
+        rules.render_report.output.html,
+    ]

@@ -1,0 +1,25 @@
+# Direct preference optimization of the SFT checkpoint (ref_model=None: SFT is the reference).
+
+
+rule train_dpo:
+    input:
+        sft=rules.train_sft.output.model,
+        train=rules.split_dataset.output.train,
+    output:
+        **dpo_outputs(),
+    log:
+        "logs/train_dpo.log",
+    benchmark:
+        "benchmarks/train_dpo.tsv"
+    container:
+        config["containers"]["cpu"]
+    threads: config["threads"]
+    params:
+        flags=flags("dpo"),
+        adapter=lambda wildcards, output: (
+            f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
+        ),
+    shell:
+        "prefalign dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
+        " --metrics {output.metrics} --log-history {output.log_history}"
+        " --environment {output.environment} {params.flags} > {log} 2>&1"

@@ -1,0 +1,33 @@
+# report.md and a self-contained report.html (also flagged for `snakemake --report`).
+
+
+rule render_report:
+    input:
+        eval_metrics=expand(rules.evaluate_model.output.metrics, model=EVAL_MODELS),
+        generations=expand(rules.evaluate_model.output.generations, model=EVAL_MODELS),
+        dataset_stats=expand(rules.normalize_dataset.output.stats, dataset=DATASETS),
+        split_stats=rules.split_dataset.output.stats,
+        sft_metrics=rules.train_sft.output.metrics,
+        sft_log=rules.train_sft.output.log_history,
+        dpo_metrics=rules.train_dpo.output.metrics,
+        dpo_log=rules.train_dpo.output.log_history,
+        base=rules.build_base_model.output.model,
+        environment=rules.train_dpo.output.environment,
+    output:
+        md=report("results/report/report.md", category="Report"),
+        html=report("results/report/report.html", category="Report"),
+    log:
+        "logs/render_report.log",
+    benchmark:
+        "benchmarks/render_report.tsv"
+    container:
+        config["containers"]["cpu"]
+    params:
+        flags=flags("report"),
+    shell:
+        "prefalign report --eval-metrics {input.eval_metrics} --generations {input.generations}"
+        " --dataset-stats {input.dataset_stats} --split-stats {input.split_stats}"
+        " --sft-metrics {input.sft_metrics} --sft-log {input.sft_log}"
+        " --dpo-metrics {input.dpo_metrics} --dpo-log {input.dpo_log}"
+        " --base-info {input.base}/prefalign_base.json --environment {input.environment}"
+        " --md {output.md} --html {output.html} {params.flags} > {log} 2>&1"

@@ -1,0 +1,25 @@
+# Supervised fine-tuning on the chosen replies; the merged output is DPO's reference.
+
+
+rule train_sft:
+    input:
+        base=rules.build_base_model.output.model,
+        train=rules.split_dataset.output.train,
+    output:
+        model=directory("results/sft/model"),
+        metrics="results/sft/metrics.json",
+        log_history="results/sft/log_history.jsonl",
+        environment="results/sft/environment.json",
+    log:
+        "logs/train_sft.log",
+    benchmark:
+        "benchmarks/train_sft.tsv"
+    container:
+        config["containers"]["cpu"]
+    threads: config["threads"]
+    params:
+        flags=flags("sft"),
+    shell:
+        "prefalign sft --base {input.base} --train {input.train} --out {output.model}"
+        " --metrics {output.metrics} --log-history {output.log_history}"
+        " --environment {output.environment} {params.flags} > {log} 2>&1"

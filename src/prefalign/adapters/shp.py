@@ -1,0 +1,38 @@
+"""stanfordnlp/SHP: a post (`history`) and two comments, `labels` = 1 when A is preferred.
+
+The chosen answer follows the label; the score ratio (higher score / lower score) is kept
+in `meta.score_ratio` for the ratio filter (>= 2 by default, as in the SHP paper).
+"""
+
+from __future__ import annotations
+
+from prefalign.adapters.base import BadRecord, Where, require
+from prefalign.records import make_record, message
+
+
+def adapt(row, where: Where) -> dict:
+    history = require(row, "history", str)
+    ref_a = require(row, "human_ref_A", str)
+    ref_b = require(row, "human_ref_B", str)
+    label = require(row, "labels", int)
+    if label not in (0, 1):
+        raise BadRecord("labels", f"expected 0 or 1, got {label!r}")
+    score_a = require(row, "score_A", (int, float))
+    score_b = require(row, "score_B", (int, float))
+    ratio = row.get("score_ratio")
+    if ratio is None:
+        low = min(score_a, score_b)
+        ratio = max(score_a, score_b) / low if low > 0 else float("inf")
+    elif isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise BadRecord("score_ratio", f"expected a number, got {type(ratio).__name__}")
+    chosen, rejected = (ref_a, ref_b) if label == 1 else (ref_b, ref_a)
+    meta = {
+        "file": where.file,
+        "line": where.line,
+        "post_id": row.get("post_id"),
+        "domain": row.get("domain"),
+        "score_chosen": score_a if label == 1 else score_b,
+        "score_rejected": score_b if label == 1 else score_a,
+        "score_ratio": float(ratio),
+    }
+    return make_record(where.record_id, where.dataset, [message("user", history)], chosen, rejected, meta)

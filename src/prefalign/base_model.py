@@ -1,0 +1,181 @@
+"""Step `build-base`: the base model and tokenizer every later step starts from.
+
+source: tiny        trains a byte-level BPE tokenizer on the train split (with a ChatML chat
+                    template) and initializes a small Llama from the config: offline, seconds.
+source: pretrained  loads `name_or_path` (a hub id pinned by `revision`, or a local folder in
+                    the hub's layout) with trust_remote_code off and safetensors only, and
+                    saves it in the output folder so later steps never touch the hub.
+
+Output folder: config.json, model.safetensors, tokenizer files, chat_template.jinja and
+prefalign_base.json (what was built or loaded, parameter count, file digests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefalign.records import load_records, write_json
+from prefalign.settings import Settings, check
+
+SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass
+class BaseModelSettings(Settings):
+    source: str = field(default="tiny", metadata={"help": "'tiny' (built offline) or 'pretrained' (name_or_path)"})
+    name_or_path: str | None = field(default=None, metadata={"help": "pretrained: hub id or local folder"})
+    revision: str | None = field(default=None, metadata={"help": "pretrained hub id: the commit to load (40 hex digits)"})
+    vocab_size: int = field(default=1024, metadata={"help": "tiny: BPE vocabulary size asked for (tokens)"})
+    hidden_size: int = field(default=128, metadata={"help": "tiny: model width"})
+    intermediate_size: int = field(default=384, metadata={"help": "tiny: MLP width"})
+    num_layers: int = field(default=2, metadata={"help": "tiny: transformer layers"})
+    num_heads: int = field(default=4, metadata={"help": "tiny: attention heads"})
+    max_position_embeddings: int = field(default=256, metadata={"help": "tiny: longest sequence (tokens)"})
+    seed: int = field(default=1234, metadata={"help": "random seed of the weight initialization"})
+    threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
+
+    def __post_init__(self):
+        check(self.source in ("tiny", "pretrained"), "source", "'tiny' or 'pretrained'", self.source)
+        if self.source == "pretrained":
+            check(bool(self.name_or_path), "name_or_path", "a hub id or local folder when source is pretrained",
+                  self.name_or_path)
+        check(self.vocab_size >= 300, "vocab_size", "an integer >= 300 (256 bytes + specials + merges)",
+              self.vocab_size)
+        check(self.hidden_size % self.num_heads == 0, "hidden_size", f"a multiple of num_heads ({self.num_heads})",
+              self.hidden_size)
+        check(self.threads >= 1, "threads", "an integer >= 1", self.threads)
+
+
+def corpus(records: list[dict]):
+    """Every message of every record, rendered as the model will see it."""
+    for record in records:
+        for key in ("prompt", "chosen", "rejected"):
+            for m in record[key]:
+                yield f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n"
+
+
+def train_tokenizer(records: list[dict], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    # Digits split one by one: numbers then share per-digit tokens, which a tiny model can
+    # learn to copy and compare; BPE merges everything else.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus(records), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<|pad|>", eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>"]
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_tiny(records: list[dict], settings: BaseModelSettings):
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_tokenizer(records, settings.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=settings.hidden_size,
+        intermediate_size=settings.intermediate_size,
+        num_hidden_layers=settings.num_layers,
+        num_attention_heads=settings.num_heads,
+        num_key_value_heads=settings.num_heads,
+        max_position_embeddings=settings.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(settings.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None
+    )
+    return model, tokenizer
+
+
+def load_pretrained(settings: BaseModelSettings):
+    """Load a pretrained model the safe way: pinned revision, no remote code, safetensors only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(settings.name_or_path).is_dir()
+    if not local:
+        check(settings.revision is not None and COMMIT.fullmatch(settings.revision) is not None, "revision",
+              "a 40-hex-digit commit for a hub model (pinned, so reruns load the same weights)", settings.revision)
+    kwargs = {"revision": settings.revision} if settings.revision and not local else {}
+    tokenizer = AutoTokenizer.from_pretrained(settings.name_or_path, trust_remote_code=False, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        settings.name_or_path, trust_remote_code=False, use_safetensors=True, dtype="auto", **kwargs
+    )
+    if tokenizer.chat_template is None:
+        raise ValueError(f"{settings.name_or_path} has no chat template; use an instruct model or add one")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != "prefalign_base.json"
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train", type=Path, help="training records (JSONL): the tiny tokenizer's corpus")
+    parser.add_argument("--out", type=Path, required=True, help="output folder: model + tokenizer (safetensors)")
+    parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
+    BaseModelSettings.add_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> None:
+    from prefalign import runtime
+
+    settings = BaseModelSettings.from_args(args)
+    print("settings:", json.dumps(settings.to_dict(), sort_keys=True))
+    runtime.setup(settings.seed, settings.threads)
+    if settings.source == "tiny":
+        check(args.train is not None, "train", "a records file (--train) to train the tiny tokenizer on", None)
+        model, tokenizer = build_tiny(load_records(args.train), settings)
+    else:
+        model, tokenizer = load_pretrained(settings)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    n_params = sum(p.numel() for p in model.parameters())
+    info = {
+        "settings": settings.to_dict(),
+        "parameters": n_params,
+        "vocab_size": len(tokenizer),
+        "architecture": type(model).__name__,
+        "files": file_digests(args.out),
+    }
+    write_json(args.out / "prefalign_base.json", info)
+    if args.environment:
+        write_json(args.environment, runtime.environment())
+    print(f"{type(model).__name__}: {n_params:,} parameters, vocabulary {len(tokenizer)} -> {args.out}")

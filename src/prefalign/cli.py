@@ -1,0 +1,57 @@
+"""`prefalign <step> ...`: every workflow step, runnable without Snakemake.
+
+Only the chosen step's module is imported, so light steps start fast and never pay for
+torch or transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from prefalign import __version__
+from prefalign.records import RecordError
+from prefalign.settings import ConfigError
+
+# step name -> (module, one-line description)
+STEPS = {
+    "synth": ("prefalign.synthetic", "write a seeded synthetic raw preference corpus (hh-rlhf, shp or pairs format)"),
+    "normalize": ("prefalign.normalize", "raw dataset file -> canonical records, rejects ledger, stats"),
+    "split": ("prefalign.split", "merge normalized datasets and split train/test by prompt hash"),
+    "build-base": ("prefalign.base_model", "train the tiny tokenizer and model, or load a pinned pretrained one"),
+    "sft": ("prefalign.train_sft", "supervised fine-tuning on the chosen replies; writes a merged checkpoint"),
+    "dpo": ("prefalign.train_dpo", "direct preference optimization against the SFT checkpoint"),
+    "evaluate": ("prefalign.evaluate", "preference and generation metrics of one checkpoint on the test split"),
+    "report": ("prefalign.report", "report.md and a self-contained report.html from the run's metrics"),
+}
+
+
+def build_parser(step: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefalign", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"prefalign {__version__}")
+    sub = parser.add_subparsers(dest="step", metavar="STEP", required=True)
+    for name, (module_name, description) in STEPS.items():
+        step_parser = sub.add_parser(name, help=description, description=description)
+        if name == step:  # only the chosen step's flags are needed; this keeps imports lazy
+            module = importlib.import_module(module_name)
+            module.add_arguments(step_parser)
+            step_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    step = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(step if step in STEPS else None)
+    args = parser.parse_args(argv)
+    try:
+        args._module.main(args)
+    except (ConfigError, RecordError) as exc:
+        print(f"prefalign {args.step}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

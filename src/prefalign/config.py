@@ -1,0 +1,243 @@
+"""Workflow config validation with messages a person can act on.
+
+`check_config` validates a config against schemas/config.schema.yaml (JSON Schema 2020-12)
+and raises ConfigError listing every problem as
+
+    config.yaml:42: sft.learning_rate: expected a number > 0, got -1 (Peak learning rate.)
+
+naming the file and line where the key was set (when it came from a file), the key's path,
+what was expected and the key's description. The Snakefile calls it before any rule runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from prefalign.settings import ConfigError
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+               "array": "a list", "object": "a mapping", "null": "null"}
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def load_schema(path: Path = SCHEMA) -> dict:
+    return load_yaml(path)
+
+
+def key_line(path: Path, keys: Iterable[Any]) -> int | None:
+    """1-based line where the key path is set in the YAML file `path`, or None."""
+    try:
+        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                return line
+            line = next(k for k, v in node.value if k.value == str(key)).start_mark.line + 1
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _describe(schema: dict) -> str:
+    kinds = schema.get("type")
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) if isinstance(v, str) else str(v) for v in schema["enum"])
+    if kinds is None:
+        return "a valid value"
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    text = " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+    bounds = [f"{op} {schema[k]}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
+                                                ("exclusiveMaximum", "<")) if k in schema]
+    return text + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _expected(error) -> str:
+    kind, schema = error.validator, error.schema
+    if kind == "additionalProperties":
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        return f"no such key (allowed here: {allowed})" if allowed else "no such key"
+    if kind == "required":
+        return error.message
+    if kind == "enum":
+        return _describe({"enum": error.validator_value})
+    if kind == "type":
+        return _describe({"type": error.validator_value})
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        ops = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+        return f"a number {ops[kind]} {error.validator_value}"
+    if kind == "minItems":
+        return f"at least {error.validator_value} item(s)"
+    if kind == "minProperties":
+        return f"at least {error.validator_value} entry(ies)"
+    if kind == "uniqueItems":
+        return "no repeated items"
+    if kind == "pattern":
+        return f"text matching {error.validator_value}"
+    return error.message
+
+
+def property_schema(root: dict, path: list) -> dict:
+    """The schema that declares the key at `path` (where its description lives, even behind a $ref)."""
+    node = root
+    for key in path:
+        if isinstance(key, int):
+            node = node.get("items", {})
+        elif key in node.get("properties", {}):
+            node = node["properties"][key]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return {}
+    return node
+
+
+def format_errors(errors, sources: list[Path], root: dict | None = None) -> list[str]:
+    messages = []
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            path = path + extra[:1]
+        key = ".".join(str(p) for p in path) or "<top level>"
+        where = None
+        for source in reversed(sources):
+            line = key_line(source, path)
+            if line is not None:
+                where = f"{source}:{line}"
+                break
+        declared = property_schema(root, list(error.absolute_path)) if root else error.schema
+        description = declared.get("description") if error.validator != "additionalProperties" else None
+        got = "" if error.validator in ("additionalProperties", "required") else f", got {error.instance!r}"
+        text = f"{key}: expected {_expected(error)}{got}"
+        if description:
+            text += f" ({' '.join(description.split())})"
+        messages.append(f"{where}: {text}" if where else text)
+    return messages
+
+
+def check_config(config: dict, schema: dict | None = None, sources: Iterable[Path] = ()) -> None:
+    """Raise ConfigError listing every schema violation of `config` (defaults not yet filled)."""
+    from jsonschema import Draft202012Validator
+
+    schema = schema if schema is not None else load_schema()
+    if not isinstance(config, dict):
+        raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    errors = list(Draft202012Validator(schema).iter_errors(config))
+    if errors:
+        lines = format_errors(errors, [Path(s) for s in sources], schema)
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+
+
+def with_defaults(config: dict, schema: dict | None = None) -> dict:
+    """A copy of `config` with every missing key set to its schema default (recursively)."""
+    schema = schema if schema is not None else load_schema()
+    return _fill(copy.deepcopy(config), schema)
+
+
+def _fill(value, schema):
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                value[key] = _fill(value[key], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in value:
+                if key not in schema.get("properties", {}):
+                    value[key] = _fill(value[key], extra)
+    return value
+
+
+def load_config(path: Path, schema: dict | None = None) -> dict:
+    """Read, validate and complete a config file (what the Snakefile does, without Snakemake)."""
+    schema = schema if schema is not None else load_schema()
+    config = load_yaml(path) or {}
+    check_config(config, schema, [path])
+    return with_defaults(config, schema)
+
+
+def _build(section: str, cls, values: dict, sources: list[Path], line_keys: list):
+    """cls(**values), with any ConfigError re-raised under the config key that caused it."""
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        key = str(exc).split(":", 1)[0]
+        where = None
+        for source in reversed(sources):
+            line = key_line(source, line_keys + [key]) or key_line(source, line_keys)
+            if line is not None:
+                where = f"{source}:{line}"
+                break
+        message = f"{section}.{exc}"
+        raise ConfigError(f"invalid config:\n  {where + ': ' if where else ''}{message}") from None
+
+
+def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
+    """The typed settings of every step, built from a validated, defaults-filled config.
+
+    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, eval:<model>, report.
+    Building them runs each step's own checks, so a value the schema allows but a step cannot
+    use (hidden_size not divisible by num_heads, say) is refused before any rule runs.
+    """
+    from prefalign.base_model import BaseModelSettings
+    from prefalign.evaluate import REFERENCES, EvalSettings
+    from prefalign.filters import FilterSettings
+    from prefalign.normalize import NormalizeSettings
+    from prefalign.report import ReportSettings
+    from prefalign.split import SplitSettings
+    from prefalign.synthetic import SyntheticSettings
+    from prefalign.train_dpo import DPOSettings
+    from prefalign.train_sft import SFTSettings
+
+    sources = [Path(s) for s in sources]
+    common = {"seed": config["seed"], "threads": config["threads"]}
+    data = config["data"]
+    out: dict[str, Any] = {}
+    for name, dataset in config["datasets"].items():
+        where = ["datasets", name]
+        if dataset["source"] == "synthetic":
+            out[f"synth:{name}"] = _build(f"datasets.{name}", SyntheticSettings, {
+                "format": dataset["format"], "records": dataset["records"], "seed": config["seed"], "name": name,
+                **config["synthetic"]}, sources, where)
+        elif not dataset.get("path"):
+            raise ConfigError(f"invalid config:\n  datasets.{name}.path: expected a file path when source is local")
+        out[f"normalize:{name}"] = _build(f"datasets.{name}", NormalizeSettings, {
+            "format": dataset["format"], "name": name, "on_bad_record": data["on_bad_record"],
+            "max_records": dataset["max_records"]}, sources, where)
+    out["filters"] = _build("data", FilterSettings, {k: data[k] for k in ("min_score_ratio", "max_chars", "dedup")},
+                            sources, ["data"])
+    out["split"] = _build("data", SplitSettings, {k: data[k] for k in ("test_fraction", "split_seed")}, sources,
+                          ["data"])
+    out["model"] = _build("model", BaseModelSettings, {**config["model"], **common}, sources, ["model"])
+    out["sft"] = _build("sft", SFTSettings, {**config["sft"], **common}, sources, ["sft"])
+    out["dpo"] = _build("dpo", DPOSettings, {**config["dpo"], **common}, sources, ["dpo"])
+    evaluation = {k: v for k, v in config["eval"].items() if k != "models"}
+    for model in config["eval"]["models"]:
+        out[f"eval:{model}"] = _build("eval", EvalSettings, {
+            **evaluation, **common, "name": model, "reference_name": REFERENCES[model],
+            "beta": config["dpo"]["beta"]}, sources, ["eval"])
+    out["report"] = _build("report", ReportSettings, config["report"], sources, ["report"])
+    return out

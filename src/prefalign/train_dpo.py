@@ -1,0 +1,127 @@
+"""Step `dpo`: direct preference optimization of the SFT checkpoint on the train split.
+
+Supports LoRA (default) and full-model DPO, TRL's loss types (`sigmoid`, `ipo`, `hinge`,
+... as a list), beta, and `precompute_ref_log_probs`. The reference is the SFT checkpoint
+itself: `ref_model=None`, so TRL uses the policy with its adapter disabled (LoRA) or reloads
+the checkpoint (full model); SFT is merged, so either way the reference is exactly SFT.
+
+Writes the merged DPO checkpoint (and the adapter when LoRA is on), TRL's logged metrics
+(rewards/accuracies, rewards/margins, ...) and metrics.json with settings and what
+`auto` resolved to. Raises ConfigError for settings this machine cannot run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefalign import runtime, training
+from prefalign.records import load_records, write_json
+from prefalign.settings import check
+
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft")
+
+
+@dataclass
+class DPOSettings(training.TrainSettings):
+    max_steps: int = field(default=150, metadata={"help": "optimizer steps"})
+    learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate"})
+    use_lora: bool = field(default=True, metadata={"help": "train LoRA adapters instead of all weights"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta: strength of the pull towards the reference"})
+    loss_type: list[str] = field(default_factory=lambda: ["sigmoid"], metadata={"help": "TRL loss type(s)"})
+    precompute_ref_log_probs: bool = field(
+        default=False, metadata={"help": "score the reference once before training and keep no reference model"}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.beta > 0, "beta", "a number > 0", self.beta)
+        bad = [t for t in self.loss_type if t not in LOSS_TYPES]
+        check(bool(self.loss_type) and not bad, "loss_type", f"a list from {', '.join(LOSS_TYPES)}", self.loss_type)
+
+
+def dpo_dataset(records: list[dict]):
+    """Canonical records -> TRL's conversational preference format (identity and meta dropped)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in records])
+
+
+def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, settings: DPOSettings):
+    """Train and save the merged checkpoint (and adapter); return (metrics, log history)."""
+    resolved = training.resolve(settings)
+    runtime.setup(settings.seed, settings.threads)
+    training.quiet_libraries()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(sft)
+    dtype = torch.bfloat16 if resolved.precision == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(sft, dtype=dtype, use_safetensors=True)
+    dataset = dpo_dataset(load_records(train_path))
+
+    with tempfile.TemporaryDirectory(prefix="prefalign-dpo-") as scratch:
+        config = DPOConfig(
+            **training.trainer_kwargs(settings, resolved, Path(scratch)),
+            beta=settings.beta,
+            loss_type=list(settings.loss_type),
+            precompute_ref_log_probs=settings.precompute_ref_log_probs,
+        )
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=None,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=training.lora_config(settings) if settings.use_lora else None,
+        )
+        result = trainer.train()
+
+    out.mkdir(parents=True, exist_ok=True)
+    if settings.use_lora:
+        if adapter_out is not None:
+            trainer.model.save_pretrained(adapter_out)
+        trained = trainer.model.merge_and_unload()
+    else:
+        trained = trainer.model
+    trained.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+    history = training.log_history(trainer)
+    keys = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "logps/chosen",
+            "logps/rejected", "grad_norm")
+    metrics = {
+        "settings": settings.to_dict(),
+        "resolved": resolved.__dict__,
+        "train": {"steps": result.global_step, "examples": len(dataset), "train_loss": result.training_loss,
+                  "first_loss": next((e["loss"] for e in history if "loss" in e), None),
+                  **{k: training.last_logged(history, k) for k in keys}},
+    }
+    return metrics, history
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sft", type=Path, required=True, help="SFT checkpoint folder: the policy's start and reference")
+    parser.add_argument("--train", type=Path, required=True, help="training records (JSONL)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder: merged DPO checkpoint")
+    parser.add_argument("--adapter-out", type=Path, help="output folder: the LoRA adapter (LoRA only)")
+    parser.add_argument("--metrics", type=Path, required=True, help="output: settings, resolved device, results (JSON)")
+    parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
+    parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
+    DPOSettings.add_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> None:
+    settings = DPOSettings.from_args(args)
+    print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
+    metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings)
+    training.write_log_history(args.log_history, history)
+    write_json(args.metrics, metrics)
+    if args.environment:
+        write_json(args.environment, runtime.environment())
+    print("dpo:", json.dumps(metrics["train"], sort_keys=True))

@@ -1,0 +1,116 @@
+import copy
+import dataclasses
+
+import pytest
+import yaml
+
+from prefalign.config import check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign.settings import ConfigError
+
+from conftest import REPO
+
+SCHEMA = load_schema(REPO / "schemas" / "config.schema.yaml")
+DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def walk(schema, path="config"):
+    """Yield (path, property schema) for every key the schema declares."""
+    for key, sub in schema.get("properties", {}).items():
+        yield f"{path}.{key}", sub
+        yield from walk(sub, f"{path}.{key}")
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        yield from walk(extra, f"{path}.<name>")
+
+
+def test_the_embedded_default_is_valid():
+    check_config(DEFAULT, SCHEMA, [REPO / "config.yaml"])
+    step_settings(with_defaults(DEFAULT, SCHEMA))
+
+
+def test_every_key_is_described_with_a_default_and_objects_are_closed():
+    for path, sub in walk(SCHEMA):
+        assert sub.get("description"), f"{path} has no description"
+        assert "default" in sub, f"{path} has no default"
+        if sub.get("type") == "object" and "properties" in sub:
+            assert sub.get("additionalProperties") is False, f"{path} allows unknown keys"
+    assert SCHEMA["additionalProperties"] is False
+
+
+def test_an_empty_config_is_the_schema_defaults_and_runs():
+    config = with_defaults({}, SCHEMA)
+    check_config(config, SCHEMA)
+    settings = step_settings(config)
+    assert set(settings) >= {"synth:synth_hh", "normalize:synth_shp", "model", "sft", "dpo", "eval:dpo", "report"}
+
+
+def test_schema_defaults_match_the_steps_own_defaults():
+    """A key means the same with or without Snakemake: schema default == dataclass default."""
+    from prefalign.base_model import BaseModelSettings
+    from prefalign.evaluate import EvalSettings
+    from prefalign.train_dpo import DPOSettings
+    from prefalign.train_sft import SFTSettings
+
+    pairs = [("sft", SFTSettings), ("dpo", DPOSettings), ("eval", EvalSettings), ("model", BaseModelSettings)]
+    for section, cls in pairs:
+        props = SCHEMA["properties"][section]["properties"]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, sub in props.items():
+            if key == "models":
+                continue
+            assert key in fields, f"{section}.{key} is not a setting of {cls.__name__}"
+            default = fields[key].default if fields[key].default is not dataclasses.MISSING else fields[key].default_factory()
+            if section == "model" and key == "vocab_size":
+                continue  # the tiny demo asks for a smaller vocabulary than the step's generic default
+            assert sub["default"] == default, f"{section}.{key}: schema {sub['default']!r} != step {default!r}"
+
+
+def test_errors_name_file_line_key_and_expectation(tmp_path):
+    path = tmp_path / "config.yaml"
+    text = (REPO / "config.yaml").read_text().replace("learning_rate: 0.002", "learning_rate: -1")
+    text = text.replace("  test_fraction: 0.1", "  test_fraction: 0.1\n  colour: blue")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, SCHEMA)
+    message = str(info.value)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "learning_rate: -1" in l)
+    assert f"{path}:{line}: sft.learning_rate: expected a number > 0, got -1 (Peak learning rate.)" in message
+    assert "data.colour: expected no such key (allowed here:" in message
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["dpo"].update(loss_type="sigmoid"), "dpo.loss_type: expected a list"),
+        (lambda c: c["model"].update(source="hub"), "model.source: expected one of 'tiny', 'pretrained'"),
+        (lambda c: c["datasets"]["synth_hh"].update(format="csv"), "datasets.synth_hh.format: expected one of"),
+        (lambda c: c.update(threads=0), "threads: expected a number >= 1"),
+        (lambda c: c["eval"].update(models=["dpo", "dpo"]), "eval.models: expected no repeated items"),
+    ],
+)
+def test_schema_errors(change, expected):
+    config = copy.deepcopy(DEFAULT)
+    change(config)
+    with pytest.raises(ConfigError, match=expected):
+        check_config(config, SCHEMA)
+
+
+def test_step_checks_run_before_any_rule(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text((REPO / "config.yaml").read_text().replace("hidden_size: 128", "hidden_size: 130"))
+    config = load_config(path, SCHEMA)
+    with pytest.raises(ConfigError, match=r"config.yaml:\d+: model.hidden_size: expected a multiple of num_heads"):
+        step_settings(config, [path])
+
+
+def test_local_dataset_needs_a_path():
+    config = with_defaults({"datasets": {"mine": {"format": "pairs", "source": "local"}}}, SCHEMA)
+    with pytest.raises(ConfigError, match="datasets.mine.path"):
+        step_settings(config)
+
+
+def test_yaml_syntax_errors_name_the_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("seed: 1\nsft: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"config.yaml:\d+: not valid YAML"):
+        load_config(path, SCHEMA)

@@ -1,0 +1,156 @@
+"""Step tests: the whole chain through the `prefalign` CLI on toy data, without Snakemake.
+
+Small settings (a 30k-parameter model, tens of steps) keep it to well under a minute; the
+workflow tests run the real default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from prefalign import tasks
+
+from conftest import read_jsonl, run_cli
+
+TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
+        "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain")
+    run_cli("synth", "--format", "hh-rlhf", "--name", "hh", "--records", "300", "--out", root / "raw/hh.jsonl")
+    run_cli("synth", "--format", "shp", "--name", "shp", "--records", "150", "--out", root / "raw/shp.jsonl")
+    for name, fmt in (("hh", "hh-rlhf"), ("shp", "shp")):
+        run_cli("normalize", "--format", fmt, "--name", name, "--input", root / f"raw/{name}.jsonl",
+                "--records", root / f"data/{name}/normalized.jsonl", "--rejects", root / f"data/{name}/rejects.jsonl",
+                "--stats", root / f"data/{name}/stats.json")
+    run_cli("split", "--inputs", root / "data/hh/normalized.jsonl", root / "data/shp/normalized.jsonl",
+            "--train", root / "data/train.jsonl", "--test", root / "data/test.jsonl",
+            "--rejects", root / "data/rejects.jsonl", "--stats", root / "data/stats.json", "--test-fraction", "0.2")
+    run_cli("build-base", "--train", root / "data/train.jsonl", "--out", root / "model/base",
+            "--environment", root / "model/environment.json", *TINY)
+    run_cli("sft", "--base", root / "model/base", "--train", root / "data/train.jsonl", "--out", root / "sft/model",
+            "--metrics", root / "sft/metrics.json", "--log-history", root / "sft/log_history.jsonl",
+            "--max-steps", "20", "--batch-size", "8", "--logging-steps", "5", "--threads", "1")
+    run_cli("dpo", "--sft", root / "sft/model", "--train", root / "data/train.jsonl", "--out", root / "dpo/model",
+            "--adapter-out", root / "dpo/adapter", "--metrics", root / "dpo/metrics.json",
+            "--log-history", root / "dpo/log_history.jsonl", "--environment", root / "dpo/environment.json",
+            "--max-steps", "6", "--batch-size", "8", "--logging-steps", "1", "--threads", "1")
+    for model, reference in (("base", "base"), ("sft", "base"), ("dpo", "sft")):
+        run_cli("evaluate", "--name", model, "--reference-name", reference, "--model", root / f"{model}/model"
+                if model != "base" else root / "model/base", "--reference",
+                root / f"{reference}/model" if reference != "base" else root / "model/base",
+                "--test", root / "data/test.jsonl", "--metrics", root / f"eval/{model}/metrics.json",
+                "--generations", root / f"eval/{model}/generations.jsonl", "--judge-prompts", "20",
+                "--max-new-tokens", "6", "--threads", "1")
+    run_cli("report", "--eval-metrics", *[root / f"eval/{m}/metrics.json" for m in ("base", "sft", "dpo")],
+            "--generations", *[root / f"eval/{m}/generations.jsonl" for m in ("base", "sft", "dpo")],
+            "--dataset-stats", root / "data/hh/stats.json", root / "data/shp/stats.json",
+            "--split-stats", root / "data/stats.json", "--sft-metrics", root / "sft/metrics.json",
+            "--sft-log", root / "sft/log_history.jsonl", "--dpo-metrics", root / "dpo/metrics.json",
+            "--dpo-log", root / "dpo/log_history.jsonl", "--base-info", root / "model/base/prefalign_base.json",
+            "--environment", root / "dpo/environment.json", "--md", root / "report/report.md",
+            "--html", root / "report/report.html", "--title", "step test")
+    return root
+
+
+def test_data_accounting_adds_up(chain):
+    for name in ("hh", "shp"):
+        stats = json.loads((chain / f"data/{name}/stats.json").read_text())
+        kept = len(read_jsonl(chain / f"data/{name}/normalized.jsonl"))
+        dropped = len(read_jsonl(chain / f"data/{name}/rejects.jsonl"))
+        assert stats["in"] == kept + dropped == (300 if name == "hh" else 150)
+    split = json.loads((chain / "data/stats.json").read_text())
+    assert split["train"] == len(read_jsonl(chain / "data/train.jsonl"))
+    assert split["test"] == len(read_jsonl(chain / "data/test.jsonl"))
+
+
+def test_base_model_is_safetensors_with_a_chat_template(chain):
+    from transformers import AutoTokenizer
+
+    base = chain / "model/base"
+    names = {p.name for p in base.iterdir()}
+    assert "model.safetensors" in names and not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 1 + 2?"}], tokenize=False,
+                                         add_generation_prompt=True)
+    assert text == "<|im_start|>user\nWhat is 1 + 2?<|im_end|>\n<|im_start|>assistant\n"
+    info = json.loads((base / "prefalign_base.json").read_text())
+    assert info["files"]["model.safetensors"] and info["parameters"] > 10_000
+
+
+def test_sft_and_dpo_write_checkpoints_and_trl_metrics(chain):
+    sft = json.loads((chain / "sft/metrics.json").read_text())
+    assert sft["train"]["steps"] == 20 and sft["resolved"] == {
+        "backend": "trl", "precision": "fp32", "device": "cpu", "gpu_name": None, "compute_capability": None}
+    dpo = json.loads((chain / "dpo/metrics.json").read_text())
+    assert dpo["train"]["steps"] == 6
+    # Policy = reference at the first step, so the sigmoid DPO loss is ln 2.
+    assert dpo["train"]["first_loss"] == pytest.approx(math.log(2), abs=1e-4)
+    history = read_jsonl(chain / "dpo/log_history.jsonl")
+    logged = set().union(*history)
+    assert {"rewards/accuracies", "rewards/margins", "logps/chosen", "loss"} <= logged
+    assert not logged & {"train_runtime", "train_samples_per_second"}  # clock values stay out of artifacts
+    assert (chain / "dpo/adapter/adapter_model.safetensors").exists()
+    assert (chain / "dpo/model/model.safetensors").exists()
+
+
+def test_evaluation_metrics_and_judged_generations(chain):
+    base = json.loads((chain / "eval/base/metrics.json").read_text())["metrics"]
+    assert base["implicit_reward_accuracy"] == 0.0 and base["reward_margin_mean"] == 0.0  # its own reference
+    for model in ("sft", "dpo"):
+        result = json.loads((chain / f"eval/{model}/metrics.json").read_text())
+        metrics = result["metrics"]
+        for key in ("implicit_reward_accuracy", "logp_accuracy", "logp_accuracy_normalized", "reward_margin_mean",
+                    "judge_accuracy"):
+            assert 0.0 <= metrics[key] <= 1.0 or key == "reward_margin_mean"
+        generations = read_jsonl(chain / f"eval/{model}/generations.jsonl")
+        assert len(generations) == metrics["judged_prompts"] <= 20
+        for g in generations:
+            assert g["correct"] == tasks.judge(g["prompt"], g["answer"])
+    assert json.loads((chain / "eval/dpo/metrics.json").read_text())["reference"] == "sft"
+
+
+def test_report_has_every_section(chain):
+    md = (chain / "report/report.md").read_text()
+    html = (chain / "report/report.html").read_text()
+    for heading in ("Summary", "Evaluation on the held-out split", "Training", "Data ledger", "Sample generations",
+                    "Resolved settings", "Software and hardware"):
+        assert f"## {heading}" in md
+        assert heading in html
+    assert html.count("data:image/png;base64,") == 2 and 'id="summary-table"' in html
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+def test_same_seed_same_checkpoint_bytes(chain, tmp_path):
+    run_cli("sft", "--base", chain / "model/base", "--train", chain / "data/train.jsonl", "--out", tmp_path / "again",
+            "--metrics", tmp_path / "m.json", "--log-history", tmp_path / "h.jsonl",
+            "--max-steps", "20", "--batch-size", "8", "--logging-steps", "5", "--threads", "1")
+    first = (chain / "sft/model/model.safetensors").read_bytes()
+    assert (tmp_path / "again/model.safetensors").read_bytes() == first
+    assert (tmp_path / "h.jsonl").read_bytes() == (chain / "sft/log_history.jsonl").read_bytes()
+
+
+def test_pretrained_source_loads_a_local_checkpoint(chain, tmp_path):
+    run_cli("build-base", "--source", "pretrained", "--name-or-path", chain / "sft/model", "--out", tmp_path / "base")
+    info = json.loads((tmp_path / "base/prefalign_base.json").read_text())
+    assert info["settings"]["source"] == "pretrained" and info["architecture"] == "LlamaForCausalLM"
+    assert (tmp_path / "base/model.safetensors").read_bytes() == (chain / "sft/model/model.safetensors").read_bytes()
+
+
+def test_pretrained_hub_id_needs_a_pinned_revision(tmp_path):
+    result = run_cli("build-base", "--source", "pretrained", "--name-or-path", "org/model", "--out", tmp_path / "b",
+                     check=False)
+    assert result.returncode == 2
+    assert "revision: expected a 40-hex-digit commit" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bf16_on_cpu_is_refused_before_loading(chain, tmp_path):
+    result = run_cli("sft", "--base", chain / "model/base", "--train", chain / "data/train.jsonl",
+                     "--out", tmp_path / "x", "--metrics", tmp_path / "m.json", "--log-history", tmp_path / "h.jsonl",
+                     "--precision", "bf16", check=False)
+    assert result.returncode == 2 and "precision: expected fp32 or auto" in result.stderr

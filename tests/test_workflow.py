@@ -1,0 +1,124 @@
+"""Workflow tests: the real Snakemake on the embedded default, in a temporary directory.
+
+One full run (a few minutes on 2 cores) is shared by the tests of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import BIN, REPO
+
+pytestmark = pytest.mark.workflow
+
+ARTIFACTS = [
+    "results/raw/synth_hh.jsonl",
+    "results/raw/synth_shp.jsonl",
+    *[f"results/data/{d}/{f}" for d in ("synth_hh", "synth_shp") for f in ("normalized.jsonl", "rejects.jsonl",
+                                                                           "stats.json")],
+    "results/data/train.jsonl",
+    "results/data/test.jsonl",
+    "results/data/rejects.jsonl",
+    "results/data/stats.json",
+    "results/model/base/model.safetensors",
+    "results/model/base/tokenizer.json",
+    "results/model/base/chat_template.jinja",
+    "results/sft/model/model.safetensors",
+    "results/sft/metrics.json",
+    "results/sft/log_history.jsonl",
+    "results/dpo/model/model.safetensors",
+    "results/dpo/adapter/adapter_model.safetensors",
+    "results/dpo/metrics.json",
+    "results/dpo/log_history.jsonl",
+    *[f"results/eval/{m}/{f}" for m in ("base", "sft", "dpo") for f in ("metrics.json", "generations.jsonl")],
+    "results/report/report.md",
+    "results/report/report.html",
+]
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = REPO / "config.yaml") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+               str(configfile), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
+    """Rule names from a dry run's job table."""
+    table = result.stdout.split("Job stats:")[-1]
+    return set(re.findall(r"^(\w+)\s+\d+$", table, flags=re.M)) - {"total"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir, "--cores", "all")
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir
+
+
+def metrics(run_dir: Path, model: str) -> dict:
+    return json.loads((run_dir / f"results/eval/{model}/metrics.json").read_text())["metrics"]
+
+
+def test_every_artifact_is_made(run_dir):
+    missing = [a for a in ARTIFACTS if not (run_dir / a).is_file() or (run_dir / a).stat().st_size == 0]
+    assert not missing
+    for rule_log in ("logs/train_sft.log", "logs/train_dpo.log", "benchmarks/train_dpo.tsv"):
+        assert (run_dir / rule_log).is_file()
+
+
+def test_dpo_measurably_moved_the_model(run_dir):
+    dpo, sft = metrics(run_dir, "dpo"), metrics(run_dir, "sft")
+    assert dpo["implicit_reward_accuracy"] >= 0.75
+    assert dpo["judge_accuracy"] >= sft["judge_accuracy"]
+    assert metrics(run_dir, "base")["implicit_reward_accuracy"] == 0.0
+
+
+def test_a_second_run_has_nothing_to_do(run_dir):
+    result = snakemake(run_dir, "--cores", "all", "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["eval"]["max_new_tokens"] = 16
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    dry = snakemake(run_dir, "--cores", "all", "-n", configfile=changed)
+    assert dry.returncode == 0, dry.stderr
+    assert planned_rules(dry) == {"evaluate_model", "render_report", "all"}
+    sft_weights = run_dir / "results/sft/model/model.safetensors"
+    before = sft_weights.stat().st_mtime_ns
+    result = snakemake(run_dir, "--cores", "all", configfile=changed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sft_weights.stat().st_mtime_ns == before
+    assert json.loads((run_dir / "results/eval/dpo/metrics.json").read_text())["settings"]["max_new_tokens"] == 16
+
+
+def test_a_config_error_stops_before_any_rule(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text((REPO / "config.yaml").read_text().replace("beta: 0.1", "beta: -0.5"))
+    result = snakemake(tmp_path, "--cores", "1", configfile=bad)
+    assert result.returncode != 0
+    line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "beta: -0.5" in l)
+    assert f"{bad}:{line}: dpo.beta: expected a number > 0, got -0.5" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_and_format_are_clean():
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    lint = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Congratulations" in lint.stdout + lint.stderr
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True,
+                         text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
