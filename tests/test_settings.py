@@ -67,3 +67,15 @@ def test_non_default_values_round_trip():
 def test_bad_settings_name_their_key(build, key):
     with pytest.raises(ConfigError, match=f"^{key}: expected"):
         build()
+
+
+def test_optional_lists_round_trip():
+    import shlex
+
+    parser = argparse.ArgumentParser()
+    DPOSettings.add_arguments(parser)
+    for weights in (None, [1.0, 0.5]):
+        settings = DPOSettings(loss_type=["sigmoid", "sft"], loss_weights=weights)
+        assert DPOSettings.from_args(parser.parse_args(shlex.split(to_cli_flags(settings.to_dict())))) == settings
+    with pytest.raises(ConfigError, match="loss_weights: expected one weight per loss_type"):
+        DPOSettings(loss_type=["sigmoid"], loss_weights=[1.0, 2.0])

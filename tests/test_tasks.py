@@ -32,6 +32,21 @@ def test_judge_is_strict_about_case_and_content():
     assert tasks.judge("Sort these digits: 3 1 2", "3 2 1") is False
 
 
-def test_garbled_answers_are_not_empty():
+def test_garbled_answers_are_wrong_and_made_of_answer_characters():
     rng = random.Random(0)
-    assert all(tasks.garble(rng, "x").strip() for _ in range(500))
+    for right in ("x", "17", "ABC", "1 2 9"):
+        for _ in range(300):
+            garbled = tasks.garble(rng, right)
+            assert garbled.strip() and garbled != right
+            assert all(c.isalnum() or c == " " for c in garbled)
+
+
+def test_near_misses_differ_in_exactly_one_character_of_the_same_kind():
+    rng = random.Random(1)
+    for right in ["17", "ABC", "1 2 9", "x"]:
+        for _ in range(100):
+            miss = tasks.near_miss(rng, right)
+            diffs = [(a, b) for a, b in zip(right, miss) if a != b]
+            assert len(miss) == len(right) and len(diffs) == 1
+            a, b = diffs[0]
+            assert a.isdigit() == b.isdigit() and a.isupper() == b.isupper()

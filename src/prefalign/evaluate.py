@@ -37,7 +37,7 @@ class EvalSettings(Settings):
     reference_name: str = field(default="reference", metadata={"help": "label of its reference checkpoint"})
     beta: float = field(default=0.1, metadata={"help": "beta of the implicit reward (use the DPO beta)"})
     max_pairs: int | None = field(default=None, metadata={"help": "score at most this many test pairs; none = all"})
-    judge_prompts: int = field(default=300, metadata={"help": "distinct test prompts answered and judged"})
+    judge_prompts: int = field(default=500, metadata={"help": "distinct test prompts answered and judged (at most)"})
     max_new_tokens: int = field(default=24, metadata={"help": "longest generated answer (tokens)"})
     batch_size: int = field(default=64, metadata={"help": "sequences per forward pass"})
     seed: int = field(default=1234, metadata={"help": "random seed"})

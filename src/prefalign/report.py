@@ -87,6 +87,12 @@ def fmt(value, spec: str) -> str:
     return format(value, spec)
 
 
+def shown(answer: str, limit: int = 40) -> str:
+    """An answer as a table cell: escapes visible (a base model writes control bytes), cut short."""
+    text = json.dumps(answer, ensure_ascii=False)[1:-1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def summary_lines(run: RunOutputs) -> list[str]:
     ev = {name: data["metrics"] for name, data in run.evaluations.items()}
     lines = []
@@ -101,8 +107,11 @@ def summary_lines(run: RunOutputs) -> list[str]:
             f" -> DPO {ev['dpo']['judge_accuracy']:.3f}."
         )
     first = run.training["dpo"]["train"].get("first_loss")
-    if first is not None:
-        lines.append(f"DPO loss at the first logged step: {first:.4f} (ln 2 = 0.6931 when policy = reference).")
+    if first is not None and run.training["dpo"]["settings"].get("loss_type") == ["sigmoid"]:
+        lines.append(f"DPO loss at step 1: {first:.4f} (ln 2 = 0.6931 is expected there: policy = reference).")
+    elif first is not None:
+        losses = " + ".join(run.training["dpo"]["settings"]["loss_type"])
+        lines.append(f"DPO loss ({losses}) at step 1: {first:.4f}; at the end: {run.training['dpo']['train']['loss']:.4f}.")
     return lines
 
 
@@ -148,7 +157,7 @@ def generations_table(run: RunOutputs, limit: int) -> tuple[list[str], list[list
         cells = [g["prompt"], g["expected"] or ""]
         for n in names:
             other = by_id[n].get(g["id"])
-            cells.append("" if other is None else f"{other['answer']} {'✓' if other['correct'] else '✗'}")
+            cells.append("" if other is None else f"{shown(other['answer'])} {'✓' if other['correct'] else '✗'}")
         rows.append(cells)
     return header, rows
 
@@ -226,6 +235,7 @@ def render_markdown(run: RunOutputs, settings: ReportSettings) -> str:
     out += ["## Training\n", "Curves are plotted in report.html.\n"]
     for step in ("sft", "dpo"):
         train = run.training[step]["train"]
+        out.append(f"### {step.upper()}\n")
         out.append(md_table(["metric", "value"], [[k, fmt(v, ".4g") if isinstance(v, float) else str(v)]
                                                   for k, v in train.items()]))
     out += ["## Data ledger\n", md_table(*ledger_table(run)), "", md_table(*split_table(run))]
@@ -275,6 +285,7 @@ def render_html(run: RunOutputs, settings: ReportSettings, images: dict[str, str
     parts += ["</ul>", "<h2 id=evaluation>Evaluation on the held-out split</h2>",
               html_table(*metrics_table(run), table_id="summary-table"), "<h2 id=training>Training</h2>"]
     for step in ("sft", "dpo"):
+        parts.append(f"<h3>{step.upper()}</h3>")
         if step in images:
             parts.append(f"<img alt='{step} training curves' src='data:image/png;base64,{images[step]}'>")
         train = run.training[step]["train"]

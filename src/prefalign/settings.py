@@ -74,7 +74,11 @@ class Settings:
 
 
 def to_cli_flags(section: dict[str, Any], keys: typing.Iterable[str] | None = None) -> str:
-    """Render a config section as the flags `Settings.add_arguments` parses (shell-quoted)."""
+    """Render a config section as the flags `Settings.add_arguments` parses (shell-quoted).
+
+    None values are left out: every optional setting defaults to None, so a missing flag
+    means the same thing.
+    """
     parts: list[str] = []
     for key in keys if keys is not None else section:
         value = section[key]
@@ -85,7 +89,7 @@ def to_cli_flags(section: dict[str, Any], keys: typing.Iterable[str] | None = No
             parts.append(flag)
             parts.extend(shlex.quote(str(v)) for v in value)
         elif value is None:
-            parts.extend([flag, "none"])
+            continue
         else:
             parts.extend([flag, shlex.quote(str(value))])
     return " ".join(parts)

@@ -81,10 +81,8 @@ def make_pair(rng: random.Random, settings: SyntheticSettings, turns: int = 0) -
     right = task.solve(*args)
     if rng.random() < settings.garbled_fraction:
         wrong = task_lib.garble(rng, right)
-        if wrong == right:
-            wrong = task.wrong(rng, args)
     else:
-        wrong = task.wrong(rng, args)
+        wrong = task_lib.wrong_answer(rng, task, args)
     return Pair(history, question, right, wrong)
 
 

@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 LETTERS = string.ascii_lowercase
+# Sizes are small on purpose: a 0.5 M-parameter model trained for a minute on a CPU should
+# get a fair share right, so that what DPO changes in its answers can be seen.
+MAX_ADDEND = 9
+MAX_NUMBER = 49
+WORD_LENGTH = (2, 4)
+DIGITS_TO_SORT = (3, 4)
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,7 @@ class Task:
     wrong: Callable[[random.Random, tuple], str]  # a plausible, incorrect answer
 
 
-def _word(rng: random.Random, low: int = 3, high: int = 5) -> str:
+def _word(rng: random.Random, low: int = WORD_LENGTH[0], high: int = WORD_LENGTH[1]) -> str:
     return "".join(rng.choice(LETTERS) for _ in range(rng.randint(low, high)))
 
 
@@ -42,7 +48,7 @@ def _other(rng: random.Random, right: str, candidates: Callable[[], str]) -> str
 
 
 def _make_add(rng):
-    a, b = rng.randint(0, 49), rng.randint(0, 49)
+    a, b = rng.randint(0, MAX_ADDEND), rng.randint(0, MAX_ADDEND)
     return f"What is {a} + {b}?", (a, b)
 
 
@@ -72,7 +78,7 @@ def _wrong_reverse(rng, args):
 
 
 def _make_sort(rng):
-    digits = [str(rng.randint(0, 9)) for _ in range(rng.randint(3, 5))]
+    digits = [str(rng.randint(0, 9)) for _ in range(rng.randint(*DIGITS_TO_SORT))]
     return f"Sort these digits: {' '.join(digits)}", tuple(digits)
 
 
@@ -94,7 +100,7 @@ def _wrong_sort(rng, args):
 
 
 def _make_count(rng):
-    word = _word(rng, 2, 8)
+    word = _word(rng, 2, 6)
     return f"How many letters are in the word {word}?", (word,)
 
 
@@ -122,7 +128,7 @@ def _wrong_upper(rng, args):
 
 
 def _make_larger(rng):
-    a, b = rng.sample(range(0, 100), 2)
+    a, b = rng.sample(range(0, MAX_NUMBER + 1), 2)
     return f"Which is larger, {a} or {b}?", (a, b)
 
 
@@ -131,7 +137,7 @@ def _wrong_larger(rng, args):
 
 
 def _make_next(rng):
-    n = rng.randint(0, 98)
+    n = rng.randint(0, MAX_NUMBER - 1)
     return f"What number comes after {n}?", (n,)
 
 
@@ -166,11 +172,48 @@ TASKS: dict[str, Task] = {
 }
 
 
-def garble(rng: random.Random, like: str) -> str:
-    """A garbled answer: random letters, digits and spaces about as long as the right one."""
-    alphabet = LETTERS + string.digits + "  "
-    text = "".join(rng.choice(alphabet) for _ in range(max(2, len(like) + rng.randint(-1, 3)))).strip()
-    return text or "?"
+def near_miss(rng: random.Random, right: str) -> str:
+    """The right answer with one character replaced by another of its kind (digit, letter, case).
+
+    These are the mistakes a small model makes most, so they are the pairs that teach it most.
+    """
+    positions = [i for i, c in enumerate(right) if c.isalnum()]
+    if not positions:
+        return right + "?"
+    i = rng.choice(positions)
+    pool = string.digits if right[i].isdigit() else (string.ascii_uppercase if right[i].isupper() else LETTERS)
+    replacement = rng.choice([c for c in pool if c != right[i]])
+    return right[:i] + replacement + right[i + 1 :]
+
+
+def wrong_answer(rng: random.Random, task: Task, args: tuple, near_miss_share: float = 0.5) -> str:
+    """A plausible wrong answer: the task's typical error, or a one-character near miss."""
+    if rng.random() < near_miss_share:
+        return near_miss(rng, task.solve(*args))
+    return task.wrong(rng, args)
+
+
+def garble(rng: random.Random, right: str) -> str:
+    """A garbled answer: the right one mangled, or the answer to some other question.
+
+    Garbles are made of the same characters real answers use (digits, letters, spaces):
+    random byte soup would teach DPO to avoid ordinary answer tokens altogether.
+    """
+    kind = rng.random()
+    if kind < 0.4:  # an answer to a different question, often of another type
+        task = TASKS[rng.choice(list(TASKS))]
+        _, args = task.make(rng)
+        answer = task.solve(*args)
+    elif kind < 0.7 and len(set(right)) > 1:  # the right characters in the wrong order
+        letters = list(right)
+        rng.shuffle(letters)
+        answer = " ".join("".join(letters).split())
+    elif kind < 0.85:  # stutter: a piece repeated
+        cut = rng.randint(1, len(right))
+        answer = right[:cut] + right[:cut] + right[cut:]
+    else:  # cut short, or run on
+        answer = right[: max(1, len(right) // 2)] if len(right) > 1 else right + right
+    return answer if answer != right else near_miss(rng, right)
 
 
 def parse(prompt: str) -> tuple[Task, tuple[str, ...]] | None:

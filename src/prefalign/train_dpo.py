@@ -32,7 +32,13 @@ class DPOSettings(training.TrainSettings):
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate"})
     use_lora: bool = field(default=True, metadata={"help": "train LoRA adapters instead of all weights"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta: strength of the pull towards the reference"})
-    loss_type: list[str] = field(default_factory=lambda: ["sigmoid"], metadata={"help": "TRL loss type(s)"})
+    loss_type: list[str] = field(
+        default_factory=lambda: ["sigmoid"],
+        metadata={"help": "TRL loss type(s); several are summed ([sigmoid, sft] = DPO + NLL on chosen, as in RPO)"},
+    )
+    loss_weights: list[float] | None = field(
+        default=None, metadata={"help": "weight of each loss_type, in the same order; none = all 1"}
+    )
     precompute_ref_log_probs: bool = field(
         default=False, metadata={"help": "score the reference once before training and keep no reference model"}
     )
@@ -42,6 +48,8 @@ class DPOSettings(training.TrainSettings):
         check(self.beta > 0, "beta", "a number > 0", self.beta)
         bad = [t for t in self.loss_type if t not in LOSS_TYPES]
         check(bool(self.loss_type) and not bad, "loss_type", f"a list from {', '.join(LOSS_TYPES)}", self.loss_type)
+        check(self.loss_weights is None or len(self.loss_weights) == len(self.loss_type), "loss_weights",
+              f"one weight per loss_type ({len(self.loss_type)})", self.loss_weights)
 
 
 def dpo_dataset(records: list[dict]):
@@ -70,6 +78,7 @@ def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, sett
             **training.trainer_kwargs(settings, resolved, Path(scratch)),
             beta=settings.beta,
             loss_type=list(settings.loss_type),
+            loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
             precompute_ref_log_probs=settings.precompute_ref_log_probs,
         )
         trainer = DPOTrainer(

@@ -102,6 +102,7 @@ def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path
         adam_beta2=settings.adam_beta2,
         max_length=settings.max_length,
         logging_steps=settings.logging_steps,
+        logging_first_step=True,  # step 1 is the sanity check: DPO's sigmoid loss is ln 2 there
         save_strategy="no",
         report_to="none",
         seed=settings.seed,
