@@ -75,6 +75,17 @@ def eval_inputs(wildcards):
     }
 
 
+def gpu_resources():
+    """Snakemake resources of the training rules: gpu (and gpu_model) when config gpu.count > 0."""
+    gpu = config["gpu"]
+    if gpu["count"] == 0:
+        return {}
+    resources = {"gpu": gpu["count"]}
+    if gpu["model"]:
+        resources["gpu_model"] = gpu["model"]
+    return resources
+
+
 def dpo_outputs():
     outputs = {
         "model": directory("results/dpo/model"),

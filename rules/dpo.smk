@@ -14,6 +14,8 @@ rule train_dpo:
     container:
         config["containers"]["cpu"]
     threads: config["threads"]
+    resources:
+        **gpu_resources(),
     params:
         flags=flags("dpo"),
         adapter=lambda wildcards, output: (

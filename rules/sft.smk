@@ -17,6 +17,8 @@ rule train_sft:
     container:
         config["containers"]["cpu"]
     threads: config["threads"]
+    resources:
+        **gpu_resources(),
     params:
         flags=flags("sft"),
     shell:
