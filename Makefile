@@ -15,7 +15,7 @@ CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: all run test test-fast lint format-check lock bench clean venv
+.PHONY: all run test test-fast lint lock lock-gpu bench clean venv
 
 all: run
 
@@ -47,6 +47,13 @@ lock: venv
 	UV_FIND_LINKS=$${PIP_FIND_LINKS:-} $(BIN)/python -m uv pip compile envs/cpu.in --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-emit-package torch \
 	  --index-url https://pypi.org/simple -o envs/cpu.lock.txt
+
+# The gpu environment (Unsloth's pins) for CUDA images and GPU nodes: Linux x86-64, Python 3.12.
+lock-gpu: venv
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(BIN)/python -m uv pip compile envs/gpu.in --override envs/gpu-overrides.txt --generate-hashes \
+	  --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+	  --index-url https://pypi.org/simple -o envs/gpu.lock.txt
 
 bench: venv
 	python bench/workflow_wall.py
