@@ -169,5 +169,6 @@ def test_snakemake_log_parsing():
     assert check.job_table(log) == Counter(all=1, train_sft=1)
     assert check.submitted_job_ids(log) == {"7"}
     assert check.rule_threads(log) == {"train_sft": 2, "all": 1}
+    assert check.gpu_tagged_rules(log) == {"train_sft"}
     with pytest.raises(ValueError, match="slurm executor"):
         check.slurm_run_id("no id here")

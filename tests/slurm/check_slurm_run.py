@@ -42,7 +42,7 @@ BIN = Path(sys.executable).parent
 PROFILE = REPO / "profiles" / "slurm"
 GPU_OVERLAY = "gpu:\n  count: 1\n  model: fake\n"
 GPU_REQUEST = "gres:gpu:fake:1"  # how SLURM 22.05 records `--gpus=fake:1` (TresPerJob)
-GPU_RULES = {"train_sft", "train_dpo"}  # rules.smk: resources **gpu_resources()
+GPU_RULES = {"train_sft", "train_dpo"}  # rules/sft.smk, rules/dpo.smk: resources **gpu_resources()
 PARTITIONS = {"PREFALIGN_SLURM_PARTITION": "cpu", "PREFALIGN_SLURM_GPU_PARTITION": "gpu"}
 
 
@@ -103,6 +103,11 @@ def rule_threads(log: str) -> dict[str, int]:
             found = re.search(r"^\s+threads: (\d+)$", block, flags=re.M)
             threads[match.group(1)] = int(found.group(1)) if found else 1
     return threads
+
+
+def gpu_tagged_rules(log: str) -> set[str]:
+    """Rules whose jobs Snakemake logged with a gpu resource."""
+    return set(re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: .*\bgpu=\d", log, flags=re.M))
 
 
 # ---------------------------------------------------------------- SLURM's records
@@ -289,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_snakemake(runs)
 
-    failures = compare_artifacts(hash_results(local), hash_results(work / "slurm"))
+    local_artifacts = hash_results(local)
+    failures = compare_artifacts(local_artifacts, hash_results(work / "slurm"))
     run_id = slurm_run_id(slurm_log)
     scontrol = subprocess.run(["scontrol", "show", "job", "--details", "--oneliner"], capture_output=True,
                               text=True, check=True).stdout
@@ -300,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     expected_jobs.pop("all", None)
     failures += check_jobs(records, expected_jobs, submitted_job_ids(slurm_log), rule_threads(slurm_log),
                            defaults, per_rule)
+    if gpu_tagged_rules(slurm_log) != GPU_RULES:
+        failures.append(f"GPU-tagged rules in Snakemake's log {sorted(gpu_tagged_rules(slurm_log))}, "
+                        f"expected {sorted(GPU_RULES)}")
 
     gpu_jobs = [f"{r['JobId']} {job_rule(r)} TresPerJob={r.get('TresPerJob')} JOB_GRES={r.get('JOB_GRES')} "
                 f"Partition={r.get('Partition')}" for r in records if job_rule(r) in GPU_RULES]
@@ -307,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         print("check_slurm_run: FAILED\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
-    print(f"check_slurm_run: passed: {len(hash_results(local))} artifacts identical, {len(records)} jobs as "
+    print(f"check_slurm_run: passed: {len(local_artifacts)} artifacts identical, {len(records)} jobs as "
           "requested")
     return 0
 
