@@ -58,7 +58,7 @@ def test_profile_sends_training_to_the_gpu_partition_with_gpus_memory_and_time(t
     resources = dry_run_resources({"PREFALIGN_SLURM_PARTITION": "cpu", "PREFALIGN_SLURM_GPU_PARTITION": "gpu",
                                    "PREFALIGN_SLURM_ACCOUNT": "my_project"}, tmp_path)
     for rule in ("train_sft", "train_dpo"):
-        for item in ("mem_mb=32000", "runtime=720", "slurm_partition=gpu", "slurm_account=my_project",
+        for item in ("mem_mb=32000", "runtime=720", "nodes=1", "slurm_partition=gpu", "slurm_account=my_project",
                      "gpu=1", "gpu_model=fake"):
             assert item in resources[rule].split(", "), (rule, resources[rule])
     for rule in ("generate_synthetic_raw", "normalize_dataset", "split_dataset", "build_base_model",

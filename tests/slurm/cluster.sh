@@ -98,7 +98,7 @@ start() {
   for tool in munged slurmctld slurmd sbatch scontrol; do
     command -v "$tool" > /dev/null || die "$tool not found: apt-get install munge slurm-wlm"
   done
-  if pgrep -x slurmctld > /dev/null || pgrep -x slurmd > /dev/null; then
+  if command -v pgrep > /dev/null && { pgrep -x slurmctld > /dev/null || pgrep -x slurmd > /dev/null; }; then
     die "a slurmctld or slurmd is already running on this machine; stop it first"
   fi
   mkdir -p "$state"

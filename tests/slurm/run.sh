@@ -22,6 +22,7 @@ if ! command -v slurmctld > /dev/null || ! command -v munged > /dev/null; then
     munge slurm-wlm > /dev/null
 fi
 
+mkdir -p /run/lock
 exec 9> /run/lock/prefalign-slurm-test.lock
 flock -w 1800 9 || { echo "tests/slurm/run.sh: another SLURM test holds the lock" >&2; exit 1; }
 
