@@ -155,11 +155,16 @@ def worker(args) -> None:
         torch.cuda.reset_peak_memory_stats()
     metrics, history = train(args.workdir / "model", args.workdir / "train.jsonl", None, None, settings,
                              callbacks=[timer])
+    from prefalign.training import is_main_process, world_size
+
+    if not is_main_process():
+        return
     timed = timer.times[args.warmup:]
     step_s = statistics.median(timed)
-    tokens_per_step = args.batch * 2 * args.seq
+    tokens_per_step = args.batch * 2 * args.seq * world_size()  # every process takes its own batch
     result = {
         "setup": args.worker,
+        "gpus": world_size(),
         "resolved": metrics["resolved"],
         "steps_timed": len(timed),
         "step_s_median": step_s,
@@ -187,6 +192,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="pairs per step (default 16)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps (default 5)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
+    parser.add_argument("--gpus", default="1",
+                        help="comma-separated GPU counts per setup; >1 runs the step under `accelerate launch` (DDP)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/dpo_throughput.json", help="JSON output")
     parser.add_argument("--worker", choices=list(SETUPS), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -205,29 +212,37 @@ def main() -> None:
         print(f"model: {n_params / 1e9:.3f} B parameters; bf16 matmul peak: {peak} TFLOP/s", flush=True)
         results = {}
         for setup in setups:
-            result_path = workdir / f"{setup}.json"
-            start = time.perf_counter()
-            proc = subprocess.run([sys.executable, __file__, "--worker", setup, "--workdir", str(workdir),
-                                   "--result", str(result_path), "--seq", str(args.seq), "--batch", str(args.batch),
-                                   "--warmup", str(args.warmup), "--steps", str(args.steps)],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                results[setup] = {"setup": setup, "error": proc.stderr[-3000:]}
-                print(f"{setup}: FAILED\n{proc.stderr[-3000:]}", flush=True)
-                continue
-            result = json.loads(result_path.read_text())
-            result["wall_s"] = time.perf_counter() - start
-            if peak:
-                result["mfu"] = 8 * n_params * result["tokens_per_s"] / (peak * 1e12)
-            results[setup] = result
-            print(f"{setup}: {result['tokens_per_s']:,.0f} tokens/s, peak {result['peak_gib']} GiB, "
-                  f"step-1 loss {result['loss_step1']}", flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"partial": True, "results": results}, indent=2))
+            for gpus in [int(g) for g in args.gpus.split(",")]:
+                key = setup if gpus == 1 else f"{setup}-x{gpus}"
+                result_path = workdir / f"{key}.json"
+                worker_args = [__file__, "--worker", setup, "--workdir", str(workdir), "--result", str(result_path),
+                               "--seq", str(args.seq), "--batch", str(args.batch), "--warmup", str(args.warmup),
+                               "--steps", str(args.steps)]
+                launch = [sys.executable] if gpus == 1 else [
+                    sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus),
+                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+                start = time.perf_counter()
+                proc = subprocess.run(launch + worker_args, capture_output=True, text=True)
+                if proc.returncode != 0 or not result_path.exists():
+                    results[key] = {"setup": setup, "gpus": gpus, "error": proc.stderr[-3000:]}
+                    print(f"{key}: FAILED\n{proc.stderr[-3000:]}", flush=True)
+                    continue
+                result = json.loads(result_path.read_text())
+                result["wall_s"] = time.perf_counter() - start
+                if peak:
+                    result["mfu"] = 8 * n_params * result["tokens_per_s"] / (peak * 1e12 * gpus)
+                results[key] = result
+                print(f"{key}: {result['tokens_per_s']:,.0f} tokens/s, peak {result['peak_gib']} GiB, "
+                      f"step-1 loss {result['loss_step1']}", flush=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps({"partial": True, "results": results}, indent=2))
 
     baseline = results.get("trl-bf16", {}).get("tokens_per_s")
     base_mem = results.get("trl-bf16", {}).get("peak_gib")
-    for result in results.values():
+    for key, result in results.items():
+        single = results.get(result.get("setup"), {}).get("tokens_per_s")
+        if result.get("gpus", 1) > 1 and "tokens_per_s" in result and single:
+            result["scaling_vs_1_gpu"] = result["tokens_per_s"] / single
         if "tokens_per_s" in result and baseline:
             result["speed_vs_trl_bf16"] = result["tokens_per_s"] / baseline
         if result.get("peak_gib") and base_mem:
@@ -243,14 +258,16 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\n{'setup':14s} {'tokens/s':>10s} {'x TRL':>6s} {'peak GiB':>9s} {'x mem':>6s} {'MFU':>6s} {'step1-ln2':>10s}")
-    for setup, r in results.items():
+    print(f"\n{'setup':20s} {'tokens/s':>10s} {'x TRL':>6s} {'x 1GPU':>7s} {'peak GiB':>9s} {'x mem':>6s} "
+          f"{'MFU':>6s} {'step1-ln2':>10s}")
+    nan = float("nan")
+    for key, r in results.items():
         if "error" in r:
-            print(f"{setup:14s} failed")
+            print(f"{key:20s} failed")
             continue
-        print(f"{setup:14s} {r['tokens_per_s']:10,.0f} {r.get('speed_vs_trl_bf16', float('nan')):6.2f} "
-              f"{r['peak_gib'] or float('nan'):9.2f} {r.get('memory_vs_trl_bf16', float('nan')):6.2f} "
-              f"{r.get('mfu', float('nan')):6.1%} {r.get('step1_loss_minus_ln2', float('nan')):10.2e}")
+        print(f"{key:20s} {r['tokens_per_s']:10,.0f} {r.get('speed_vs_trl_bf16', nan):6.2f} "
+              f"{r.get('scaling_vs_1_gpu', nan):7.2f} {r['peak_gib'] or nan:9.2f} {r.get('memory_vs_trl_bf16', nan):6.2f} "
+              f"{r.get('mfu', nan):6.1%} {r.get('step1_loss_minus_ln2', nan):10.2e}")
     print(f"wrote {args.out}")
 
 

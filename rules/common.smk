@@ -86,6 +86,18 @@ def gpu_resources():
     return resources
 
 
+def launcher():
+    """The command that starts a training step: `prefalign`, or one process per GPU
+    through `accelerate launch` (DDP) when config gpu.count > 1."""
+    count = config["gpu"]["count"]
+    if count > 1:
+        return (
+            f"accelerate launch --num_processes {count} --num_machines 1"
+            " --mixed_precision no --dynamo_backend no -m prefalign"
+        )
+    return "prefalign"
+
+
 def dpo_outputs():
     outputs = {
         "model": directory("results/dpo/model"),

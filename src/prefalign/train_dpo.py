@@ -128,6 +128,8 @@ def main(args: argparse.Namespace) -> None:
     settings = DPOSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
     metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings)
+    if not training.is_main_process():  # one process writes; all trained the same model
+        return
     training.write_log_history(args.log_history, history)
     write_json(args.metrics, metrics)
     if args.environment:

@@ -92,6 +92,8 @@ def main(args: argparse.Namespace) -> None:
     settings = SFTSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
     metrics, history = train(args.base, args.train, args.out, settings)
+    if not training.is_main_process():  # one process writes; all trained the same model
+        return
     training.write_log_history(args.log_history, history)
     write_json(args.metrics, metrics)
     if args.environment:

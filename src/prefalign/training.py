@@ -79,7 +79,7 @@ class Machine:
     cuda: bool
     gpu_name: str | None = None
     compute_capability: tuple[int, int] | None = None
-    gpu_count: int = 0
+    gpu_count: int = 0  # GPUs the run trains on: one per process under `accelerate launch`
     driver: str | None = None
     unsloth_installed: bool = False
 
@@ -93,7 +93,8 @@ class Machine:
         if not torch.cuda.is_available():
             return cls(cuda=False, unsloth_installed=installed)
         props = torch.cuda.get_device_properties(0)
-        return cls(True, props.name, (props.major, props.minor), torch.cuda.device_count(), nvidia_driver(), installed)
+        count = world_size() if world_size() > 1 else 1  # GPUs this run trains on
+        return cls(True, props.name, (props.major, props.minor), count, nvidia_driver(), installed)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,25 @@ def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved
                     machine.driver, "; ".join(reasons))
 
 
+def world_size() -> int:
+    """Processes of this training run: `accelerate launch --num_processes N` sets WORLD_SIZE."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_rank() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def quiet_libraries() -> None:
     """bitsandbytes warns at import about an optional CPU kernel package it never needs here."""
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
@@ -197,7 +217,7 @@ def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": local_rank()}  # each DDP process holds its own copy
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     return model, tokenizer, lora_config(settings) if settings.use_lora else None
 
@@ -245,6 +265,10 @@ def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    if world_size() > 1:
+        # LoRA leaves most weights frozen; DDP need not search for unused parameters (and
+        # with activation checkpointing that search fails).
+        kwargs["ddp_find_unused_parameters"] = False
     if config_class is not None:
         names = {f.name for f in dataclasses.fields(config_class)}
         if "activation_checkpointing" not in names and "gradient_checkpointing" in names:
@@ -264,6 +288,8 @@ def save_trained(trainer, tokenizer_dir: Path, base_dir: Path, out: Path, settin
 
     from transformers import AutoTokenizer
 
+    if not trainer.is_world_process_zero():  # under DDP every process holds the same weights
+        return
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if not settings.use_lora:
