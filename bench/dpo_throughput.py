@@ -118,6 +118,9 @@ def matmul_peak_tflops(size: int = 8192, repeats: int = 10) -> float | None:
 
 def worker(args) -> None:
     """One setup in this process: train with prefalign's DPO step, time the steps."""
+    from prefalign.training import pin_single_gpu
+
+    pin_single_gpu()  # as the step does, before anything initializes CUDA
     if SETUPS[args.worker]["backend"] == "unsloth":
         from prefalign import unsloth_backend
 

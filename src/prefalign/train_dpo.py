@@ -66,6 +66,7 @@ def train(sft: Path, train_path: Path, out: Path | None, adapter_out: Path | Non
 
     `out=None` trains without saving (bench/dpo_throughput.py times the training alone).
     """
+    training.pin_single_gpu()
     resolved = training.resolve(settings)  # refuses impossible settings before loading anything
     print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
     if resolved.backend == "unsloth":

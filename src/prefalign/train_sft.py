@@ -37,6 +37,7 @@ def sft_dataset(records: list[dict]):
 
 def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callbacks=()):
     """Train and save the merged checkpoint to `out`; return (metrics, log history)."""
+    training.pin_single_gpu()
     resolved = training.resolve(settings)  # refuses impossible settings before loading anything
     print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
     if resolved.backend == "unsloth":

@@ -164,6 +164,19 @@ def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved
                     machine.driver, "; ".join(reasons))
 
 
+def pin_single_gpu() -> None:
+    """A step started as one process trains on one GPU, even where several are visible.
+
+    Trainer would wrap the model in nn.DataParallel, which TRL's DPOTrainer refuses; several
+    GPUs are used through `accelerate launch` (gpu.count > 1) instead. Must run before torch
+    initializes CUDA; a CUDA_VISIBLE_DEVICES set by the user or a scheduler is kept.
+    """
+    import os
+
+    if "WORLD_SIZE" not in os.environ and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+
+
 def world_size() -> int:
     """Processes of this training run: `accelerate launch --num_processes N` sets WORLD_SIZE."""
     import os
