@@ -114,3 +114,14 @@ def test_yaml_syntax_errors_name_the_line(tmp_path):
     path.write_text("seed: 1\nsft: [unclosed\n")
     with pytest.raises(ConfigError, match=r"config.yaml:\d+: not valid YAML"):
         load_config(path, SCHEMA)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate_as_overlays_of_the_default(path):
+    """configs/*.yaml are used as `--configfile` overlays on config.yaml: the merge must validate."""
+    from snakemake.utils import update_config
+
+    config = copy.deepcopy(DEFAULT)
+    update_config(config, yaml.safe_load(path.read_text()))
+    check_config(config, SCHEMA, [path])
+    step_settings(with_defaults(config, SCHEMA), [path])
