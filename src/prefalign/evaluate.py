@@ -95,12 +95,15 @@ def tokenize_pair(tokenizer, record: dict) -> tuple[list[int], list[int], list[i
 
 
 def completion_logps(model, sequences: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int):
-    """Sum of log-probs and token count of each completion given its prompt."""
+    """Sum of log-probs and token count of each completion given its prompt (in the order given)."""
     import torch
 
-    sums, counts = [], []
-    for start in range(0, len(sequences), batch_size):
-        batch = sequences[start : start + batch_size]
+    # Batches of similar lengths waste little on padding; the results go back to the input order.
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]) + len(sequences[i][1]))
+    sums, counts = [0.0] * len(sequences), [0] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        batch = [sequences[i] for i in indices]
         width = max(len(p) + len(c) for p, c in batch)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -113,8 +116,8 @@ def completion_logps(model, sequences: list[tuple[list[int], list[int]]], batch_
             logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
         target = mask[:, 1:]
-        sums.extend((logprobs * target).sum(-1).tolist())
-        counts.extend(target.sum(-1).tolist())
+        for i, total, count in zip(indices, (logprobs * target).sum(-1).tolist(), target.sum(-1).tolist()):
+            sums[i], counts[i] = total, count
     return sums, counts
 
 

@@ -96,7 +96,7 @@ def metric_intervals(evaluations: dict[str, dict], comparisons: list[dict]) -> s
     ax.set_xticks(range(len(RATES)), [label for _, label in RATES], rotation=20, ha="right", fontsize=7)
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("held-out rates, 95% intervals", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(alpha=0.3, axis="y")
     ax.tick_params(labelsize=7)
 
@@ -107,7 +107,12 @@ def metric_intervals(evaluations: dict[str, dict], comparisons: list[dict]) -> s
             continue
         se = metrics.get("kl_se") or 0.0
         ax.errorbar([i], [metrics["kl_mean"]], yerr=[1.96 * se], fmt="o", color=_color(name, i), capsize=3)
+        # Values written out: a KL of 0.1 next to one of 18 is invisible on a shared axis.
+        ax.annotate(f"{metrics['kl_mean']:.3g} ± {se:.2g}", (i, metrics["kl_mean"]), textcoords="offset points",
+                    xytext=(0, 7), ha="center", fontsize=7)
     ax.set_xticks(range(len(names)), [f"{n}\n‖ {evaluations[n].get('reference', '')}" for n in names], fontsize=7)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.margins(y=0.15)
     ax.set_title("KL(policy ‖ reference), ±1.96 SE", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     ax.tick_params(labelsize=7)
@@ -126,6 +131,7 @@ def metric_intervals(evaluations: dict[str, dict], comparisons: list[dict]) -> s
         ax.axvline(0.5, color="#999", linewidth=1, linestyle="--")
         ax.set_yticks(range(len(comparisons)), [f"{c['model']} vs {c['baseline']}" for c in comparisons], fontsize=7)
         ax.set_xlim(0, 1)
+        ax.set_ylim(-0.6, len(comparisons) - 0.4)
         ax.set_title("judge win rate, 95% intervals", fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, axis="x")
