@@ -109,7 +109,7 @@ def check_metrics(expected: dict[str, dict], sources: dict[str, dict]) -> list[d
         else:
             status = "ok" if low <= value <= high and math.isfinite(value) else "OUT"
         expected_text = f"{entry['value']:g} ± {entry['tolerance']:g}" if "value" in entry else ""
-        named = [f"{k} {entry[k]}" for k in ("min", "max") if isinstance(entry.get(k), str)]
+        named = [f"{k} {entry[k]}" for k in ("min", "max") if k in entry]
         rows.append({"metric": name, "value": value, "low": low, "high": high, "status": status,
                      "expected": "; ".join([t for t in [expected_text, *named] if t]),
                      "missing": [name] if value is None else missing})
