@@ -281,6 +281,7 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, judged: list[d
         "judge_score_mean": bootstrap(greedy_scores, settings),
         "generation_length_mean": bootstrap(lengths, settings),
         "sampled_judge_accuracy": bootstrap(sampled_correct, settings),
+        "sampled_judge_score_mean": bootstrap(sampled_scores, settings),
         "sampled_length_mean": bootstrap(sampled_lengths, settings),
         "kl_mean": {"low": kl_interval[0], "high": kl_interval[1], "method": "mean +- 1.96 SE"} if kl_interval else None,
     }
