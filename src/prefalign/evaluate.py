@@ -112,6 +112,7 @@ def completion_logps(model, sequences: list[tuple[list[int], list[int]]], batch_
             input_ids[i, : len(p) + len(c)] = torch.tensor(p + c)
             attention[i, : len(p) + len(c)] = 1
             mask[i, len(p) : len(p) + len(c)] = True
+        input_ids, attention, mask = (t.to(model.device) for t in (input_ids, attention, mask))
         with torch.no_grad():
             logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
@@ -215,6 +216,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], settings: EvalSettings
         for i, ids in enumerate(batch):
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
             attention[i, width - len(ids) :] = 1
+        input_ids, attention = input_ids.to(model.device), attention.to(model.device)
         with torch.no_grad():
             out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=settings.max_new_tokens,
                                  eos_token_id=eos, pad_token_id=pad, **decoding)
@@ -290,6 +292,15 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, judged: list[d
 
 # ---------------------------------------------------------------- the step
 
+def eval_device() -> tuple[str, dict]:
+    """Where to evaluate: the first CUDA GPU in its checkpoint's own dtype, else the CPU in fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", {"dtype": "auto"}
+    return "cpu", {}
+
+
 def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: EvalSettings):
     """(result, generation rows, pair rows) of one checkpoint against its reference."""
     runtime.setup(settings.seed, settings.threads)
@@ -299,9 +310,11 @@ def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: Ev
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
+    device, load = eval_device()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, **load).to(device).eval()
     same = Path(model_dir).resolve() == Path(reference_dir).resolve()
-    reference = model if same else AutoModelForCausalLM.from_pretrained(reference_dir, use_safetensors=True).eval()
+    reference = model if same else (
+        AutoModelForCausalLM.from_pretrained(reference_dir, use_safetensors=True, **load).to(device).eval())
 
     if settings.max_pairs is not None:
         records = records[: settings.max_pairs]
