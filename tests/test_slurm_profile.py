@@ -38,10 +38,10 @@ SYNTH = (
 )
 
 
-def dry_run_resources(env_extra: dict[str, str], tmp_path) -> dict[str, str]:
-    """Resources per rule of a dry run with profiles/slurm and the fake-GPU overlay."""
+def dry_run(env_extra: dict[str, str], tmp_path, gpu_overlay: str = check.GPU_OVERLAY) -> str:
+    """Snakemake's output of a dry run with profiles/slurm and a GPU overlay (default: the fake GPU)."""
     overlay = tmp_path / "gpu.yaml"
-    overlay.write_text(check.GPU_OVERLAY)
+    overlay.write_text(gpu_overlay)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFALIGN_SLURM_")}
     env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", **env_extra)
     result = subprocess.run(
@@ -49,9 +49,19 @@ def dry_run_resources(env_extra: dict[str, str], tmp_path) -> dict[str, str]:
          str(REPO / "config.yaml"), str(overlay), "--profile", str(REPO / "profiles" / "slurm")],
         capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    blocks = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, flags=re.M)
-    assert blocks, result.stdout[-3000:]
+    return result.stdout
+
+
+def rule_resources(output: str) -> dict[str, str]:
+    """Resources per rule from the job blocks of Snakemake's output."""
+    blocks = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", output, flags=re.M)
+    assert blocks, output[-3000:]
     return {rule: resources for rule, resources in blocks}
+
+
+def dry_run_resources(env_extra: dict[str, str], tmp_path) -> dict[str, str]:
+    """Resources per rule of a dry run with profiles/slurm and the fake-GPU overlay."""
+    return rule_resources(dry_run(env_extra, tmp_path))
 
 
 def test_profile_sends_training_to_the_gpu_partition_with_gpus_memory_and_time(tmp_path):
@@ -67,6 +77,16 @@ def test_profile_sends_training_to_the_gpu_partition_with_gpus_memory_and_time(t
         assert "slurm_partition=cpu" in items and "slurm_account=my_project" in items, (rule, items)
         assert not any(item.startswith("gpu") for item in items), (rule, items)
     assert "mem_mb=16000" in resources["evaluate_model"] and "runtime=30" in resources["render_report"]
+
+
+def test_several_gpus_are_one_request_on_one_node_and_an_accelerate_launch(tmp_path):
+    output = dry_run({}, tmp_path, "gpu:\n  count: 2\n  model: h200\n")
+    resources = rule_resources(output)
+    for rule in ("train_sft", "train_dpo"):
+        items = resources[rule].split(", ")
+        assert {"gpu=2", "gpu_model=h200", "nodes=1"} <= set(items), (rule, items)
+        assert re.search(rf"accelerate launch --num_processes 2 .*-m prefalign {rule.removeprefix('train_')} ",
+                         output), output[-3000:]
 
 
 def test_profile_without_variables_sets_no_partition_or_account(tmp_path):
