@@ -45,13 +45,6 @@ def flags(key):
     return to_cli_flags(SETTINGS[key].to_dict())
 
 
-def raw_input(wildcards):
-    dataset = config["datasets"][wildcards.dataset]
-    if dataset["source"] == "synthetic":
-        return rules.generate_synthetic_raw.output.raw.format(dataset=wildcards.dataset)
-    return dataset["path"]
-
-
 def base_model_inputs(wildcards):
     # The tiny tokenizer is trained on the train split; a pretrained model needs no data.
     if config["model"]["source"] == "tiny":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from prefalign.adapters.base import BadRecord, Rejected, Where, require
+from prefalign.adapters.base import BadRecord, Rejected, Where, require, split_conversation
 from prefalign.records import make_record, message
 
 _TURN = re.compile(r"\n\n(Human|Assistant):(?: |(?=\n)|$)")
@@ -35,18 +35,11 @@ def split_transcript(text: str, key: str) -> list[dict[str, str]]:
 def adapt(row, where: Where) -> dict:
     chosen = split_transcript(require(row, "chosen", str), "chosen")
     rejected = split_transcript(require(row, "rejected", str), "rejected")
-    for turns, key in ((chosen, "chosen"), (rejected, "rejected")):
-        if turns[-1]["role"] != "assistant":
-            raise Rejected("no_final_assistant_turn", f"{key} ends with a {turns[-1]['role']} turn")
-    if chosen[:-1] != rejected[:-1]:
+    prompt, chosen_reply = split_conversation(chosen, "chosen")
+    rejected_prompt, rejected_reply = split_conversation(rejected, "rejected")
+    if prompt != rejected_prompt:
         raise Rejected("prompt_mismatch", "chosen and rejected transcripts differ before the final assistant turn")
-    if not any(m["role"] == "user" for m in chosen[:-1]):
+    if not any(m["role"] == "user" for m in prompt):
         raise Rejected("no_prompt", "no human turn before the final assistant turn")
-    return make_record(
-        where.record_id,
-        where.dataset,
-        chosen[:-1],
-        chosen[-1]["content"],
-        rejected[-1]["content"],
-        {"file": where.file, "line": where.line, "turns": len(chosen)},
-    )
+    meta = {**where.provenance(), "turns": len(chosen)}
+    return make_record(where.record_id, where.dataset, prompt, chosen_reply, rejected_reply, meta)
