@@ -137,7 +137,7 @@ class Normalizer:
         self.ledger = Ledger(rejects_path, [("read", "row"), ("adapt", "row"), ("filter", "pair")])
         counter = self.filters.counter
         self.lengths = Lengths(counter.name if counter else None)
-        self.chunk: list[dict] = []
+        self.chunk: list[tuple] = []  # (record, where, None) or (None, where, drop) in input order
 
     # ---------------------------------------------------------------- reading
 
@@ -164,6 +164,12 @@ class Normalizer:
         self.drop(where, stage, "malformed", message)
 
     def drop(self, where, stage: str, reason: str, detail: str, record_id: str | None = None) -> None:
+        """Ledger a drop, in input order: it waits behind the records of the current chunk."""
+        self.chunk.append((None, where, (stage, reason, detail, record_id)))
+        if len(self.chunk) >= CHUNK:
+            self.flush()
+
+    def write_drop(self, where, stage: str, reason: str, detail: str, record_id: str | None = None) -> None:
         self.ledger.drop(stage, reason, id=record_id or where.record_id, source=self.settings.name, file=where.file,
                          position=(where.unit, where.line), detail=detail)
 
@@ -192,37 +198,42 @@ class Normalizer:
                 parsed.append(oasst1.parse(row, where))
             except adapters.BadRecord as exc:
                 self.bad(where, "adapt", exc.problem, exc.key)
-        unused = 0
-        for item in oasst1.build_pairs(parsed, self.settings.pairing):
+        trees = oasst1.build_pairs(parsed, self.settings.pairing)
+        stage.used = trees.used_rows
+        for item in trees.in_order():
             if isinstance(item, oasst1.Drop):
-                unused += 1
                 self.drop(item.where, "adapt", item.reason, item.detail, record_id=f"{item.where.record_id}:{item.id}")
             else:
                 stage.count_out += 1
-                where = adapters.Where(self.settings.name, self.source.label, item["meta"][self.source.unit],
-                                       self.settings.split, self.source.unit)
-                self.add(item, where)
-        stage.used = stage.count_in - sum(stage.dropped.values())
+                position = item["meta"][self.source.unit]
+                self.add(item, adapters.Where(self.settings.name, self.source.label, position, self.settings.split,
+                                              self.source.unit))
 
     # ---------------------------------------------------------------- filtering
 
     def add(self, record: dict, where) -> None:
-        self.chunk.append((record, where))
+        self.chunk.append((record, where, None))
         if len(self.chunk) >= CHUNK:
             self.flush()
 
     def flush(self) -> None:
+        """Filter the chunk's records (token counts in one batch) and write everything in order."""
         stage = self.ledger["filter"]
-        records = [record for record, _ in self.chunk]
-        for (record, where), tokens in zip(self.chunk, self.filters.token_lengths(records)):
+        records = [record for record, _, _ in self.chunk if record is not None]
+        tokens = iter(self.filters.token_lengths(records))
+        for record, where, dropped in self.chunk:
+            if record is None:
+                self.write_drop(where, *dropped)
+                continue
+            counts = next(tokens)
             stage.count_in += 1
-            verdict = self.filters.verdict(record, tokens)
+            verdict = self.filters.verdict(record, counts)
             if verdict:
-                self.drop(where, "filter", *verdict, record_id=record["id"])
+                self.write_drop(where, "filter", *verdict, record_id=record["id"])
                 continue
             stage.count_out += 1
             self.records.write(record)
-            self.lengths.add(record, tokens)
+            self.lengths.add(record, counts)
         self.chunk = []
 
     # ---------------------------------------------------------------- the run

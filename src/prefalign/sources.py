@@ -57,7 +57,7 @@ class LocalFile:
         if name.endswith(".parquet"):
             return "parquet"
         if name.endswith(".json"):
-            return "json" if self._first_byte() == b"[" else "jsonl"  # many ".json" files are JSON Lines
+            return "jsonl" if self._first_line_is_json() else "json"  # many ".json" files are JSON Lines
         raise RecordError(f"{self.path}: cannot tell the file type from its name; set file_format "
                           f"({', '.join(FILE_FORMATS[1:])})")
 
@@ -70,12 +70,16 @@ class LocalFile:
     def _open(self):
         return gzip.open(self.path, "rb") if self.path.name.lower().endswith(".gz") else open(self.path, "rb")
 
-    def _first_byte(self) -> bytes:
+    def _first_line_is_json(self) -> bool:
+        """True when the first non-blank line is a JSON object by itself: then the file is JSON Lines."""
         try:
             with self._open() as handle:
-                return handle.read(4096).lstrip()[:1]
-        except (OSError, *_GZIP_ERRORS):
-            return b""
+                for raw in handle:
+                    if raw.strip():
+                        return raw.lstrip()[:1] == b"{" and isinstance(jsonl.loads(raw), dict)
+        except (OSError, ValueError, *_GZIP_ERRORS):
+            return False
+        return False
 
     def _read_all(self) -> bytes:
         try:

@@ -25,7 +25,7 @@ A pair's ledger position is its rejected reply's row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from prefalign.adapters.base import BadRecord, Where, optional, require
 from prefalign.records import make_record, message
@@ -77,11 +77,24 @@ def parse(row, where: Where) -> Message:
                    None if rank is None else int(rank), excluded, optional(row, "message_tree_id", str), where)
 
 
-def build_pairs(parsed: Iterable[Message], pairing: str = "best_vs_rest") -> Iterator[dict | Drop]:
+@dataclass
+class Trees:
+    """What the message trees make: pairs, the rows no pair uses, and how many rows pairs use."""
+
+    pairs: list[dict]
+    drops: list[Drop]
+    used_rows: int
+
+    def in_order(self) -> list[dict | Drop]:
+        """Pairs (at their rejected reply's row) and drops, by row; stable for equal rows."""
+        return sorted([*self.pairs, *self.drops], key=lambda x: x.where.line if isinstance(x, Drop) else
+                      x["meta"][next(k for k in ("line", "row") if k in x["meta"])])
+
+
+def build_pairs(parsed: Iterable[Message], pairing: str = "best_vs_rest") -> Trees:
     """Records for every ranked sibling pair, and a Drop for every row no pair uses.
 
-    Output order is deterministic: pairs by the row of their parent prompter message, then
-    by rank; drops by row.
+    Pairs come in the order of their parent prompter message's row, then by rank.
     """
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing: expected one of {', '.join(PAIRINGS)}, got {pairing!r}")
@@ -100,6 +113,7 @@ def build_pairs(parsed: Iterable[Message], pairing: str = "best_vs_rest") -> Ite
             children.setdefault(m.parent, []).append(m)
 
     used: set[str] = set()
+    pairs: list[dict] = []
     for parent in sorted(valid.values(), key=lambda m: m.where.line):
         if parent.role != "prompter":
             continue
@@ -118,12 +132,12 @@ def build_pairs(parsed: Iterable[Message], pairing: str = "best_vs_rest") -> Ite
                     "rejected_id": rejected.id, "chosen_rank": chosen.rank, "rejected_rank": rejected.rank,
                     "lang": parent.lang}
             record_id = f"{where.dataset}/{where.split}/{parent.id}/{ci}-{ri}"
-            yield make_record(record_id, where.dataset, prompt, chosen.text, rejected.text, meta)
+            pairs.append(make_record(record_id, where.dataset, prompt, chosen.text, rejected.text, meta))
 
     for m in valid.values():
         if m.id not in used:
             drops.append(Drop(m.where, m.id, "not_in_pair", _why_unused(m)))
-    yield from sorted(drops, key=lambda d: d.where.line)
+    return Trees(pairs, sorted(drops, key=lambda d: d.where.line), len(used))
 
 
 def _pair_positions(n: int, pairing: str) -> list[tuple[int, int]]:

@@ -3,9 +3,9 @@
 Each field is a string or a list of {"role", "content"} messages:
   prompt    a string (one user turn) or the conversation so far (system/user/assistant turns);
   chosen,   a string (the assistant's reply) or a message list ending with the assistant's
-  rejected  reply; earlier turns in such a list must repeat the prompt (TRL's format) or,
-            with no prompt field configured, *are* the prompt ("implicit prompt": both
-            lists must then agree on every turn before the reply, else `prompt_mismatch`).
+  rejected  reply; earlier turns in such a list must repeat the prompt or its last turns
+            (else `prompt_mismatch`) or, with `implicit_prompt`, *are* the prompt (TRL's
+            implicit-prompt format: both lists must then agree on every turn before the reply).
 
 An optional id field is kept as `meta.source_id`; the record id stays positional
 (<dataset>/<split>/<line>) so ids are unique even where the source's are not.
@@ -34,7 +34,7 @@ def _reply(value, key: str, prompt: list[dict] | None) -> tuple[list[dict] | Non
     if isinstance(value, str):
         return None, value
     earlier, reply = split_conversation(messages(value, key, allow_string=False), key)
-    if prompt is not None and earlier and earlier != prompt:
+    if prompt is not None and earlier and earlier != prompt[-len(earlier):]:
         raise Rejected("prompt_mismatch", f"the turns before the reply in {key} differ from the prompt")
     return earlier, reply
 
