@@ -10,8 +10,8 @@ would call them duplicates although their rejected replies differ.
 How: each field of each pair gets a K-slot R-MinHash sketch from rensa (its batch API, one
 call per chunk of pairs). Candidate pairs come from locality-sensitive hashing with bands
 that span all three fields (r slots of each), so two pairs collide in a band only when all
-three fields agree on those slots; (bands, r) minimize false positives plus false negatives
-for that similarity, as datasketch does for one sketch. Candidates are then verified with
+three fields agree on those slots; r is the largest that still makes a pair whose fields all
+sit at the threshold a candidate with probability >= 0.9 (lsh_bands). Candidates are then verified with
 the exact Jaccard similarity of their shingle sets, field by field: the sketches only find
 candidates, so estimation noise (large for short fields) never decides a drop. rensa's own LSH index is not used: it can only flag rows, not
 return which earlier row they match, and the ledger names the pair each duplicate repeats.
@@ -51,25 +51,21 @@ def field_text(record: dict, key: str) -> str:
     return "\n".join(m["content"] for m in record[key])
 
 
-def lsh_bands(perms: int, threshold: float, fields: int = len(FIELDS)) -> tuple[int, int]:
-    """(bands, rows per field per band) with bands * rows = perms, minimizing FP + FN area.
+def lsh_bands(perms: int, threshold: float, fields: int = len(FIELDS), recall: float = 0.9) -> tuple[int, int]:
+    """(bands, rows per field per band), bands * rows <= perms, for the near-duplicate threshold.
 
-    A band collides with probability s^rows where s is the product of the fields'
-    similarities; near duplicates have s >= threshold^fields.
+    Two pairs collide in a band with probability s^rows, s the product of their fields'
+    similarities; the worst near duplicate has every field at the threshold, s = threshold^fields.
+    The widest bands (fewest false candidates) that still make such a pair a candidate with
+    probability >= `recall` are chosen; a pair with one field edited and two identical ones
+    (the usual near duplicate) is then a candidate with probability ~1.
     """
     target = threshold ** fields
-    grid = np.linspace(0, 1, 1001)
-    best, best_cost = (perms, 1), float("inf")
-    for rows in range(1, perms + 1):
-        if perms % rows:
-            continue
+    for rows in range(perms, 0, -1):
         bands = perms // rows
-        p = 1 - (1 - grid ** rows) ** bands
-        below = grid <= target
-        cost = np.trapezoid(p[below], grid[below]) + np.trapezoid(1 - p[~below], grid[~below])
-        if cost < best_cost:
-            best, best_cost = (bands, rows), cost
-    return best
+        if 1 - (1 - target ** rows) ** bands >= recall:
+            return bands, rows
+    return perms, 1
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
