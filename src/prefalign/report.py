@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prefalign import report_data
 from prefalign.records import load_records
 from prefalign.settings import Settings, check
 
@@ -238,7 +239,7 @@ def render_markdown(run: RunOutputs, settings: ReportSettings) -> str:
         out.append(f"### {step.upper()}\n")
         out.append(md_table(["metric", "value"], [[k, fmt(v, ".4g") if isinstance(v, float) else str(v)]
                                                   for k, v in train.items()]))
-    out += ["## Data ledger\n", md_table(*ledger_table(run)), "", md_table(*split_table(run))]
+    out += [report_data.markdown(run.datasets, run.split)]
     out += ["## Sample generations (greedy)\n", md_table(*generations_table(run, settings.sample_generations))]
     out += ["## Resolved settings\n"]
     for step, values in settings_tables(run).items():
@@ -291,7 +292,7 @@ def render_html(run: RunOutputs, settings: ReportSettings, images: dict[str, str
         train = run.training[step]["train"]
         parts.append(html_table(["metric", "value"], [[k, fmt(v, ".4g") if isinstance(v, float) else str(v)]
                                                       for k, v in train.items()]))
-    parts += ["<h2 id=data>Data ledger</h2>", html_table(*ledger_table(run)), html_table(*split_table(run)),
+    parts += [report_data.html(run.datasets, run.split),
               "<h2 id=generations>Sample generations (greedy)</h2>",
               html_table(*generations_table(run, settings.sample_generations)),
               "<h2 id=settings>Resolved settings</h2>"]
