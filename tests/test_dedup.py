@@ -2,8 +2,6 @@
 
 import random
 
-import numpy as np
-
 from prefalign.decontaminate import overlap, prompt_ngrams, question_ngrams
 from prefalign.dedup import NearDuplicates, jaccard, lsh_bands, shingles, words
 from prefalign.records import make_record, message
@@ -15,34 +13,48 @@ def test_words_and_shingles_ignore_case_and_punctuation():
     assert shingles("Short.", 3) == ["short"] and shingles("", 3) == [""]
 
 
-def test_lsh_bands_catch_near_duplicates_and_few_siblings():
+def test_lsh_bands_catch_pairs_at_the_threshold():
     for threshold in (0.5, 0.7, 0.8, 0.9):
         bands, rows = lsh_bands(128, threshold)
-        assert bands * rows <= 128
-        at_threshold = 1 - (1 - threshold ** (3 * rows)) ** bands  # all three fields exactly at the threshold
-        one_field_edited = 1 - (1 - threshold ** rows) ** bands  # the usual near duplicate: one field edited
-        assert at_threshold >= 0.9 and one_field_edited > 0.999
-    bands, rows = lsh_bands(128, 0.8)  # the default: same prompt and chosen, another rejected reply (J 0.05)
-    assert 1 - (1 - 0.05 ** rows) ** bands < 0.01
+        assert bands * rows == 128
+        assert 1 - (1 - threshold ** rows) ** bands >= 0.9
+    bands, rows = lsh_bands(128, 0.8)  # the default: pairs sharing only common words are rarely candidates
+    assert 1 - (1 - 0.3 ** rows) ** bands < 0.01
 
 
-def test_sketch_agreement_estimates_jaccard():
+def corpus(rng, n):
+    vocab = [f"w{i}" for i in range(500)]
+    text = lambda k: " ".join(rng.choice(vocab) for _ in range(k))  # noqa: E731
+    return [make_record(f"r/{i}", "s", [message("user", text(20))], text(60), text(60)) for i in range(n)]
+
+
+def edited(record, rng, new_id):
+    words = record["rejected"][0]["content"].split()
+    words[rng.randrange(len(words))] = "changed"
+    return dict(record, id=new_id, rejected=[message("assistant", " ".join(words).upper() + "!")])
+
+
+def test_near_duplicates_across_chunks_name_the_earlier_pair():
     rng = random.Random(3)
-    vocab = [f"w{i}" for i in range(400)]
-    finder = NearDuplicates(perms=128)
-    records, exact = [], []
-    for k in range(40):
-        base = [rng.choice(vocab) for _ in range(120)]
-        edited = list(base)
-        for i in rng.sample(range(120), k):
-            edited[i] = rng.choice(vocab)
-        a, b = " ".join(base), " ".join(edited)
-        records += [make_record("a", "s", [message("user", a)], a, a), make_record("b", "s", [message("user", b)], b, b)]
-        exact.append(jaccard(set(shingles(a, 3)), set(shingles(b, 3))))
-    finder.add(records)
-    sig = finder.signatures()
-    estimates = (sig[0::2, 0] == sig[1::2, 0]).mean(axis=1)
-    assert np.abs(estimates - np.array(exact)).mean() < 0.05
+    records = corpus(rng, 300)
+    records += [edited(records[5], rng, "copy/5"), edited(records[290], rng, "copy/290")]
+    dead = {290}
+    finder = NearDuplicates(load=lambda i: records[i], alive=lambda i: i not in dead)
+    matches = []
+    for start in range(0, len(records), 64):  # the copy of 5 meets it across chunks
+        matches += finder.add(records[start:start + 64])
+    assert [(m.index, m.of) for m in matches] == [(300, 5)]  # 290 was dropped before: its copy stays
+    assert matches[0].similarity[:2] == (1.0, 1.0) and 0.9 < matches[0].similarity[2] < 1.0
+
+
+def test_siblings_sharing_prompt_and_chosen_are_not_near_duplicates():
+    rng = random.Random(4)
+    base = corpus(rng, 1)[0]
+    siblings = [dict(base, id=f"s/{k}", rejected=[message("assistant", f"another reply number {k}")])
+                for k in range(6)]
+    finder = NearDuplicates(load=lambda i: siblings[i], alive=lambda i: True)
+    assert finder.add(siblings) == []
+    assert jaccard(set(shingles("a b c d", 3)), set(shingles("a b c e", 3))) == 1 / 3
 
 
 def test_decontamination_ngrams_per_turn_and_questions_only():

@@ -13,8 +13,8 @@ Stages, in order (each ledgered with its reason code):
                                    (prefalign.decontaminate); test is never changed
 
 Two passes over the inputs keep memory small: the first reads every record once and keeps
-only keys and sketches (about 1.6 KB per pair with 128-slot sketches), the second copies each
-input line unchanged to train.jsonl, test.jsonl or the ledger, in input order. The counts
+only keys per pair (the MinHash sketches live in rensa's index), the second copies each input
+line unchanged to train.jsonl, test.jsonl or the ledger, in input order. The counts
 are checked to add up (prefalign.ledger) before the step ends.
 """
 
@@ -27,7 +27,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from prefalign.filters import content_key
 from prefalign.jsonl import JsonlWriter, loads
@@ -108,41 +107,43 @@ def first_pass(inputs: list[Path], settings: SplitSettings, dedup: bool) -> Pass
     from prefalign.dedup import NearDuplicates
 
     state = Pass1()
-    near = NearDuplicates(settings.near_dup_threshold, settings.near_dup_ngram, settings.minhash_perms) \
-        if settings.near_dedup else None
     first_seen: dict[bytes, int] = {}
     chunk: list[dict] = []
-    for number, path in enumerate(inputs):
-        for line, offset, raw in read_lines(path):
-            record = parse_record(path, line, raw)
-            index = len(state.ids)
-            state.offsets.append((number, offset))
-            state.sources.append(record["source"])
-            state.ids.append(record["id"])
-            key = prompt_key(record["prompt"])
-            state.prompt_keys.append(key)
-            test = salted_fraction(settings.split_seed, key) < settings.test_fraction
-            state.test.append(test)
-            if dedup:
-                first = first_seen.setdefault(content_key(record), index)
-                if first != index:
-                    state.verdicts[index] = ("exact_dedup", "duplicate", f"same content as {state.ids[first]}")
-            if test and settings.decontaminate:
-                state.test_grams[index] = question_ngrams(record["prompt"], settings.decontam_ngram)
-            if near is not None:
-                chunk.append(record)
-                if len(chunk) >= CHUNK:
-                    near.add(chunk)
-                    chunk = []
-    if near is not None:
-        near.add(chunk)
-        live = np.array([i not in state.verdicts for i in range(len(state.ids))], dtype=bool)
-        with RecordLoader(inputs, state.offsets) as load:
-            matches = near.find(live, load)
-        for match in matches:
-            sims = ", ".join(f"{k} {s:.2f}" for k, s in zip(("prompt", "chosen", "rejected"), match.similarity))
-            state.verdicts[match.index] = ("near_dedup", "near_duplicate", f"near-identical to {state.ids[match.of]} "
-                                           f"(Jaccard of word {settings.near_dup_ngram}-grams: {sims})")
+    with RecordLoader(inputs, state.offsets) as load:
+        near = NearDuplicates(load, lambda i: i not in state.verdicts, settings.near_dup_threshold,
+                              settings.near_dup_ngram, settings.minhash_perms) if settings.near_dedup else None
+
+        def near_duplicates(records: list[dict]) -> None:
+            for match in near.add(records):
+                sims = ", ".join(f"{k} {s:.2f}" for k, s in zip(("prompt", "chosen", "rejected"), match.similarity))
+                state.verdicts[match.index] = ("near_dedup", "near_duplicate",
+                                               f"near-identical to {state.ids[match.of]} (Jaccard of word "
+                                               f"{settings.near_dup_ngram}-grams: {sims})")
+
+        for number, path in enumerate(inputs):
+            for line, offset, raw in read_lines(path):
+                record = parse_record(path, line, raw)
+                index = len(state.ids)
+                state.offsets.append((number, offset))
+                state.sources.append(record["source"])
+                state.ids.append(record["id"])
+                key = prompt_key(record["prompt"])
+                state.prompt_keys.append(key)
+                test = salted_fraction(settings.split_seed, key) < settings.test_fraction
+                state.test.append(test)
+                if dedup:
+                    first = first_seen.setdefault(content_key(record), index)
+                    if first != index:
+                        state.verdicts[index] = ("exact_dedup", "duplicate", f"same content as {state.ids[first]}")
+                if test and settings.decontaminate:
+                    state.test_grams[index] = question_ngrams(record["prompt"], settings.decontam_ngram)
+                if near is not None:
+                    chunk.append(record)
+                    if len(chunk) >= CHUNK:
+                        near_duplicates(chunk)
+                        chunk = []
+        if near is not None:
+            near_duplicates(chunk)
     apply_caps(state, settings)
     return state
 
