@@ -100,7 +100,7 @@ class NearDuplicates:
         record = record if record is not None else self.load(index)
         sets = tuple(frozenset(shingles(field_text(record, key), self.ngram)) for key in FIELDS)
         self._sets[index] = sets
-        if len(self._sets) > 8192:
+        if len(self._sets) > 1024:
             self._sets.popitem(last=False)
         return sets
 
@@ -108,8 +108,7 @@ class NearDuplicates:
         if not records:
             return []
         start, self.count = self.count, self.count + len(records)
-        tokens = [words(field_text(r, "prompt")) + words(field_text(r, "chosen")) + words(field_text(r, "rejected"))
-                  for r in records]
+        tokens = [words("\n".join(m["content"] for key in FIELDS for m in r[key])) for r in records]
         sketches = self.rensa.RMinHash.digest_matrix_from_token_sets(tokens, self.perms, self.seed)
         flags = self.lsh.insert_matrix_and_query_duplicate_flags(sketches, start)
         flagged = [k for k, flag in enumerate(flags) if flag and self.alive(start + k)]

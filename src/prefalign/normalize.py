@@ -145,12 +145,12 @@ class Normalizer:
         """(Where, row) for every parseable row; unparseable ones stop the run or go to the ledger."""
         read = self.ledger["read"]
         limit = self.settings.max_records
+        label, unit = self.source.label, self.source.unit  # once: a .json file's unit is found by reading it
         for position, row, problem in self.source.rows():
             if limit is not None and read.count_in >= limit:
                 break
             read.count_in += 1
-            where = adapters.Where(self.settings.name, self.source.label, position, self.settings.split,
-                                   self.source.unit)
+            where = adapters.Where(self.settings.name, label, position, self.settings.split, unit)
             if problem:
                 self.bad(where, "read", problem)
                 continue
