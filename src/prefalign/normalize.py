@@ -131,6 +131,7 @@ class Normalizer:
     def __init__(self, settings: NormalizeSettings, filters: FilterSettings, source, records_path: Path,
                  rejects_path: Path):
         self.settings, self.source = settings, source
+        self.label, self.unit = source.label, source.unit  # once: a .json file's unit is found by reading it
         self.filters = RecordFilters(filters, settings.languages)
         self.filter_settings = filters
         self.records = JsonlWriter(records_path)
@@ -145,7 +146,7 @@ class Normalizer:
         """(Where, row) for every parseable row; unparseable ones stop the run or go to the ledger."""
         read = self.ledger["read"]
         limit = self.settings.max_records
-        label, unit = self.source.label, self.source.unit  # once: a .json file's unit is found by reading it
+        label, unit = self.label, self.unit
         for position, row, problem in self.source.rows():
             if limit is not None and read.count_in >= limit:
                 break
@@ -205,9 +206,8 @@ class Normalizer:
                 self.drop(item.where, "adapt", item.reason, item.detail, record_id=f"{item.where.record_id}:{item.id}")
             else:
                 stage.count_out += 1
-                position = item["meta"][self.source.unit]
-                self.add(item, adapters.Where(self.settings.name, self.source.label, position, self.settings.split,
-                                              self.source.unit))
+                self.add(item, adapters.Where(self.settings.name, self.label, item["meta"][self.unit],
+                                              self.settings.split, self.unit))
 
     # ---------------------------------------------------------------- filtering
 
@@ -250,13 +250,13 @@ class Normalizer:
             self.ledger.close()
         read, adapt, filt = self.ledger["read"], self.ledger["adapt"], self.ledger["filter"]
         if read.count_in == 0 and self.settings.max_records != 0:
-            raise RecordError(f"{self.source.label}: no records (the file is empty)")
+            raise RecordError(f"{self.label}: no records (the file is empty)")
         # Tree formats: the rows used by pairs are replaced by the pairs they make.
         units_in = read.count_in - (adapt.used if adapt.used is not None else adapt.count_out) + adapt.count_out
         self.ledger.check(units_in, filt.count_out, self.records.count, self.settings.name)
         stats = {
             "dataset": self.settings.name,
-            "file": self.source.label,
+            "file": self.label,
             "format": self.settings.format,
             "rows": read.count_in,
             "in": units_in,
