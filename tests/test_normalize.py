@@ -171,6 +171,23 @@ def test_a_ten_megabyte_line_is_handled(tmp_path):
     assert len(kept[0]["chosen"][0]["content"]) == 10_000_000
 
 
+@pytest.mark.parametrize("tail, problem", [(b'"}\n', "invalid JSON"), (b'\xff"}\n', "not valid UTF-8")])
+def test_a_broken_ten_megabyte_line_is_named_or_quarantined_in_one_short_line(tmp_path, tail, problem):
+    good = json.dumps(hh("What is 1 + 1?", "2", "3")).encode() + b"\n"
+    broken = b'{"chosen": "\\n\\nHuman: a\\n\\nAssistant: ' + b"x" * 10_000_000 + b'", "rejected": "' + tail
+    if problem == "invalid JSON":
+        broken = broken.replace(b', "rejected"', b' "rejected"')  # the missing comma is 10 MB into the line
+    path = tmp_path / "raw.jsonl"
+    path.write_bytes(good + broken + good.replace(b"1 + 1", b"2 + 2"))
+    with pytest.raises(RecordError) as info:
+        run(tmp_path, path)
+    assert str(info.value).startswith(f"{path}:2: {problem}") and len(str(info.value)) < 300
+    kept, ledger, stats = run(tmp_path, path, on_bad_record="quarantine")
+    assert len(kept) == 2 and [(e["line"], e["reason"]) for e in ledger] == [(2, "malformed")]
+    assert problem in ledger[0]["detail"] and len(ledger[0]["detail"]) < 300
+    assert_reconciles(stats, kept, ledger)
+
+
 def test_max_records_reads_only_the_first_rows(tmp_path):
     path = tmp_path / "raw.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:

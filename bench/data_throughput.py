@@ -13,10 +13,10 @@ and alternating, runs
               a prompt-hash split, the same n-gram decontamination, `.to_json`.
 
 Each run is a fresh subprocess; wall time and peak RSS (ru_maxrss from wait4) are measured
-per process. Prints medians and ratios and writes bench/results/data_stage.json, with the
+per process. Prints medians and ratios and writes bench/results/data_throughput.json, with the
 ledger reconciliation and the recall of planted duplicates of the last prefalign run.
 
-    python bench/data_stage.py [--records 200000] [--repeats 3]
+    python bench/data_throughput.py [--records 200000] [--repeats 3]
 
 Figures are from a shared 2-core machine unless said otherwise: compare ratios of runs made
 side by side, not absolute times across machines.
@@ -169,7 +169,7 @@ def run_prefalign(raw: Path, out: Path) -> dict:
 def run_baseline(raw: Path, out: Path) -> dict:
     env = {**os.environ, "HF_DATASETS_CACHE": str(out / "hf-cache"), "HF_HUB_OFFLINE": "1",
            "RAYON_NUM_THREADS": "2"}
-    result = measure([sys.executable, str(Path(__file__).with_name("data_stage_baseline.py")), str(raw), str(out)],
+    result = measure([sys.executable, str(Path(__file__).with_name("data_throughput_baseline.py")), str(raw), str(out)],
                      env)
     counts = json.loads(result.pop("output").strip().splitlines()[-1])
     return {**result, "counts": counts}
@@ -219,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000, help="raw pairs to generate (default 200000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side, alternating (default 3)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench/results/data_stage.json", help="JSON output")
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/data_throughput.json", help="JSON output")
     parser.add_argument("--note", default="shared 2-core machine, other jobs running", help="where it ran")
     args = parser.parse_args()
 
@@ -258,7 +258,7 @@ def main() -> None:
 
     report = {
         "what": "hh-rlhf-shaped pairs through normalize + filters + exact and near dedup + split + decontamination: "
-                "prefalign CLI vs a hand-written datasets script (bench/data_stage_baseline.py), same input",
+                "prefalign CLI vs a hand-written datasets script (bench/data_throughput_baseline.py), same input",
         "records": args.records, "repeats": args.repeats, "note": args.note,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         **summary, "speedup_wall": round(speedup, 2), "memory_ratio_baseline_over_prefalign": round(memory, 2),

@@ -1,4 +1,4 @@
-"""The baseline of bench/data_stage.py: the `datasets` script a user would write by hand.
+"""The baseline of bench/data_throughput.py: the `datasets` script a user would write by hand.
 
 Same work as prefalign's data stage on hh-rlhf rows, written the straightforward way:
 load_dataset("json"), .map to split the transcripts, .filter for empty, identical and too
@@ -6,7 +6,7 @@ long pairs, a set for exact duplicates, rensa's RMinHashDeduplicator as its READ
 for near duplicates, a prompt-hash split, the same 8-gram decontamination, .to_json. It keeps
 no ledger: what it dropped is only a difference of counts, printed as the last line (JSON).
 
-    python bench/data_stage_baseline.py RAW.jsonl OUT_DIR
+    python bench/data_throughput_baseline.py RAW.jsonl OUT_DIR
 """
 
 import hashlib
