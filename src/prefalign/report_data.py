@@ -116,7 +116,8 @@ def svg_histogram(title: str, hist: dict) -> str:
     top = max(counts[f][i] for f in FIELDS for i in shown)
     bar, gap, height, left, bottom = 7, 8, 90, 6, 34
     width = left + len(shown) * (3 * bar + gap) + 6
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + bottom + 18}' "
+    # Inline SVG in HTML needs no xmlns; without it the page names no outside address at all.
+    parts = [f"<svg width='{width}' height='{height + bottom + 18}' "
              f"role='img' aria-label='{escape.escape(title, quote=True)}'>",
              f"<text x='{left}' y='12' font-size='11'>{escape.escape(title)}</text>"]
     for k, i in enumerate(shown):
