@@ -86,7 +86,8 @@ def test_base_model_is_safetensors_with_a_chat_template(chain):
 def test_sft_and_dpo_write_checkpoints_and_trl_metrics(chain):
     sft = json.loads((chain / "sft/metrics.json").read_text())
     assert sft["train"]["steps"] == 20 and sft["resolved"] == {
-        "backend": "trl", "precision": "fp32", "device": "cpu", "gpu_name": None, "compute_capability": None}
+        "backend": "trl", "precision": "fp32", "device": "cpu", "gpu_name": None, "compute_capability": None,
+        "gpu_count": 0, "driver": None, "why": "backend auto: no CUDA GPU; precision auto: fp32 on the CPU"}
     dpo = json.loads((chain / "dpo/metrics.json").read_text())
     assert dpo["train"]["steps"] == 6
     # Policy = reference at the first step, so the sigmoid DPO loss is ln 2.

@@ -30,6 +30,9 @@ STEPS = {
     "dpo": ("prefalign.train_dpo", "direct preference optimization against the SFT checkpoint"),
     "evaluate": ("prefalign.evaluate", "preference and generation metrics of one checkpoint on the test split"),
     "report": ("prefalign.report", "report.md and a self-contained report.html from the run's metrics"),
+    "init": ("prefalign.init_config", "write a commented config.yaml for a model and dataset(s), preset by this machine"),
+    "config": ("prefalign.config_tool", "check (explain every error), show (resolved values) or record a config"),
+    "ab": ("prefalign.ab", "human A/B evaluation: export a blind SFT vs DPO sheet, import ratings -> win rate"),
 }
 
 
