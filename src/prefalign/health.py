@@ -3,7 +3,7 @@
 Signals (thresholds are the config's `health` section, the steps' flags of the same names):
 
 - stop: a NaN or infinite loss or gradient norm; a loss more than `spike_factor` times the
-  median of the previous `spike_window` logged losses. Training stops at once (the trainer
+  median of the previous `spike_window` logged losses (from the third logged loss on). Training stops at once (the trainer
   ends its loop, so TensorBoard keeps the events up to the stop) and the step fails with
   TrainingHealthError: what happened, at which step, and the advice (lower the learning rate,
   for DPO towards 1e-6, or beta).
@@ -33,6 +33,7 @@ from prefalign.settings import ConfigError, Settings, check
 from prefalign.trainer_events import Callback
 
 ACCURACY_WINDOW = 3  # logged accuracies averaged by the accuracy checks
+MIN_SPIKE_HISTORY = 2  # logged losses before the spike check starts (one is a single noisy batch)
 
 
 @dataclass
@@ -68,7 +69,7 @@ class TrainingHealthError(ConfigError):
 
 @dataclass
 class Finding:
-    signal: str  # loss_nan, loss_spike, accuracy_high, accuracy_low, kl_high
+    signal: str  # not_finite, loss_spike, accuracy_high, accuracy_low, kl_high
     stop: bool
     step: int
     value: float
@@ -139,7 +140,7 @@ class HealthCheck:
                 what = "not a number" if math.isnan(value) else "infinite"
                 message = (f"the {'loss' if key == 'loss' else 'gradient norm'} is {value} ({what}) at step {step}: "
                            f"the updates diverged. {self._divergence_advice()}")
-                return Finding("loss_nan", self.settings.stop_on_nan, step, value, math.nan, message)
+                return Finding("not_finite", self.settings.stop_on_nan, step, value, math.nan, message)
         return None
 
     def _spike(self, logs: dict, step: int) -> Finding | None:
@@ -149,7 +150,7 @@ class HealthCheck:
         window, factor = self.settings.spike_window, self.settings.spike_factor
         recent = self.losses[-window:]
         self.losses.append(float(loss))
-        if factor == 0 or len(recent) < window:
+        if factor == 0 or len(recent) < min(MIN_SPIKE_HISTORY, window):
             return None
         reference = statistics.median(recent)
         if reference > 0 and loss > factor * reference:

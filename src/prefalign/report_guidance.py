@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 SIGNALS = {
-    "loss_nan": "NaN or infinite loss",
+    "not_finite": "NaN or infinite loss",
     "loss_spike": "loss spike",
     "accuracy_high": "preference accuracy above the overfitting bound",
     "accuracy_low": "preference accuracy stuck near chance",
