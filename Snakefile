@@ -20,6 +20,7 @@ include: "rules/eval.smk"
 include: "rules/ab.smk"
 include: "rules/config.smk"
 include: "rules/report.smk"
+include: "rules/check.smk"  # target `check` (not in `all`): results vs expected bounds
 
 
 rule all:
