@@ -225,3 +225,49 @@ def test_an_overfitting_dpo_run_is_flagged_in_log_metrics_and_report(base, tmp_p
     md = report_guidance.markdown(training, {"dpo": {"metrics": {"implicit_reward_accuracy": 0.6}}}, None)
     assert "Health warnings" in md and "DPO: accuracy_high" in md
     assert "preference accuracy above the overfitting bound" in md and "Overfitting check" in md
+
+
+# ---------------------------------------------------------------- TensorBoard, W&B, progress
+
+def test_tensorboard_events_are_written_and_change_no_result(base, tmp_path):
+    """The same SFT run with and without TensorBoard: event files, and byte-identical results."""
+    def sft(name, *extra):
+        out = tmp_path / name
+        result = run_cli("sft", "--base", base / "base", "--train", base / "train.jsonl", "--out", out / "model",
+                         "--metrics", out / "metrics.json", "--log-history", out / "log.jsonl", "--max-steps", "20",
+                         "--batch-size", "8", "--logging-steps", "5", "--threads", "1", *extra)
+        return out, result.stdout
+
+    with_tb, log = sft("tb", "--tensorboard-dir", tmp_path / "events", "--tensorboard")
+    without, _ = sft("plain", "--tensorboard-dir", tmp_path / "none", "--no-tensorboard")
+    events = list((tmp_path / "events").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0 and not list((tmp_path / "none").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = EventAccumulator(str(tmp_path / "events")).Reload().Tags()["scalars"]
+    assert "train/loss" in scalars
+    for name in ("model/model.safetensors", "log.jsonl", "metrics.json"):
+        assert (with_tb / name).read_bytes() == (without / name).read_bytes(), name
+    assert "sft: step 20/20 (100%)" in log  # progress lines in a log file (stderr is not a terminal)
+
+
+def test_wandb_without_the_package_is_refused_by_name(tmp_path):
+    from prefalign import tracking
+
+    if tracking.installed("wandb"):
+        pytest.skip("wandb is installed here")
+    with pytest.raises(Exception) as info:
+        tracking.report_to(tracking.TrackingSettings(wandb=True), None, "sft")
+    assert "wandb: expected the wandb package to be installed" in str(info.value)
+
+
+def test_evaluation_progress_bars_only_on_a_terminal(monkeypatch):
+    import sys
+
+    from prefalign import tracking
+
+    batches = range(0, 10, 5)
+    assert tracking.progress(batches, "generating") is batches  # a log file: untouched
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bar = tracking.progress(batches, "generating")
+    assert bar is not batches and list(bar) == [0, 5]

@@ -104,6 +104,15 @@ def progress_callback(step_name: str) -> ProgressLines | None:
     return None if sys.stderr.isatty() else ProgressLines(step_name)
 
 
+def progress(batches, description: str):
+    """`batches` with a progress bar on the terminal (evaluation loops); unchanged in a log file."""
+    if not sys.stderr.isatty():
+        return batches
+    from tqdm.auto import tqdm
+
+    return tqdm(batches, desc=description, unit="batch", leave=False)
+
+
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
