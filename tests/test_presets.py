@@ -160,3 +160,34 @@ def test_init_refuses_what_it_cannot_use(tmp_path):
                      tmp_path / "c.yaml", check=False)
     assert result.returncode != 0 and "missing.jsonl" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("memory, expected", [(None, "cpu-demo"), (11.6, "gpu-12gb"), (15.9, "gpu-16gb"),
+                                              (23.6, "gpu-16gb"), (79.2, "gpu-80gb"), (139.8, "gpu-80gb")])
+def test_the_preset_follows_the_gpus_memory(memory, expected):
+    assert presets.pick(memory) == expected
+
+
+@pytest.mark.parametrize("model, machine, preset, gpu_count", [
+    ("org/model@" + "a" * 40, ("NVIDIA H100 80GB HBM3", 79.2), "gpu-80gb", None),
+    ("org/model@" + "a" * 40, ("NVIDIA GeForce RTX 3060", 11.6), "gpu-12gb", None),
+    ("tiny", ("NVIDIA H100 80GB HBM3", 79.2), "cpu-demo", 1),  # from scratch: cpu-demo's values, on the GPU
+    ("org/model@" + "a" * 40, (None, None), "cpu-demo", None),
+])
+def test_init_plans_by_the_detected_gpu(tmp_path, model, machine, preset, gpu_count):
+    """A detected machine (the GPU machines are stood in for: this one has none) decides the
+    preset; the written config validates with it."""
+    import argparse
+
+    from prefalign import init_config
+
+    args = argparse.Namespace(model=model, dataset=["synthetic"], preset=None, revision=None, format=None)
+    plan = init_config.plan(args, init_config.Machine(*machine))
+    assert (plan.preset, plan.gpu_count) == (preset, gpu_count)
+    path = tmp_path / "config.yaml"
+    path.write_text(init_config.render(plan, "prefalign init (test)"))
+    config = load_config(path, SCHEMA)
+    step_settings(config, [path])
+    assert config["gpu"]["count"] == (gpu_count if gpu_count is not None else presets.PRESETS[preset]["gpu"]["count"])
+    if machine[0]:
+        assert machine[0] in path.read_text()  # the comment says what was detected
