@@ -42,8 +42,8 @@ def health_rows(training: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
             rows.append([step, "not monitored", "", "", "", ""])
             continue
         if not health["warnings"]:
-            rows.append([step, f"ok ({health['status']})", f"{health['logs_checked']} logged steps checked", "", "",
-                         ""])
+            rows.append([step, "monitor off" if health["status"] == "off" else "ok",
+                         f"{health['logs_checked']} logged steps checked", "", "", ""])
         for w in health["warnings"]:
             rows.append([step, SIGNALS.get(w["signal"], w["signal"]),
                          f"{w['first_step']}-{w['last_step']} ({w['times']}x)", f"{w['last_value']:.4g}",
