@@ -17,6 +17,8 @@ include: "rules/model.smk"
 include: "rules/sft.smk"
 include: "rules/dpo.smk"
 include: "rules/eval.smk"
+include: "rules/ab.smk"
+include: "rules/config.smk"
 include: "rules/report.smk"
 include: "rules/check.smk"  # target `check` (not in `all`): results vs expected bounds
 

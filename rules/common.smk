@@ -2,6 +2,7 @@
 # Validation runs once, here, before any rule: a bad key stops the workflow with the file,
 # line and key, what was expected, and the key's description.
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from prefalign.config import check_config, load_schema, step_settings
+from prefalign.config import apply_presets, check_config, load_schema, step_settings
+from prefalign.config_tool import key_paths as config_key_paths
 from prefalign.evaluate import REFERENCES
 from prefalign.settings import ConfigError, to_cli_flags
 
@@ -18,6 +20,10 @@ SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
 try:
     check_config(config, load_schema(SCHEMA), workflow.configfiles)
+    # The preset fills what the config leaves unset, before the schema's defaults: validation,
+    # params (rerun detection) and the steps' settings all see the resolved values.
+    USER_KEYS = sorted(config_key_paths(config))
+    PRESET = apply_presets(config, workflow.configfiles)
 except ConfigError as error:
     raise WorkflowError(str(error))
 
@@ -137,8 +143,23 @@ def dpo_outputs():
     return outputs
 
 
+def resolved_config():
+    """The resolved config with what the preset filled (the record_config rule's record)."""
+    return json.dumps(
+        {"config": config, "preset": PRESET, "user_keys": USER_KEYS}, sort_keys=True
+    )
+
+
+def ab_report_inputs():
+    """The human A/B win rate for the report, once config ab.ratings names the filled sheet."""
+    if config["ab"]["ratings"] is None:
+        return {}
+    return {"ab_result": rules.import_ab_ratings.output.win_rate}
+
+
 def all_targets():
     return [
         rules.render_report.output.md,
         rules.render_report.output.html,
+        rules.record_config.output.resolved,
     ]

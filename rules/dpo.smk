@@ -8,7 +8,8 @@ rule train_dpo:
     output:
         **dpo_outputs(),
     log:
-        "logs/train_dpo.log",
+        main="logs/train_dpo.log",
+        tensorboard=directory("logs/tensorboard/train_dpo"),
     benchmark:
         "benchmarks/train_dpo.tsv"
     container:
@@ -18,6 +19,7 @@ rule train_dpo:
         **gpu_resources(),
     params:
         flags=flags("dpo"),
+        watch=f"{flags('health')} {flags('tracking')}",
         launch=launcher(),
         adapter=lambda wildcards, output: (
             f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
@@ -25,4 +27,5 @@ rule train_dpo:
     shell:
         "{params.launch} dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
         " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} {params.flags} > {log} 2>&1"
+        " --environment {output.environment} {params.flags}"
+        " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"

@@ -11,7 +11,8 @@ rule train_sft:
         log_history="results/sft/log_history.jsonl",
         environment="results/sft/environment.json",
     log:
-        "logs/train_sft.log",
+        main="logs/train_sft.log",
+        tensorboard=directory("logs/tensorboard/train_sft"),
     benchmark:
         "benchmarks/train_sft.tsv"
     container:
@@ -21,8 +22,10 @@ rule train_sft:
         **gpu_resources(),
     params:
         flags=flags("sft"),
+        watch=f"{flags('health')} {flags('tracking')}",
         launch=launcher(),
     shell:
         "{params.launch} sft --base {input.base} --train {input.train} --out {output.model}"
         " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} {params.flags} > {log} 2>&1"
+        " --environment {output.environment} {params.flags}"
+        " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"

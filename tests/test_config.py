@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import yaml
 
-from prefalign.config import check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign.config import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
 from prefalign.settings import ConfigError
 
 from conftest import REPO
@@ -25,7 +25,7 @@ def walk(schema, path="config"):
 
 def test_the_embedded_default_is_valid():
     check_config(DEFAULT, SCHEMA, [REPO / "config.yaml"])
-    step_settings(with_defaults(DEFAULT, SCHEMA))
+    step_settings(load_config(REPO / "config.yaml", SCHEMA))
 
 
 def test_every_key_is_described_with_a_default_and_objects_are_closed():
@@ -67,7 +67,7 @@ def test_schema_defaults_match_the_steps_own_defaults():
 
 def test_errors_name_file_line_key_and_expectation(tmp_path):
     path = tmp_path / "config.yaml"
-    text = (REPO / "config.yaml").read_text().replace("learning_rate: 0.002", "learning_rate: -1")
+    text = (REPO / "config.yaml").read_text() + "\nsft:\n  learning_rate: -1\n"  # sft's values come from the preset
     text = text.replace("  test_fraction: 0.1", "  test_fraction: 0.1\n  colour: blue")
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -81,7 +81,7 @@ def test_errors_name_file_line_key_and_expectation(tmp_path):
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda c: c["dpo"].update(loss_type="sigmoid"), "dpo.loss_type: expected a list"),
+        (lambda c: c.setdefault("dpo", {}).update(loss_type="sigmoid"), "dpo.loss_type: expected a list"),
         (lambda c: c["model"].update(source="hub"), "model.source: expected one of 'tiny', 'pretrained'"),
         (lambda c: c["datasets"]["synth_hh"].update(format="csv"), "datasets.synth_hh.format: expected one of"),
         (lambda c: c.update(threads=0), "threads: expected a number >= 1"),
@@ -163,6 +163,7 @@ def test_shipped_configs_validate_as_overlays_of_the_default(path):
     config = copy.deepcopy(DEFAULT)
     update_config(config, yaml.safe_load(path.read_text()))
     check_config(config, SCHEMA, [path])
+    apply_presets(config, [path], SCHEMA)  # as rules/common.smk does
     step_settings(with_defaults(config, SCHEMA), [path])
 
 

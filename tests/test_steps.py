@@ -256,3 +256,48 @@ def test_bf16_on_cpu_is_refused_before_loading(chain, tmp_path):
                      "--out", tmp_path / "x", "--metrics", tmp_path / "m.json", "--log-history", tmp_path / "h.jsonl",
                      "--precision", "bf16", check=False)
     assert result.returncode == 2 and "precision: expected fp32 or auto" in result.stderr
+
+
+def test_ab_round_trip_puts_the_human_win_rate_in_the_report(chain, tmp_path):
+    """export -> a rater fills the sheet -> import -> `prefalign report --ab-result` shows it."""
+    import csv
+
+    ab = tmp_path / "ab"
+    run_cli("ab", "export", "--sft-generations", chain / "eval/sft/generations.jsonl", "--dpo-generations",
+            chain / "eval/dpo/generations.jsonl", "--test", chain / "data/test.jsonl", "--sheet-csv", ab / "sheet.csv",
+            "--sheet-html", ab / "sheet.html", "--key", ab / "key.json", "--items", "10",
+            "--no-skip-identical")  # 6 DPO steps leave most greedy answers as SFT's
+    key = {e["item"]: e for e in json.loads((ab / "key.json").read_text())["key"]}
+    with open(ab / "sheet.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for i, row in enumerate(rows):  # the rater prefers DPO on all but the last item
+        dpo_side = "A" if key[int(row["item"])]["A"] == "dpo" else "B"
+        row["preference"] = dpo_side if i < len(rows) - 1 else ("B" if dpo_side == "A" else "A")
+    with open(tmp_path / "ratings.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    run_cli("ab", "import", tmp_path / "ratings.csv", "--key", ab / "key.json", "--out", ab / "win_rate.json")
+    result = json.loads((ab / "win_rate.json").read_text())
+    n = len(rows)
+    assert result["win_rate"] == pytest.approx((n - 1) / n)
+    args = [  # the chain's report inputs, plus --ab-result
+        "--eval-metrics", *[chain / f"eval/{m}/metrics.json" for m in ("base", "sft", "dpo")],
+        "--generations", *[chain / f"eval/{m}/generations.jsonl" for m in ("base", "sft", "dpo")],
+        "--pairs", *[chain / f"eval/{m}/pairs.jsonl" for m in ("base", "sft", "dpo")],
+        "--comparisons", chain / "eval/compare/dpo_vs_sft.json", "--manifest", chain / "manifest.json",
+        "--dataset-stats", chain / "data/hh/stats.json", chain / "data/shp/stats.json",
+        "--split-stats", chain / "data/stats.json", "--sft-metrics", chain / "sft/metrics.json",
+        "--sft-log", chain / "sft/log_history.jsonl", "--dpo-metrics", chain / "dpo/metrics.json",
+        "--dpo-log", chain / "dpo/log_history.jsonl", "--base-info", chain / "model/base/prefalign_base.json",
+        "--environment", chain / "dpo/environment.json", "--title", "step test"]
+    run_cli("report", *args, "--ab-result", ab / "win_rate.json", "--md", tmp_path / "report.md",
+            "--html", tmp_path / "report.html")
+    low, high = result["interval"]
+    line = f"Human win rate of DPO over SFT: {result['win_rate']:.3f} [{low:.3f}, {high:.3f}] (95% interval)"
+    assert line in (tmp_path / "report.md").read_text()
+    assert "<p id=ab-win-rate>" + line in (tmp_path / "report.html").read_text()
+    # Without ratings the report says how to get them; both reports carry the training health.
+    plain = (chain / "report/report.md").read_text()
+    assert "## Human A/B evaluation" in plain and "Not rated yet" in plain
+    assert "## Training health" in plain and "## Training health" in (tmp_path / "report.md").read_text()

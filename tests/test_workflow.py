@@ -107,6 +107,82 @@ def with_config(tmp_path: Path, change) -> Path:
     path.write_text(yaml.safe_dump(config))
     return path
 
+# ---------------------------------------------------------------- guidance (issue 9)
+
+TRAINING_AND_DATA_RULES = {"generate_synthetic_raw", "normalize_dataset", "split_dataset", "build_base_model",
+                           "train_sft", "train_dpo"}
+
+
+def copy_of(run_dir: Path, tmp_path: Path) -> Path:
+    """The default run's folder, with Snakemake's records, for a test that changes it."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, symlinks=True)
+    return copy
+
+
+def test_health_tensorboard_and_the_resolved_config_are_recorded(run_dir):
+    for rule in ("train_sft", "train_dpo"):
+        assert list((run_dir / f"logs/tensorboard/{rule}").glob("events.out.tfevents.*")), rule
+    for step in ("sft", "dpo"):
+        health = json.loads((run_dir / f"results/{step}/metrics.json").read_text())["health"]
+        assert health["status"] in ("ok", "warnings") and health["logs_checked"] > 0
+    assert "health: ok" in (run_dir / "logs/train_sft.log").read_text()
+    report = (run_dir / "results/report/report.md").read_text()
+    assert "## Training health" in report and "## Human A/B evaluation" in report and "Not rated yet" in report
+    resolved = (run_dir / "results/config/resolved.yaml").read_text()
+    assert "learning_rate: 0.002  # preset cpu-demo" in resolved and "preset: cpu-demo" in resolved
+
+
+def test_init_output_runs_on_the_default_data(run_dir, tmp_path):
+    """`prefalign init` for the tiny model and the synthetic data: the same run, so Snakemake
+    reruns no data or training rule; what does rerun (the report's title differs) succeeds."""
+    from conftest import run_cli
+
+    copy = copy_of(run_dir, tmp_path)
+    config = tmp_path / "init.yaml"
+    run_cli("init", "--model", "tiny", "--dataset", "synthetic", "--out", config, cwd=tmp_path)
+    dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert not planned_rules(dry) & TRAINING_AND_DATA_RULES, planned_rules(dry)
+    weights = copy / "results/dpo/model/model.safetensors"
+    before = weights.stat().st_mtime_ns
+    result = snakemake(copy, "--cores", "all", configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert weights.stat().st_mtime_ns == before
+    assert "preset: cpu-demo" in (copy / "results/config/resolved.yaml").read_text()
+
+
+def test_ab_round_trip_through_the_workflow(run_dir, tmp_path):
+    import csv
+
+    copy = copy_of(run_dir, tmp_path)
+    result = snakemake(copy, "--cores", "all", "export_ab_sheet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    key = {e["item"]: e for e in json.loads((copy / "results/ab/key.json").read_text())["key"]}
+    with open(copy / "results/ab/sheet.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 0 < len(rows) <= 50 and (copy / "results/ab/sheet.html").is_file()
+    for row in rows:  # this rater prefers DPO on every item
+        row["preference"] = "A" if key[int(row["item"])]["A"] == "dpo" else "B"
+    ratings = tmp_path / "ratings.csv"
+    with open(ratings, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    config = with_config(tmp_path, lambda c: c["ab"].update(ratings=str(ratings)))
+    dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
+    assert planned_rules(dry) == {"import_ab_ratings", "render_report", "record_config", "all"}, dry.stdout[-2000:]
+    result = snakemake(copy, "--cores", "all", configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    win = json.loads((copy / "results/ab/win_rate.json").read_text())
+    assert win["win_rate"] == 1.0 and win["ratings"] == len(rows)
+    report = (copy / "results/report/report.md").read_text()
+    low, high = win["interval"]
+    assert f"Human win rate of DPO over SFT: 1.000 [{low:.3f}, {high:.3f}] (95% interval)" in report
+
+
 
 def test_check_passes_on_the_default_and_prints_the_table(run_dir):
     result = snakemake(run_dir, "--cores", "all", "check")
@@ -166,7 +242,7 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
     changed.write_text(yaml.safe_dump(config))
     dry = snakemake(run_dir, "--cores", "all", "-n", configfile=changed)
     assert dry.returncode == 0, dry.stderr
-    assert planned_rules(dry) == {"evaluate_model", "compare_models", "render_report", "all"}
+    assert planned_rules(dry) == {"evaluate_model", "compare_models", "render_report", "record_config", "all"}
     sft_weights = run_dir / "results/sft/model/model.safetensors"
     before = sft_weights.stat().st_mtime_ns
     result = snakemake(run_dir, "--cores", "all", configfile=changed)
@@ -177,7 +253,7 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
 
 def test_a_config_error_stops_before_any_rule(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "config.yaml").read_text().replace("beta: 0.1", "beta: -0.5"))
+    bad.write_text((REPO / "config.yaml").read_text() + "\ndpo:\n  beta: -0.5\n")  # dpo's values: the preset's
     result = snakemake(tmp_path, "--cores", "1", configfile=bad)
     assert result.returncode != 0
     line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "beta: -0.5" in l)

@@ -32,6 +32,9 @@ STEPS = {
     "compare": ("prefalign.compare", "judge win rate of one evaluated model against another, with a bootstrap interval"),
     "check": ("prefalign.check_expected", "compare a run's metrics with expected bounds; exit 1 when any is out"),
     "report": ("prefalign.report", "report.md and a self-contained report.html from the run's metrics"),
+    "init": ("prefalign.init_config", "write a commented config.yaml for a model and dataset(s), preset by this machine"),
+    "config": ("prefalign.config_tool", "check (explain every error), show (resolved values) or record a config"),
+    "ab": ("prefalign.ab", "human A/B evaluation: export a blind SFT vs DPO sheet, import ratings -> win rate"),
 }
 
 

@@ -176,7 +176,20 @@ def load_config(path: Path, schema: dict | None = None) -> dict:
     schema = schema if schema is not None else load_schema()
     config = load_yaml(path) or {}
     check_config(config, schema, [path])
+    apply_presets(config, [path], schema)
     return with_defaults(config, schema)
+
+
+def apply_presets(config: dict, sources: Iterable[Path] = (), schema: dict | None = None) -> dict:
+    """Expand `sample` caps and fill the preset's keys the config leaves unset, in place.
+
+    Call after `check_config` and before the schema's defaults are filled (the Snakefile and
+    `load_config` do), so the schema, Snakemake's params and the steps see the same values.
+    Returns what was filled (prefalign.presets.resolve).
+    """
+    from prefalign import presets
+
+    return presets.resolve(config, [Path(s) for s in sources], schema if schema is not None else load_schema())
 
 
 def _build(section: str, cls, values: dict, sources: list[Path], line_keys: list):
@@ -230,7 +243,8 @@ def filter_values(config: dict) -> dict:
 def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     """The typed settings of every step, built from a validated, defaults-filled config.
 
-    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, eval:<model>, compare, report.
+    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, eval:<model>, compare, report,
+    health, tracking, ab.
     Building them runs each step's own checks, so a value the schema allows but a step cannot
     use (hidden_size not divisible by num_heads, say) is refused before any rule runs.
     """
@@ -280,4 +294,19 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     out["compare"] = _build("eval", CompareSettings, {"bootstrap_samples": config["eval"]["bootstrap_samples"],
                                                       "seed": config["seed"]}, sources, ["eval"])
     out["report"] = _build("report", ReportSettings, config["report"], sources, ["report"])
+    out.update(guidance_settings(config, sources))
     return out
+
+
+def guidance_settings(config: dict, sources: list[Path]) -> dict[str, Any]:
+    """health and tracking (flags of sft and dpo) and ab (flags of `prefalign ab export`)."""
+    from prefalign.ab import ABSettings
+    from prefalign.health import HealthSettings
+    from prefalign.tracking import TrackingSettings
+
+    ab = {k: v for k, v in config["ab"].items() if k != "ratings"}  # ratings is an input file, not a setting
+    return {
+        "health": _build("health", HealthSettings, config["health"], sources, ["health"]),
+        "tracking": _build("tracking", TrackingSettings, config["tracking"], sources, ["tracking"]),
+        "ab": _build("ab", ABSettings, {**ab, "seed": config["seed"]}, sources, ["ab"]),
+    }

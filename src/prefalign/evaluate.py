@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import intervals, runtime, tasks
+from prefalign.tracking import progress
 from prefalign.judges import JUDGES, Judge, make_judge
 from prefalign.records import last_user_message, load_records, prompt_key, write_json, write_jsonl
 from prefalign.settings import Settings, check
@@ -101,7 +102,7 @@ def completion_logps(model, sequences: list[tuple[list[int], list[int]]], batch_
     # Batches of similar lengths waste little on padding; the results go back to the input order.
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]) + len(sequences[i][1]))
     sums, counts = [0.0] * len(sequences), [0] * len(sequences)
-    for start in range(0, len(order), batch_size):
+    for start in progress(range(0, len(order), batch_size), "log-probs"):
         indices = order[start : start + batch_size]
         batch = [sequences[i] for i in indices]
         width = max(len(p) + len(c) for p, c in batch)
@@ -208,7 +209,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], settings: EvalSettings
     decoding = dict(SAMPLING) if sample else {"do_sample": False}
     if sample:
         torch.manual_seed(settings.seed)  # the same seed gives the same samples, whatever ran before
-    for start in range(0, len(prompts), settings.batch_size):
+    for start in progress(range(0, len(prompts), settings.batch_size), "sampling" if sample else "generating"):
         batch = [prompt_ids(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign import report_data, report_plots
+from prefalign import report_data, report_guidance, report_plots
 from prefalign.records import load_records
 from prefalign.settings import Settings, check
 
@@ -418,6 +418,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, help="the run's manifest (JSON, optional): its sha256 is shown")
     parser.add_argument("--md", type=Path, required=True, help="output: report.md")
     parser.add_argument("--html", type=Path, required=True, help="output: self-contained report.html")
+    report_guidance.add_arguments(parser)
     ReportSettings.add_arguments(parser)
 
 
@@ -429,6 +430,8 @@ def main(args: argparse.Namespace) -> None:
           [str(p) for p in args.pairs])
     run = RunOutputs.load(args)
     args.md.parent.mkdir(parents=True, exist_ok=True)
-    args.md.write_text(render_markdown(run, settings), encoding="utf-8")
-    args.html.write_text(render_html(run, settings, render_images(run)), encoding="utf-8")
+    md, page = report_guidance.extend(render_markdown(run, settings), render_html(run, settings, render_images(run)),
+                                      run, args)  # training health and human A/B sections
+    args.md.write_text(md, encoding="utf-8")
+    args.html.write_text(page, encoding="utf-8")
     print(f"wrote {args.md} and {args.html}")

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign import runtime, training
+from prefalign import runtime, training, watch
 from prefalign.records import load_records, write_json
 from prefalign.settings import check
 
@@ -61,7 +61,7 @@ def dpo_dataset(records: list[dict]):
 
 
 def train(sft: Path, train_path: Path, out: Path | None, adapter_out: Path | None, settings: DPOSettings,
-          callbacks=()):
+          callbacks=(), report_to=()):
     """Train and save the merged checkpoint (and adapter); return (metrics, log history).
 
     `out=None` trains without saving (bench/dpo_throughput.py times the training alone).
@@ -82,7 +82,7 @@ def train(sft: Path, train_path: Path, out: Path | None, adapter_out: Path | Non
 
     with tempfile.TemporaryDirectory(prefix="prefalign-dpo-") as scratch:
         config = DPOConfig(
-            **training.trainer_kwargs(settings, resolved, Path(scratch), DPOConfig),
+            **training.trainer_kwargs(settings, resolved, Path(scratch), DPOConfig, report_to),
             beta=settings.beta,
             loss_type=list(settings.loss_type),
             loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
@@ -123,12 +123,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
     parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
     DPOSettings.add_arguments(parser)
+    watch.add_arguments(parser)  # health monitor, TensorBoard / W&B
 
 
 def main(args: argparse.Namespace) -> None:
     settings = DPOSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
-    metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings)
+    watcher = watch.Watch.from_args(args, "dpo", settings)
+    metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings, watcher.callbacks(),
+                             watcher.report_to)
+    metrics["health"] = watcher.check.summary()
     if not training.is_main_process():  # one process writes; all trained the same model
         return
     training.write_log_history(args.log_history, history)

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefalign import runtime, training
+from prefalign import runtime, training, watch
 from prefalign.records import load_records, write_json
 
 
@@ -35,7 +35,7 @@ def sft_dataset(records: list[dict]):
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in records])
 
 
-def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callbacks=()):
+def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callbacks=(), report_to=()):
     """Train and save the merged checkpoint to `out`; return (metrics, log history)."""
     training.pin_single_gpu()
     resolved = training.resolve(settings)  # refuses impossible settings before loading anything
@@ -52,7 +52,8 @@ def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callba
     dataset = sft_dataset(load_records(train_path))
 
     with tempfile.TemporaryDirectory(prefix="prefalign-sft-") as scratch:
-        config = SFTConfig(**training.trainer_kwargs(settings, resolved, Path(scratch), SFTConfig), packing=False)
+        config = SFTConfig(**training.trainer_kwargs(settings, resolved, Path(scratch), SFTConfig, report_to),
+                           packing=False)
         trainer = SFTTrainer(
             model=model,
             args=config,
@@ -87,12 +88,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
     parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
     SFTSettings.add_arguments(parser)
+    watch.add_arguments(parser)  # health monitor, TensorBoard / W&B
 
 
 def main(args: argparse.Namespace) -> None:
     settings = SFTSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
-    metrics, history = train(args.base, args.train, args.out, settings)
+    watcher = watch.Watch.from_args(args, "sft", settings)
+    metrics, history = train(args.base, args.train, args.out, settings, watcher.callbacks(), watcher.report_to)
+    metrics["health"] = watcher.check.summary()
     if not training.is_main_process():  # one process writes; all trained the same model
         return
     training.write_log_history(args.log_history, history)

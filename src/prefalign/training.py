@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class TrainSettings(Settings):
     lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name (cosine, linear, ...)"})
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of max_steps spent warming up (0-1)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
     max_length: int = field(default=256, metadata={"help": "longest tokenized example (tokens); longer are truncated"})
     logging_steps: int = field(default=10, metadata={"help": "log training metrics every this many steps"})
@@ -70,6 +72,8 @@ class TrainSettings(Settings):
               self.learning_rate)
         check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
+        for key in ("adam_beta1", "adam_beta2"):
+            check(0.0 < getattr(self, key) < 1.0, key, "a number in (0, 1)", getattr(self, key))
 
 
 @dataclass(frozen=True)
@@ -247,8 +251,12 @@ def lora_config(settings: TrainSettings):
     )
 
 
-def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path, config_class=None) -> dict:
+def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path, config_class=None,
+                   report_to: list[str] = ()) -> dict:
     """TrainingArguments both TRL configs accept, named for the installed TRL.
+
+    `report_to`: metric sinks (tensorboard, wandb; prefalign.tracking sets them up). Progress
+    bars are drawn when stderr is a terminal; in a log file the logged metrics are printed.
 
     TRL 1.16 (cpu environment) calls activation checkpointing `activation_checkpointing`,
     TRL 1.15 (gpu environment) `gradient_checkpointing`: the name the config class declares
@@ -264,19 +272,21 @@ def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path
         lr_scheduler_type=settings.lr_scheduler,
         warmup_steps=int(settings.warmup_ratio * settings.max_steps),
         weight_decay=settings.weight_decay,
+        adam_beta1=settings.adam_beta1,
         adam_beta2=settings.adam_beta2,
         max_length=settings.max_length,
         logging_steps=settings.logging_steps,
         logging_first_step=True,  # step 1 is the sanity check: DPO's sigmoid loss is ln 2 there
+        logging_nan_inf_filter=False,  # the health monitor must see a NaN loss, not a stand-in average
         save_strategy="no",
-        report_to="none",
+        report_to=list(report_to) or "none",
         seed=settings.seed,
         data_seed=settings.seed,
         use_cpu=resolved.device == "cpu",
         bf16=resolved.precision in ("bf16", "fp8", "4bit"),
         activation_checkpointing=checkpointing,
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        disable_tqdm=not sys.stderr.isatty(),
     )
     if world_size() > 1:
         # LoRA leaves most weights frozen; DDP need not search for unused parameters (and
