@@ -58,6 +58,14 @@ def test_a_spike_stops_but_ordinary_noise_and_a_falling_loss_do_not():
     assert feed(HealthCheck(HealthSettings(spike_factor=4), "sft", 2e-3), falling + [{"loss": 5.0}]) == []
 
 
+def test_a_small_absolute_jump_near_zero_is_noise_not_a_spike():
+    # Plain sigmoid DPO late in training: 3.2x the median, but only 0.11 nats above it.
+    low = [{"loss": v} for v in (0.06, 0.05, 0.04, 0.05, 0.05, 0.16)]
+    assert feed(HealthCheck(HealthSettings(), "dpo", 5e-6), low) == []
+    (finding,) = feed(HealthCheck(HealthSettings(spike_min_jump=0.1), "dpo", 5e-6), low)
+    assert finding.signal == "loss_spike"
+
+
 def test_the_spike_check_waits_for_two_logged_losses():
     # The first logged loss is one batch at step 1; a second that is 3x higher is not yet a spike.
     assert feed(HealthCheck(HealthSettings(), "sft", 2e-3), [{"loss": 0.1}, {"loss": 0.5}]) == []

@@ -3,7 +3,8 @@
 Signals (thresholds are the config's `health` section, the steps' flags of the same names):
 
 - stop: a NaN or infinite loss or gradient norm; a loss more than `spike_factor` times the
-  median of the previous `spike_window` logged losses (from the third logged loss on). Training stops at once (the trainer
+  median of the previous `spike_window` logged losses and above it by at least `spike_min_jump`
+  (from the third logged loss on). Training stops at once (the trainer
   ends its loop, so TensorBoard keeps the events up to the stop) and the step fails with
   TrainingHealthError: what happened, at which step, and the advice (lower the learning rate,
   for DPO towards 1e-6, or beta).
@@ -44,6 +45,9 @@ class HealthSettings(Settings):
         default=3.0, metadata={"help": "stop when a logged loss exceeds this multiple of the median of the previous "
                                        "spike_window logged losses (0: off)"})
     spike_window: int = field(default=5, metadata={"help": "logged losses the spike check compares with"})
+    spike_min_jump: float = field(
+        default=0.5, metadata={"help": "a spike must also exceed that median by this much (nats), so that a loss "
+                                       "near zero (plain DPO late in training) is not stopped for ordinary noise"})
     accuracy_high: float = field(default=0.8, metadata={"help": "dpo: warn above this preference accuracy (0-1)"})
     accuracy_low: float = field(default=0.55, metadata={"help": "dpo: warn at or below this preference accuracy (0-1)"})
     accuracy_after_steps: int = field(default=50, metadata={"help": "dpo: steps before the accuracy checks start"})
@@ -53,6 +57,7 @@ class HealthSettings(Settings):
     def __post_init__(self):
         check(self.spike_factor == 0 or self.spike_factor > 1, "spike_factor", "0 (off) or a number > 1",
               self.spike_factor)
+        check(self.spike_min_jump >= 0, "spike_min_jump", "a number >= 0", self.spike_min_jump)
         check(isinstance(self.spike_window, int) and self.spike_window >= 1, "spike_window", "an integer >= 1",
               self.spike_window)
         for key in ("accuracy_high", "accuracy_low"):
@@ -153,7 +158,7 @@ class HealthCheck:
         if factor == 0 or len(recent) < min(MIN_SPIKE_HISTORY, window):
             return None
         reference = statistics.median(recent)
-        if reference > 0 and loss > factor * reference:
+        if reference > 0 and loss > factor * reference and loss - reference > self.settings.spike_min_jump:
             message = (f"the loss jumped to {loss:.4g} at step {step}, {loss / reference:.1f}x the median "
                        f"{reference:.4g} of the previous {window} logged losses (health.spike_factor {factor:g}). "
                        f"{self._divergence_advice()}")
