@@ -86,6 +86,19 @@ def gpu_resources():
     return resources
 
 
+def container_image(name):
+    """Image containers.<name> of the config; a local file is relative to the workflow's folder."""
+    image = config["containers"][name]
+    if "://" in image:
+        return image
+    return str(Path(workflow.basedir) / image)
+
+
+def training_container():
+    """Image of the training rules: containers.gpu when they run on GPUs (config gpu.count > 0)."""
+    return container_image("gpu" if config["gpu"]["count"] > 0 else "cpu")
+
+
 def dpo_outputs():
     outputs = {
         "model": directory("results/dpo/model"),

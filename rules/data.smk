@@ -11,7 +11,7 @@ rule generate_synthetic_raw:
     wildcard_constraints:
         dataset="|".join(SYNTHETIC),
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     params:
         flags=lambda wildcards: flags(f"synth:{wildcards.dataset}"),
     shell:
@@ -30,7 +30,7 @@ rule normalize_dataset:
     benchmark:
         "benchmarks/normalize_dataset/{dataset}.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     params:
         flags=lambda wildcards: f"{flags(f'normalize:{wildcards.dataset}')} {flags('filters')}",
     shell:
@@ -51,7 +51,7 @@ rule split_dataset:
     benchmark:
         "benchmarks/split_dataset.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     params:
         flags=f"{flags('split')} {'--dedup' if config['data']['dedup'] else '--no-dedup'}",
     shell:

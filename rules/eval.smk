@@ -12,7 +12,7 @@ rule evaluate_model:
     benchmark:
         "benchmarks/evaluate_model/{model}.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: config["threads"]
     params:
         flags=lambda wildcards: flags(f"eval:{wildcards.model}"),

@@ -21,7 +21,7 @@ rule render_report:
     benchmark:
         "benchmarks/render_report.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     params:
         flags=flags("report"),
     shell:

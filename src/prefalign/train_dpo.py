@@ -94,6 +94,8 @@ def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, sett
     out.mkdir(parents=True, exist_ok=True)
     if settings.use_lora:
         if adapter_out is not None:
+            for peft_config in trainer.model.peft_config.values():
+                training.sort_set_fields(peft_config)
             trainer.model.save_pretrained(adapter_out)
         trained = trainer.model.merge_and_unload()
     else:

@@ -127,6 +127,17 @@ def lora_config(settings: TrainSettings):
     )
 
 
+def sort_set_fields(peft_config) -> None:
+    """Turn the set-valued fields of a PEFT config (target_modules, ...) into sorted lists.
+
+    PEFT writes a set field to adapter_config.json in iteration order, which follows Python's
+    string hashing, randomized per process: unsorted, the file differs from run to run.
+    """
+    for key, value in vars(peft_config).items():
+        if isinstance(value, (set, frozenset)):
+            setattr(peft_config, key, sorted(value))
+
+
 def log_history(trainer) -> list[dict]:
     """TRL's logged metrics, one dict per logging step, without the clock-dependent keys."""
     return [{k: v for k, v in entry.items() if k not in TIMING_KEYS} for entry in trainer.state.log_history]
