@@ -7,9 +7,10 @@
 #      bookworm base, podman, the pip CA as a build secret, the local torch CPU wheel) and
 #      convert it to a SIF with real Apptainer (Debian sid's, in a privileged podman
 #      container: containers/apptainer-podman.sh), recording it in a copy of config.yaml;
-#   3. run the whole default workflow twice from that config, on the host and with
-#      `--profile profiles/apptainer`, and check with containers/compare_runs.py that every
-#      artifact under results/ is bit-identical and that environment.json names the container.
+#   3. run the whole default workflow twice, on the host (config.yaml) and with
+#      `--profile profiles/apptainer` (that copy), and check with containers/compare_runs.py
+#      that every artifact under results/ is bit-identical, that each environment.json names
+#      the container, and that every job of the second run ran in the SIF.
 #
 # The host run uses Debian's python3 (3.11.2), the interpreter the image has, with the same
 # locks: the report prints the Python version, so a different patch release of Python would
@@ -32,10 +33,15 @@ cores=${CORES:-2}
 
 cleanup() {
   local status=$?
+  if [[ -n ${host_run:-} ]] && kill -0 "$host_run" 2> /dev/null; then # the host run, on failure
+    pkill -TERM -P "$host_run" 2> /dev/null || true
+    kill "$host_run" 2> /dev/null || true
+  fi
   containers/apptainer-podman.sh stop || true
   if [[ ${KEEP:-0} != 1 ]]; then
     if [[ -d $PODMAN_ROOT ]]; then
-      podman --root "$PODMAN_ROOT/storage" --runroot "$PODMAN_ROOT/run" system reset --force > /dev/null 2>&1 || true
+      podman --root "$PODMAN_ROOT/storage" --runroot "$PODMAN_ROOT/run" rm --all --force > /dev/null 2>&1 || true
+      podman --root "$PODMAN_ROOT/storage" --runroot "$PODMAN_ROOT/run" rmi --all --force > /dev/null 2>&1 || true
     fi
     rm -rf "$work" containers/prefalign-cpu-*.sif containers/prefalign-cpu.partial.sif
   fi
@@ -68,11 +74,35 @@ make --no-print-directory lock-gpu > /dev/null
 git diff --exit-code -- envs/gpu.lock.txt
 echo "envs/gpu.lock.txt: resolves to itself"
 
+step "host environment: Debian's python3 with the locks (the image's interpreter)"
+make --no-print-directory venv VENV="$work/host-venv" PYTHON=/usr/bin/python3 > /dev/null
+"$work/host-venv/bin/python" -c 'import platform, torch; print("host: Python", platform.python_version(), "torch", torch.__version__)'
+mkdir -p "$work/runs"
+
+run() { # run NAME CONFIG ARGS...: the default workflow in $work/runs/NAME
+  local name=$1 config=$2 begin
+  shift 2
+  begin=$(date +%s)
+  if ! PATH=$work/host-venv/bin:$PATH snakemake -s "$repo/Snakefile" -d "$work/runs/$name" \
+      --configfile "$config" --cores "$cores" "$@" > "$work/runs/$name.log" 2>&1; then
+    tail -n 60 "$work/runs/$name.log"
+    echo "the $name run failed" >&2
+    return 1
+  fi
+  echo "$name run: $(($(date +%s) - begin)) s"
+}
+
+# The host run does not need the image: it goes on while the image is built (its results do
+# not depend on the machine's load: the thread count is fixed by the config).
+step "the default workflow on the host (in the background)"
+run host "$repo/config.yaml" &
+host_run=$!
+
 step "start Apptainer (Debian sid, in a privileged podman container)"
-containers/apptainer-podman.sh start "$repo"
+containers/apptainer-podman.sh start "$repo" "$work"
 export PATH=$repo/containers/podman-bin:$PATH
 
-step "build the cpu image offline and convert it to a SIF"
+step "build the cpu image offline, convert it to a SIF, record it in a copy of config.yaml"
 cp config.yaml "$work/config.yaml"
 containers/build.sh --local-base --config "$work/config.yaml" cpu
 image=$(sed -n 's/^  cpu: *\([^ #]*\).*/\1/p' "$work/config.yaml")
@@ -80,25 +110,11 @@ echo "config containers.cpu: $image"
 digest=${image#containers/prefalign-cpu-}
 echo "${digest%.sif}  $image" | sha256sum --check --strict
 
-step "host environment: Debian's python3 with the locks (the image's interpreter)"
-make --no-print-directory venv VENV="$work/host-venv" PYTHON=/usr/bin/python3 > /dev/null
-"$work/host-venv/bin/python" -c 'import platform, torch; print("host run: Python", platform.python_version(), "torch", torch.__version__)'
-
-run() { # run NAME ARGS...: the default workflow in $work/runs/NAME, from the recorded config
-  local dir=$work/runs/$1
-  shift
-  local begin=$(date +%s)
-  PATH=$work/host-venv/bin:$PATH snakemake -s "$repo/Snakefile" -d "$dir" --configfile "$work/config.yaml" \
-    --cores "$cores" "$@" > "$dir.log" 2>&1 || { tail -n 60 "$dir.log"; return 1; }
-  echo "$(basename "$dir"): $(($(date +%s) - begin)) s ($dir.log)"
-}
-mkdir -p "$work/runs"
-
-step "the default workflow on the host"
-run host
+step "wait for the host run"
+wait "$host_run"
 
 step "the default workflow in the container (snakemake --profile profiles/apptainer)"
-run apptainer --profile profiles/apptainer "--apptainer-args=--nv --userns"
+run apptainer "$work/config.yaml" --profile profiles/apptainer "--apptainer-args=--nv --userns"
 
 step "compare the artifacts"
-python3 containers/compare_runs.py "$work/runs/host" "$work/runs/apptainer" --image "$image"
+"$work/host-venv/bin/python" containers/compare_runs.py "$work/runs/host" "$work/runs/apptainer" --image "$image"
