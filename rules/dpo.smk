@@ -18,10 +18,11 @@ rule train_dpo:
         **gpu_resources(),
     params:
         flags=flags("dpo"),
+        launch=launcher(),
         adapter=lambda wildcards, output: (
             f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
         ),
     shell:
-        "prefalign dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
+        "{params.launch} dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
         " --metrics {output.metrics} --log-history {output.log_history}"
         " --environment {output.environment} {params.flags} > {log} 2>&1"

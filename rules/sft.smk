@@ -21,7 +21,8 @@ rule train_sft:
         **gpu_resources(),
     params:
         flags=flags("sft"),
+        launch=launcher(),
     shell:
-        "prefalign sft --base {input.base} --train {input.train} --out {output.model}"
+        "{params.launch} sft --base {input.base} --train {input.train} --out {output.model}"
         " --metrics {output.metrics} --log-history {output.log_history}"
         " --environment {output.environment} {params.flags} > {log} 2>&1"

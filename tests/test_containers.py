@@ -87,9 +87,14 @@ def test_every_rule_takes_its_image_from_config():
         blocks = re.split(r"^rule ", path.read_text(), flags=re.M)[1:]
         for block in blocks:
             name = block.split(":", 1)[0]
+            if not re.search(r"^    (shell|run|script):", block, flags=re.M):
+                continue  # a target rule (inputs only) runs nothing
             match = re.search(r"^    container:\n        (.+)$", block, flags=re.M)
             assert match, f"{path.name}: rule {name} declares no container"
             assert match.group(1) in ('container_image("cpu")', "training_container()"), (name, match.group(1))
+
+
+TARGETS = ("all", "check")  # rules with inputs only: they run nothing, in no container
 
 
 def rule_images(tmp_path: Path, config: dict) -> dict:
@@ -101,18 +106,19 @@ def rule_images(tmp_path: Path, config: dict) -> dict:
         workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile",
                                 config_settings=ConfigSettings(configfiles=[REPO / "config.yaml"], config=config),
                                 workdir=tmp_path)
-        return {rule.name: rule.container_img for rule in workflow._workflow.rules if rule.name != "all"}
+        return {rule.name: rule.container_img for rule in workflow._workflow.rules if rule.name not in TARGETS}
 
 
-def test_training_rules_take_the_gpu_image_when_they_run_on_gpus(tmp_path):
+def test_training_and_evaluation_take_the_gpu_image_when_they_run_on_gpus(tmp_path):
     registry = f"docker://ghcr.io/example/prefalign-gpu@{DIGEST}"
     cpu_run = rule_images(tmp_path / "cpu", {"containers": {"cpu": "containers/x.sif", "gpu": registry}})
     gpu_run = rule_images(tmp_path / "gpu", {"gpu": {"count": 1, "model": None},
                                              "containers": {"cpu": "containers/x.sif", "gpu": registry}})
     local = str(REPO / "containers/x.sif")  # a local image is relative to the workflow's folder
     assert set(cpu_run.values()) == {local}
-    assert {k for k, v in gpu_run.items() if v == registry} == {"train_sft", "train_dpo"}
-    assert {v for k, v in gpu_run.items() if k not in ("train_sft", "train_dpo")} == {local}
+    on_gpus = {"train_sft", "train_dpo", "evaluate_model"}
+    assert {k for k, v in gpu_run.items() if v == registry} == on_gpus
+    assert {v for k, v in gpu_run.items() if k not in on_gpus} == {local}
 
 
 def test_the_apptainer_profile_uses_apptainer_with_nvidia_support():
