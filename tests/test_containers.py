@@ -199,6 +199,17 @@ def test_compare_runs_passes_identical_runs(runs, capsys):
     assert "identical: 2 artifacts, bit for bit" in capsys.readouterr().out
 
 
+def test_compare_runs_accepts_a_host_that_is_a_docker_container_but_not_apptainer(runs, capsys):
+    host, container, args = runs
+    path = host / "results/sft/environment.json"
+    env = json.loads(path.read_text())
+    path.write_text(json.dumps({**env, "container": {"engine": "docker"}}))  # /.dockerenv on the host
+    assert compare_runs.main(args) == 0
+    path.write_text(json.dumps({**env, "container": {"engine": "apptainer", "file": "/x.sif"}}))
+    assert compare_runs.main(args) == 1
+    assert "the host run ran in Apptainer" in capsys.readouterr().err
+
+
 def test_compare_runs_fails_on_one_changed_byte(runs, capsys):
     host, container, args = runs
     data = bytearray((container / "results/sft/model.bin").read_bytes())
