@@ -37,6 +37,12 @@ test: venv
 test-fast: venv
 	pytest -m "not workflow and not slow"
 
+# SLURM end to end, as root: a real single-node cluster (munge and slurm-wlm installed with apt
+# when missing), the default workflow locally and through profiles/slurm, artifacts compared.
+.PHONY: test-slurm
+test-slurm: venv
+	VENV_PYTHON=$(BIN)/python tests/slurm/run.sh
+
 lint: venv
 	snakemake --lint
 	snakefmt --check Snakefile rules/
