@@ -45,11 +45,20 @@ def flags(key):
     return to_cli_flags(SETTINGS[key].to_dict())
 
 
-def raw_input(wildcards):
+def normalize_inputs(wildcards):
+    """The raw file (none for a hub dataset) and a local tokenizer folder, when one counts tokens."""
     dataset = config["datasets"][wildcards.dataset]
+    inputs = {}
     if dataset["source"] == "synthetic":
-        return rules.generate_synthetic_raw.output.raw.format(dataset=wildcards.dataset)
-    return dataset["path"]
+        inputs["raw"] = rules.generate_synthetic_raw.output.raw.format(
+            dataset=wildcards.dataset
+        )
+    elif dataset["source"] == "local":
+        inputs["raw"] = dataset["path"]
+    tokenizer = SETTINGS["filters"].tokenizer
+    if SETTINGS["filters"].max_tokens and Path(tokenizer).is_dir():
+        inputs["tokenizer"] = tokenizer
+    return inputs
 
 
 def base_model_inputs(wildcards):

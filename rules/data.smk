@@ -1,4 +1,9 @@
-# Raw datasets -> canonical records, rejects ledgers and stats -> train/test split.
+# Raw datasets -> canonical records, rejects ledgers and stats -> one cleaned mix, split.
+#
+# The DAG stays acyclic: the data rules depend on the config only, never on results/model.
+# A pretrained model's tokenizer (for data.max_tokens) is loaded from the config's pinned
+# name_or_path; the tiny model's tokenizer is trained on the train split these rules make,
+# so for it the token filter counts ChatML bytes (an upper bound; prefalign.token_count).
 
 
 rule generate_synthetic_raw:
@@ -12,6 +17,7 @@ rule generate_synthetic_raw:
         dataset="|".join(SYNTHETIC),
     container:
         container_image("cpu")
+    threads: 1
     params:
         flags=lambda wildcards: flags(f"synth:{wildcards.dataset}"),
     shell:
@@ -20,7 +26,7 @@ rule generate_synthetic_raw:
 
 rule normalize_dataset:
     input:
-        raw=raw_input,
+        unpack(normalize_inputs),
     output:
         records="results/data/{dataset}/normalized.jsonl",
         rejects="results/data/{dataset}/rejects.jsonl",
@@ -31,10 +37,14 @@ rule normalize_dataset:
         "benchmarks/normalize_dataset/{dataset}.tsv"
     container:
         container_image("cpu")
+    threads: 1
     params:
+        raw=lambda wildcards, input: (
+            f"--input {input.raw}" if "raw" in input.keys() else ""
+        ),
         flags=lambda wildcards: f"{flags(f'normalize:{wildcards.dataset}')} {flags('filters')}",
     shell:
-        "prefalign normalize --input {input.raw} --records {output.records}"
+        "prefalign normalize {params.raw} --records {output.records}"
         " --rejects {output.rejects} --stats {output.stats} {params.flags} > {log} 2>&1"
 
 
@@ -52,6 +62,7 @@ rule split_dataset:
         "benchmarks/split_dataset.tsv"
     container:
         container_image("cpu")
+    threads: config["threads"]
     params:
         flags=f"{flags('split')} {'--dedup' if config['data']['dedup'] else '--no-dedup'}",
     shell:

@@ -35,7 +35,8 @@ def write_lines(path: Path, rows) -> Path:
 
 
 def read_jsonl(path: Path) -> list:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    # split("\n"), not splitlines(): JSON text may hold U+0085 or U+2028 unescaped, which splitlines() cuts at
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 @pytest.fixture

@@ -118,6 +118,43 @@ def test_yaml_syntax_errors_name_the_line(tmp_path):
         load_config(path, SCHEMA)
 
 
+def test_data_settings_reach_the_data_steps():
+    config = with_defaults({"datasets": {
+        "mine": {"format": "pairs", "source": "local", "path": "raw/mine.parquet", "cap": 500,
+                 "prompt_field": "question", "implicit_prompt": False},
+        "oa": {"format": "oasst1", "source": "hub", "hub_id": "OpenAssistant/oasst1", "revision": "a" * 40,
+               "languages": ["en", "de"], "pairing": "all", "split": "validation"},
+    }, "data": {"near_dup_threshold": 0.9, "max_tokens": 256}}, SCHEMA)
+    check_config(config, SCHEMA)
+    settings = step_settings(config)
+    assert settings["normalize:mine"].prompt_field == "question" and settings["normalize:mine"].hub_id is None
+    oa = settings["normalize:oa"]
+    assert (oa.hub_id, oa.revision, oa.languages, oa.pairing, oa.split) == (
+        "OpenAssistant/oasst1", "a" * 40, ["en", "de"], "all", "validation")
+    assert settings["split"].caps == ["mine=500"] and settings["split"].near_dup_threshold == 0.9
+    assert settings["filters"].max_tokens == 256 and settings["filters"].tokenizer == "bytes"  # tiny model
+
+
+def test_the_token_filter_uses_the_pretrained_models_tokenizer():
+    config = with_defaults({"model": {"source": "pretrained", "name_or_path": "org/model", "revision": "b" * 40}},
+                           SCHEMA)
+    filters = step_settings(config)["filters"]
+    assert (filters.tokenizer, filters.tokenizer_revision) == ("org/model", "b" * 40)
+
+
+@pytest.mark.parametrize("dataset, expected", [
+    ({"format": "shp", "source": "hub"}, "datasets.x.hub_id: expected owner/name when source is hub"),
+    ({"format": "shp", "source": "hub", "hub_id": "a/b", "revision": "main"},
+     "datasets.x.revision: expected a 40-hex-digit commit"),
+    ({"format": "oasst1", "source": "local", "path": "x.jsonl", "pairing": "some"}, "pairing: expected one of"),
+])
+def test_dataset_sources_are_checked_before_any_rule(dataset, expected):
+    config = with_defaults({"datasets": {"x": dataset}}, SCHEMA)
+    with pytest.raises(ConfigError, match=expected):
+        check_config(config, SCHEMA)
+        step_settings(config)
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate_as_overlays_of_the_default(path):
     """configs/*.yaml are used as `--configfile` overlays on config.yaml: the merge must validate."""

@@ -195,6 +195,38 @@ def _build(section: str, cls, values: dict, sources: list[Path], line_keys: list
         raise ConfigError(f"invalid config:\n  {where + ': ' if where else ''}{message}") from None
 
 
+def normalize_values(name: str, dataset: dict, data: dict) -> dict:
+    """The normalize step's settings of one `datasets` entry (the source checked for its keys)."""
+    source = dataset["source"]
+    if source == "local" and not dataset.get("path"):
+        raise ConfigError(f"invalid config:\n  datasets.{name}.path: expected a file path when source is local")
+    if source == "hub" and not dataset.get("hub_id"):
+        raise ConfigError(f"invalid config:\n  datasets.{name}.hub_id: expected owner/name when source is hub")
+    values = {"format": dataset["format"], "name": name, "on_bad_record": data["on_bad_record"]}
+    values.update({k: dataset[k] for k in ("split", "max_records", "languages", "pairing", "prompt_field",
+                                           "chosen_field", "rejected_field", "id_field", "implicit_prompt")})
+    if source == "local":
+        values["file_format"] = dataset["file_format"]
+    if source == "hub":
+        values.update(hub_id=dataset["hub_id"], revision=dataset["revision"], hub_config=dataset["hub_config"],
+                      data_files=dataset["data_files"])
+    return values
+
+
+def filter_values(config: dict) -> dict:
+    """The normalize step's filter settings; tokenizer `auto` resolved (see prefalign.token_count)."""
+    data = config["data"]
+    values = {k: data[k] for k in ("drop_empty", "drop_identical", "min_score_ratio", "max_chars", "max_tokens",
+                                   "tokenizer", "tokenizer_revision", "dedup")}
+    if values["tokenizer"] == "auto":
+        model = config["model"]
+        if model["source"] == "pretrained":
+            values.update(tokenizer=model["name_or_path"], tokenizer_revision=model["revision"])
+        else:
+            values["tokenizer"] = "bytes"
+    return values
+
+
 def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     """The typed settings of every step, built from a validated, defaults-filled config.
 
@@ -223,15 +255,14 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
             out[f"synth:{name}"] = _build(f"datasets.{name}", SyntheticSettings, {
                 "format": dataset["format"], "records": dataset["records"], "seed": config["seed"], "name": name,
                 **config["synthetic"]}, sources, where)
-        elif not dataset.get("path"):
-            raise ConfigError(f"invalid config:\n  datasets.{name}.path: expected a file path when source is local")
-        out[f"normalize:{name}"] = _build(f"datasets.{name}", NormalizeSettings, {
-            "format": dataset["format"], "name": name, "on_bad_record": data["on_bad_record"],
-            "max_records": dataset["max_records"]}, sources, where)
-    out["filters"] = _build("data", FilterSettings, {k: data[k] for k in ("min_score_ratio", "max_chars", "dedup")},
-                            sources, ["data"])
-    out["split"] = _build("data", SplitSettings, {k: data[k] for k in ("test_fraction", "split_seed")}, sources,
-                          ["data"])
+        out[f"normalize:{name}"] = _build(f"datasets.{name}", NormalizeSettings,
+                                          normalize_values(name, dataset, data), sources, where)
+    out["filters"] = _build("data", FilterSettings, filter_values(config), sources, ["data"])
+    caps = [f"{name}={d['cap']}" for name, d in config["datasets"].items() if d["cap"] is not None]
+    out["split"] = _build("data", SplitSettings, {
+        **{k: data[k] for k in ("test_fraction", "split_seed", "near_dedup", "near_dup_threshold", "near_dup_ngram",
+                                "minhash_perms", "decontaminate", "decontam_ngram", "decontam_overlap")},
+        "caps": caps, "threads": config["threads"]}, sources, ["data"])
     out["model"] = _build("model", BaseModelSettings, {**config["model"], **common}, sources, ["model"])
     out["sft"] = _build("sft", SFTSettings, {**config["sft"], **common}, sources, ["sft"])
     out["dpo"] = _build("dpo", DPOSettings, {**config["dpo"], **common}, sources, ["dpo"])

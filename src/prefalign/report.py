@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign import report_plots
+from prefalign import report_data, report_plots
 from prefalign.records import load_records
 from prefalign.settings import Settings, check
 
@@ -220,32 +220,6 @@ def interval_methods(run: RunOutputs) -> list[str]:
             f"the policy's own distribution), one per prompt, seeded."]
 
 
-def ledger_table(run: RunOutputs) -> tuple[list[str], list[list[str]]]:
-    header = ["dataset", "format", "in", "kept", "dropped", "dropped by reason"]
-    rows = []
-    for stats in run.datasets:
-        reasons = ", ".join(f"{k} {v}" for k, v in stats["dropped_by_reason"].items()) or "-"
-        rows.append([stats["dataset"], stats["format"], str(stats["in"]), str(stats["kept"]), str(stats["dropped"]),
-                     reasons])
-    split = run.split
-    rows.append(["(merge)", "", str(split["in"]), str(split["kept"]), str(split["dropped"]),
-                 ", ".join(f"{k} {v}" for k, v in split["dropped_by_reason"].items()) or "-"])
-    return header, rows
-
-
-def split_table(run: RunOutputs) -> tuple[list[str], list[list[str]]]:
-    header = ["source", "train", "test", "duplicates across datasets"]
-    rows = [[source, str(c.get("train", 0)), str(c.get("test", 0)), str(c.get("duplicate", 0))]
-            for source, c in run.split["per_source"].items()]
-    rows.append(["total", str(run.split["train"]), str(run.split["test"]), str(run.split["dropped"])])
-    return header, rows
-
-
-def data_ledger_section(run: RunOutputs) -> list[tuple[list[str], list[list[str]]]]:
-    """The data ledger: every table of the "Data ledger" section, in order (both formats render these)."""
-    return [ledger_table(run), split_table(run)]
-
-
 def generations_table(run: RunOutputs, limit: int) -> tuple[list[str], list[list[str]]]:
     """Prompt, expected answer, and each model's greedy and sampled answers (✓/✗: task verifier)."""
     names = list(run.generations)
@@ -332,9 +306,7 @@ def render_markdown(run: RunOutputs, settings: ReportSettings) -> str:
     out += ["## Training\n", "Curves are plotted in report.html.\n"]
     for step in ("sft", "dpo"):
         out += [f"### {step.upper()}\n", md_table(["metric", "value"], train_rows(run, step))]
-    out += ["## Data ledger\n"]
-    for table in data_ledger_section(run):
-        out += [md_table(*table), ""]
+    out += [report_data.markdown(run.datasets, run.split)]
     out += ["## Sample generations\n", "Greedy and sampled (seeded) answers to the same held-out prompts; "
             "✓/✗: the task verifier.\n", md_table(*generations_table(run, settings.sample_generations))]
     out += ["## Resolved settings\n"]
@@ -405,8 +377,7 @@ def render_html(run: RunOutputs, settings: ReportSettings, images: dict[str, str
     for step in ("sft", "dpo"):
         parts += [f"<h3>{step.upper()}</h3>", html_image(images.get(f"curves:{step}"), f"{step} training curves"),
                   html_table(["metric", "value"], train_rows(run, step))]
-    parts.append("<h2 id=data>Data ledger</h2>")
-    parts += [html_table(*table) for table in data_ledger_section(run)]
+    parts.append(report_data.html(run.datasets, run.split))
     parts += ["<h2 id=generations>Sample generations</h2>",
               "<p class=note>Greedy and sampled (seeded) answers to the same held-out prompts; ✓/✗: the task "
               "verifier.</p>", html_table(*generations_table(run, settings.sample_generations), table_id="generations"),

@@ -1,6 +1,14 @@
 """Adapters: one raw dataset format in, canonical records (prefalign.records) out.
 
-An adapter is a function `adapt(row, where) -> record`. It raises
+Row formats map one raw row to one record with `adapt(row, where) -> record`:
+  hh-rlhf        Anthropic/hh-rlhf transcripts
+  shp            stanfordnlp/SHP comment pairs (score ratio in meta)
+  ultrafeedback  UltraFeedback binarized message lists
+  pairs          generic prompt/chosen/rejected, strings or message lists, field names configurable
+Tree formats read every row first, then build pairs (prefalign.adapters.oasst1):
+  oasst1         OpenAssistant message trees -> ranked sibling replies
+
+An adapter raises
   BadRecord  when the row is not of its format (missing key, wrong type): the run stops with
              file, line and key, unless `on_bad_record: quarantine` sends it to the ledger;
   Rejected   when the row is of its format but cannot make a preference pair (the chosen and
@@ -9,13 +17,17 @@ An adapter is a function `adapt(row, where) -> record`. It raises
 
 from __future__ import annotations
 
+from prefalign.adapters import hh_rlhf, oasst1, pairs, shp, ultrafeedback
 from prefalign.adapters.base import BadRecord, Rejected, Where
-from prefalign.adapters import hh_rlhf, pairs, shp
+from prefalign.adapters.pairs import PairFields
 
 ADAPTERS = {
     "hh-rlhf": hh_rlhf.adapt,
     "shp": shp.adapt,
+    "ultrafeedback": ultrafeedback.adapt,
     "pairs": pairs.adapt,
 }
+TREE_FORMATS = {"oasst1": oasst1}
+FORMATS = (*ADAPTERS, *TREE_FORMATS)
 
-__all__ = ["ADAPTERS", "BadRecord", "Rejected", "Where"]
+__all__ = ["ADAPTERS", "FORMATS", "TREE_FORMATS", "BadRecord", "PairFields", "Rejected", "Where"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from prefalign.adapters.base import BadRecord, Rejected, Where, require
+from prefalign.adapters.base import BadRecord, Rejected, Where, require, split_conversation
 from prefalign.records import make_record, message
 
 _TURN = re.compile(r"\n\n(Human|Assistant):(?: |(?=\n)|$)")
@@ -20,33 +20,22 @@ _ROLES = {"Human": "user", "Assistant": "assistant"}
 
 def split_transcript(text: str, key: str) -> list[dict[str, str]]:
     """'\\n\\nHuman: a\\n\\nAssistant: b' -> [user a, assistant b]."""
-    marks = list(_TURN.finditer(text))
-    if not marks:
+    parts = _TURN.split(text)  # [before, role, content, role, content, ...]: one pass in C
+    if len(parts) == 1:
         raise BadRecord(key, "no '\\n\\nHuman:' or '\\n\\nAssistant:' turn markers")
-    if text[: marks[0].start()].strip():
+    if parts[0].strip():
         raise BadRecord(key, "text before the first turn marker")
-    turns = []
-    for mark, following in zip(marks, marks[1:] + [None]):
-        end = following.start() if following else len(text)
-        turns.append(message(_ROLES[mark.group(1)], text[mark.end() : end].strip()))
-    return turns
+    return [message(_ROLES[parts[i]], parts[i + 1].strip()) for i in range(1, len(parts), 2)]
 
 
 def adapt(row, where: Where) -> dict:
     chosen = split_transcript(require(row, "chosen", str), "chosen")
     rejected = split_transcript(require(row, "rejected", str), "rejected")
-    for turns, key in ((chosen, "chosen"), (rejected, "rejected")):
-        if turns[-1]["role"] != "assistant":
-            raise Rejected("no_final_assistant_turn", f"{key} ends with a {turns[-1]['role']} turn")
-    if chosen[:-1] != rejected[:-1]:
+    prompt, chosen_reply = split_conversation(chosen, "chosen")
+    rejected_prompt, rejected_reply = split_conversation(rejected, "rejected")
+    if prompt != rejected_prompt:
         raise Rejected("prompt_mismatch", "chosen and rejected transcripts differ before the final assistant turn")
-    if not any(m["role"] == "user" for m in chosen[:-1]):
+    if not any(m["role"] == "user" for m in prompt):
         raise Rejected("no_prompt", "no human turn before the final assistant turn")
-    return make_record(
-        where.record_id,
-        where.dataset,
-        chosen[:-1],
-        chosen[-1]["content"],
-        rejected[-1]["content"],
-        {"file": where.file, "line": where.line, "turns": len(chosen)},
-    )
+    meta = {**where.provenance(), "turns": len(chosen)}
+    return make_record(where.record_id, where.dataset, prompt, chosen_reply, rejected_reply, meta)

@@ -1,46 +1,60 @@
-"""Generic pairs: {"prompt": ..., "chosen": ..., "rejected": ...}.
+"""Generic pairs: {"prompt": ..., "chosen": ..., "rejected": ...}, field names configurable.
 
-Each field is a string or a list of {"role", "content"} messages (a prompt may hold several
-turns; chosen and rejected are the assistant's reply). Field names are configurable.
+Each field is a string or a list of {"role", "content"} messages:
+  prompt    a string (one user turn) or the conversation so far (system/user/assistant turns);
+  chosen,   a string (the assistant's reply) or a message list ending with the assistant's
+  rejected  reply; earlier turns in such a list must repeat the prompt or its last turns
+            (else `prompt_mismatch`) or, with `implicit_prompt`, *are* the prompt (TRL's
+            implicit-prompt format: both lists must then agree on every turn before the reply).
+
+An optional id field is kept as `meta.source_id`; the record id stays positional
+(<dataset>/<split>/<line>) so ids are unique even where the source's are not.
 """
 
 from __future__ import annotations
 
-from prefalign.adapters.base import BadRecord, Where, require
-from prefalign.records import ROLES, make_record, message
+from dataclasses import dataclass
+
+from prefalign.adapters.base import BadRecord, Rejected, Where, messages, optional, require, split_conversation
+from prefalign.records import make_record
 
 
-def _messages(value, key: str) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class PairFields:
+    """Where the generic adapter finds each part of a pair; prompt None = implicit prompt."""
+
+    prompt: str | None = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    id: str | None = None
+
+
+def _reply(value, key: str, prompt: list[dict] | None) -> tuple[list[dict] | None, str]:
+    """(turns before the reply or None for a plain string, the reply)."""
     if isinstance(value, str):
-        return [message("user", value)]
-    if not isinstance(value, list) or not value:
-        raise BadRecord(key, f"expected a string or a non-empty list of messages, got {type(value).__name__}")
-    turns = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise BadRecord(f"{key}[{i}]", f"expected a message object, got {type(item).__name__}")
-        role, content = item.get("role"), item.get("content")
-        if role not in ROLES:
-            raise BadRecord(f"{key}[{i}].role", f"expected one of {', '.join(ROLES)}, got {role!r}")
-        if not isinstance(content, str):
-            raise BadRecord(f"{key}[{i}].content", f"expected a string, got {type(content).__name__}")
-        turns.append(message(role, content))
-    return turns
+        return None, value
+    earlier, reply = split_conversation(messages(value, key, allow_string=False), key)
+    if prompt is not None and earlier and earlier != prompt[-len(earlier):]:
+        raise Rejected("prompt_mismatch", f"the turns before the reply in {key} differ from the prompt")
+    return earlier, reply
 
 
-def _reply(value, key: str) -> str:
-    if isinstance(value, str):
-        return value
-    turns = _messages(value, key)
-    if turns[-1]["role"] != "assistant":
-        raise BadRecord(key, "the last message must be the assistant's reply")
-    return turns[-1]["content"]
-
-
-def adapt(row, where: Where, prompt_field="prompt", chosen_field="chosen", rejected_field="rejected") -> dict:
-    prompt = _messages(require(row, prompt_field, (str, list)), prompt_field)
-    chosen = _reply(require(row, chosen_field, (str, list)), chosen_field)
-    rejected = _reply(require(row, rejected_field, (str, list)), rejected_field)
-    return make_record(
-        str(row.get("id", where.record_id)), where.dataset, prompt, chosen, rejected, {"file": where.file, "line": where.line}
-    )
+def adapt(row, where: Where, fields: PairFields = PairFields()) -> dict:
+    prompt = messages(require(row, fields.prompt, (str, list)), fields.prompt) if fields.prompt else None
+    chosen_turns, chosen = _reply(require(row, fields.chosen, (str, list)), fields.chosen, prompt)
+    rejected_turns, rejected = _reply(require(row, fields.rejected, (str, list)), fields.rejected, prompt)
+    if prompt is None:
+        if chosen_turns is None or rejected_turns is None:
+            raise BadRecord(fields.chosen if chosen_turns is None else fields.rejected,
+                            "with no prompt field, chosen and rejected must be message lists holding the prompt")
+        if chosen_turns != rejected_turns:
+            raise Rejected("prompt_mismatch", "chosen and rejected conversations differ before the final reply")
+        prompt = chosen_turns
+    if not prompt:
+        raise Rejected("no_prompt", "no turn before the reply")
+    meta = where.provenance()
+    if fields.id:
+        source_id = optional(row, fields.id, (str, int))
+        if source_id is not None:
+            meta["source_id"] = source_id
+    return make_record(where.record_id, where.dataset, prompt, chosen, rejected, meta)

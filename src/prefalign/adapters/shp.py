@@ -1,12 +1,19 @@
 """stanfordnlp/SHP: a post (`history`) and two comments, `labels` = 1 when A is preferred.
 
-The chosen answer follows the label; the score ratio (higher score / lower score) is kept
-in `meta.score_ratio` for the ratio filter (>= 2 by default, as in the SHP paper).
+    {"post_id": "...", "domain": "askscience_train", "history": "...", "human_ref_A": "...",
+     "human_ref_B": "...", "score_A": 52, "score_B": 7, "labels": 1, "score_ratio": 7.43, ...}
+
+The chosen answer follows the label. The score ratio (higher score / lower score; the row's
+`score_ratio` when present, else computed) is kept in `meta.score_ratio` for the ratio
+filter (`min_score_ratio`, 2 by default as in the SHP paper); a lower score of 0 makes the
+ratio unbounded, stored as null, which passes the filter.
 """
 
 from __future__ import annotations
 
-from prefalign.adapters.base import BadRecord, Where, require
+import math
+
+from prefalign.adapters.base import BadRecord, Where, optional, require
 from prefalign.records import make_record, message
 
 
@@ -19,20 +26,17 @@ def adapt(row, where: Where) -> dict:
         raise BadRecord("labels", f"expected 0 or 1, got {label!r}")
     score_a = require(row, "score_A", (int, float))
     score_b = require(row, "score_B", (int, float))
-    ratio = row.get("score_ratio")
+    ratio = optional(row, "score_ratio", (int, float))
     if ratio is None:
         low = min(score_a, score_b)
-        ratio = max(score_a, score_b) / low if low > 0 else float("inf")
-    elif isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-        raise BadRecord("score_ratio", f"expected a number, got {type(ratio).__name__}")
+        ratio = max(score_a, score_b) / low if low > 0 else math.inf
     chosen, rejected = (ref_a, ref_b) if label == 1 else (ref_b, ref_a)
     meta = {
-        "file": where.file,
-        "line": where.line,
+        **where.provenance(),
         "post_id": row.get("post_id"),
         "domain": row.get("domain"),
         "score_chosen": score_a if label == 1 else score_b,
         "score_rejected": score_b if label == 1 else score_a,
-        "score_ratio": float(ratio),
+        "score_ratio": float(ratio) if math.isfinite(ratio) else None,
     }
     return make_record(where.record_id, where.dataset, [message("user", history)], chosen, rejected, meta)
