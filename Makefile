@@ -64,5 +64,18 @@ lock-gpu: venv
 bench: venv
 	python bench/workflow_wall.py
 
+# Container images (README, "Containers"): build them, convert them to Apptainer SIFs and write
+# each SIF, named by its sha256, into config.yaml's `containers` section. IMAGES="cpu" builds
+# one; BUILD_FLAGS="--local-base" builds the cpu image offline. test-containers is CI's
+# container step (root on Debian bookworm: builds, runs the workflow in Apptainer, compares).
+IMAGES ?= cpu gpu
+BUILD_FLAGS ?=
+.PHONY: images test-containers
+images:
+	containers/build.sh $(BUILD_FLAGS) $(IMAGES)
+
+test-containers: venv
+	containers/ci.sh
+
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -15,7 +15,7 @@ rule check_expected:
     benchmark:
         "benchmarks/check_expected.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     shell:
         # tee: the table goes to the terminal as well as to the log, pass or fail.

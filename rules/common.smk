@@ -119,6 +119,20 @@ def gpu_resources():
     return resources
 
 
+def container_image(name):
+    """Image containers.<name> of the config; a local file is relative to the workflow's folder."""
+    image = config["containers"][name]
+    if "://" in image:
+        return image
+    return str(Path(workflow.basedir) / image)
+
+
+def training_container():
+    """Image of the training and evaluation rules: containers.gpu when config gpu.count > 0
+    (evaluation uses a GPU when it sees one)."""
+    return container_image("gpu" if config["gpu"]["count"] > 0 else "cpu")
+
+
 def launcher():
     """The command that starts a training step: `prefalign`, or one process per GPU
     through `accelerate launch` (DDP) when config gpu.count > 1."""

@@ -16,7 +16,7 @@ rule generate_synthetic_raw:
     wildcard_constraints:
         dataset="|".join(SYNTHETIC),
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     params:
         flags=lambda wildcards: flags(f"synth:{wildcards.dataset}"),
@@ -36,7 +36,7 @@ rule normalize_dataset:
     benchmark:
         "benchmarks/normalize_dataset/{dataset}.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     params:
         raw=lambda wildcards, input: (
@@ -61,7 +61,7 @@ rule split_dataset:
     benchmark:
         "benchmarks/split_dataset.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: config["threads"]
     params:
         flags=f"{flags('split')} {'--dedup' if config['data']['dedup'] else '--no-dedup'}",

@@ -13,7 +13,7 @@ rule train_dpo:
     benchmark:
         "benchmarks/train_dpo.tsv"
     container:
-        config["containers"]["cpu"]
+        training_container()
     threads: config["threads"]
     resources:
         **gpu_resources(),

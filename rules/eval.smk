@@ -18,7 +18,7 @@ rule evaluate_model:
     benchmark:
         "benchmarks/evaluate_model/{model}.tsv"
     container:
-        config["containers"]["cpu"]
+        training_container()
     threads: config["threads"]
     params:
         flags=lambda wildcards: flags(f"eval:{wildcards.model}"),
@@ -47,7 +47,7 @@ rule compare_models:
     wildcard_constraints:
         baseline="|".join(EVAL_MODELS),
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     params:
         flags=flags("compare"),

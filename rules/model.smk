@@ -12,7 +12,7 @@ rule build_base_model:
     benchmark:
         "benchmarks/build_base_model.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: config["threads"]
     params:
         flags=flags("model"),

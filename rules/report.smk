@@ -24,7 +24,7 @@ rule render_report:
     benchmark:
         "benchmarks/render_report.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     params:
         flags=flags("report"),

@@ -16,7 +16,7 @@ rule train_sft:
     benchmark:
         "benchmarks/train_sft.tsv"
     container:
-        config["containers"]["cpu"]
+        training_container()
     threads: config["threads"]
     resources:
         **gpu_resources(),

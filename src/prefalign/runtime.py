@@ -4,6 +4,7 @@ and a description of the software and hardware it ran on (for metrics and the ma
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import random
@@ -91,5 +92,37 @@ def nvidia_driver() -> str | None:
     return None
 
 
+IMAGE_INFO = "/etc/prefalign/image.json"  # written by containers/*.Containerfile
+
+
+def container() -> dict | None:
+    """The container image this step runs in, or None on the host.
+
+    Apptainer names the image file it runs (APPTAINER_CONTAINER: for the SIFs made by
+    containers/build.sh the name carries the file's sha256); prefalign's images also describe
+    themselves in IMAGE_INFO (version, git revision, lock file and its sha256, base image).
+    """
+    info: dict = {}
+    for var in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
+        if os.environ.get(var):
+            info = {"engine": "apptainer", "file": os.environ[var]}
+            break
+    else:
+        if os.path.exists("/run/.containerenv"):
+            info = {"engine": "podman"}
+        elif os.path.exists("/.dockerenv"):
+            info = {"engine": "docker"}
+    try:
+        with open(IMAGE_INFO, encoding="utf-8") as handle:
+            info["image"] = json.load(handle)
+    except (OSError, ValueError):
+        pass
+    return info or None
+
+
 def environment() -> dict:
-    return {"packages": package_versions(), "hardware": hardware(), "platform": platform.platform()}
+    env = {"packages": package_versions(), "hardware": hardware(), "platform": platform.platform()}
+    image = container()
+    if image:
+        env["container"] = image
+    return env

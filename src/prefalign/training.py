@@ -315,6 +315,8 @@ def save_trained(trainer, tokenizer_dir: Path, base_dir: Path, out: Path, settin
         return
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    for peft_config in getattr(trainer.model, "peft_config", {}).values():
+        sort_set_fields(peft_config)  # adapter_config.json must not depend on the hash seed
     if not settings.use_lora:
         trainer.model.save_pretrained(out)
     elif resolved.backend == "trl" and resolved.precision in ("fp32", "bf16"):
@@ -336,6 +338,17 @@ def merge_adapter(base_dir: Path, adapter_dir: Path):
 
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", use_safetensors=True)
     return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+
+
+def sort_set_fields(peft_config) -> None:
+    """Turn the set-valued fields of a PEFT config (target_modules, ...) into sorted lists.
+
+    PEFT writes a set field to adapter_config.json in iteration order, which follows Python's
+    string hashing, randomized per process: unsorted, the file differs from run to run.
+    """
+    for key, value in vars(peft_config).items():
+        if isinstance(value, (set, frozenset)):
+            setattr(peft_config, key, sorted(value))
 
 
 def log_history(trainer) -> list[dict]:
