@@ -271,11 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     overlay.write_text(GPU_OVERLAY)
     configs = [REPO / "config.yaml", overlay]
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFALIGN_SLURM_")}
-    # PEFT writes the LoRA target modules into results/dpo/adapter/adapter_config.json in the
-    # order of a Python set, which follows the per-process string hash seed: unless the seed is
-    # fixed, that one file differs between any two runs, local or not. Fixed here for both runs
-    # until train_dpo writes the list sorted (then drop this line).
-    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", HF_HUB_OFFLINE="1", PYTHONHASHSEED="0", **PARTITIONS)
+    # No PYTHONHASHSEED here on purpose: the two runs must agree under different hash seeds
+    # (training.sort_set_fields writes adapter_config.json's LoRA target modules sorted).
+    env.pop("PYTHONHASHSEED", None)
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", HF_HUB_OFFLINE="1", **PARTITIONS)
 
     # Both runs at once: the SLURM run spends minutes waiting (job start-up, status polls every
     # 1 s growing to tens of seconds) that the local run's training fills.
