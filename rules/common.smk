@@ -102,4 +102,5 @@ def all_targets():
     return [
         rules.render_report.output.md,
         rules.render_report.output.html,
+        rules.write_manifest.output.manifest,
     ]

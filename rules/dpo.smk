@@ -18,10 +18,14 @@ rule train_dpo:
         **gpu_resources(),
     params:
         flags=flags("dpo"),
+        # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
+        # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
+        checkpoints="results/checkpoints/train_dpo",
         adapter=lambda wildcards, output: (
             f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
         ),
     shell:
         "prefalign dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
         " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} {params.flags} > {log} 2>&1"
+        " --environment {output.environment} --checkpoint-dir {params.checkpoints}"
+        " {params.flags} > {log} 2>&1"

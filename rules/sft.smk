@@ -21,7 +21,11 @@ rule train_sft:
         **gpu_resources(),
     params:
         flags=flags("sft"),
+        # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
+        # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
+        checkpoints="results/checkpoints/train_sft",
     shell:
         "prefalign sft --base {input.base} --train {input.train} --out {output.model}"
         " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} {params.flags} > {log} 2>&1"
+        " --environment {output.environment} --checkpoint-dir {params.checkpoints}"
+        " {params.flags} > {log} 2>&1"

@@ -30,6 +30,8 @@ STEPS = {
     "dpo": ("prefalign.train_dpo", "direct preference optimization against the SFT checkpoint"),
     "evaluate": ("prefalign.evaluate", "preference and generation metrics of one checkpoint on the test split"),
     "report": ("prefalign.report", "report.md and a self-contained report.html from the run's metrics"),
+    "manifest": ("prefalign.manifest", "results/manifest.json: sha256 and provenance of every artifact"),
+    "verify": ("prefalign.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),
 }
 
 

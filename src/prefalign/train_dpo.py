@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign import runtime, training
+from prefalign import checkpoints, runtime, training
 from prefalign.records import load_records, write_json
 from prefalign.settings import check
 
@@ -59,7 +58,8 @@ def dpo_dataset(records: list[dict]):
     return Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in records])
 
 
-def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, settings: DPOSettings):
+def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, settings: DPOSettings,
+          checkpoint_dir: Path | None = None):
     """Train and save the merged checkpoint (and adapter); return (metrics, log history)."""
     resolved = training.resolve(settings)
     runtime.setup(settings.seed, settings.threads)
@@ -73,9 +73,9 @@ def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, sett
     model = AutoModelForCausalLM.from_pretrained(sft, dtype=dtype, use_safetensors=True)
     dataset = dpo_dataset(load_records(train_path))
 
-    with tempfile.TemporaryDirectory(prefix="prefalign-dpo-") as scratch:
+    with checkpoints.workspace(checkpoint_dir, settings, [sft, train_path], prefix="prefalign-dpo-") as ckpt:
         config = DPOConfig(
-            **training.trainer_kwargs(settings, resolved, Path(scratch)),
+            **training.trainer_kwargs(settings, resolved, ckpt.folder, ckpt.enabled),
             beta=settings.beta,
             loss_type=list(settings.loss_type),
             loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
@@ -89,7 +89,7 @@ def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, sett
             processing_class=tokenizer,
             peft_config=training.lora_config(settings) if settings.use_lora else None,
         )
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
 
     out.mkdir(parents=True, exist_ok=True)
     if settings.use_lora:
@@ -122,15 +122,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="output: settings, resolved device, results (JSON)")
     parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
     parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
+    parser.add_argument("--checkpoint-dir", type=Path, help=checkpoints.FLAG_HELP)
     DPOSettings.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:
     settings = DPOSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
-    metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings)
+    metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings, args.checkpoint_dir)
     training.write_log_history(args.log_history, history)
     write_json(args.metrics, metrics)
     if args.environment:
         write_json(args.environment, runtime.environment())
+    checkpoints.clear(args.checkpoint_dir)
     print("dpo:", json.dumps(metrics["train"], sort_keys=True))

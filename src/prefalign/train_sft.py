@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefalign import runtime, training
+from prefalign import checkpoints, runtime, training
 from prefalign.records import load_records, write_json
 
 
@@ -34,7 +33,7 @@ def sft_dataset(records: list[dict]):
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in records])
 
 
-def train(base: Path, train_path: Path, out: Path, settings: SFTSettings):
+def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, checkpoint_dir: Path | None = None):
     """Train and save the merged checkpoint to `out`; return (metrics, log history)."""
     resolved = training.resolve(settings)  # refuses impossible settings before loading anything
     runtime.setup(settings.seed, settings.threads)
@@ -48,8 +47,8 @@ def train(base: Path, train_path: Path, out: Path, settings: SFTSettings):
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, use_safetensors=True)
     dataset = sft_dataset(load_records(train_path))
 
-    with tempfile.TemporaryDirectory(prefix="prefalign-sft-") as scratch:
-        config = SFTConfig(**training.trainer_kwargs(settings, resolved, Path(scratch)), packing=False)
+    with checkpoints.workspace(checkpoint_dir, settings, [base, train_path], prefix="prefalign-sft-") as ckpt:
+        config = SFTConfig(**training.trainer_kwargs(settings, resolved, ckpt.folder, ckpt.enabled), packing=False)
         trainer = SFTTrainer(
             model=model,
             args=config,
@@ -57,7 +56,7 @@ def train(base: Path, train_path: Path, out: Path, settings: SFTSettings):
             processing_class=tokenizer,
             peft_config=training.lora_config(settings) if settings.use_lora else None,
         )
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
     trained = trainer.model.merge_and_unload() if settings.use_lora else trainer.model
     out.mkdir(parents=True, exist_ok=True)
     trained.save_pretrained(out)
@@ -85,15 +84,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="output: settings, resolved device, results (JSON)")
     parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
     parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
+    parser.add_argument("--checkpoint-dir", type=Path, help=checkpoints.FLAG_HELP)
     SFTSettings.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:
     settings = SFTSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
-    metrics, history = train(args.base, args.train, args.out, settings)
+    metrics, history = train(args.base, args.train, args.out, settings, args.checkpoint_dir)
     training.write_log_history(args.log_history, history)
     write_json(args.metrics, metrics)
     if args.environment:
         write_json(args.environment, runtime.environment())
+    checkpoints.clear(args.checkpoint_dir)
     print("sft:", json.dumps(metrics["train"], sort_keys=True))

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prefalign import checkpoints
 from prefalign.settings import Settings, check
 
 BACKENDS = ("auto", "trl")
@@ -37,6 +38,9 @@ class TrainSettings(Settings):
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
     max_length: int = field(default=256, metadata={"help": "longest tokenized example (tokens); longer are truncated"})
     logging_steps: int = field(default=10, metadata={"help": "log training metrics every this many steps"})
+    checkpoint_steps: int = field(
+        default=100, metadata={"help": "save a resumable checkpoint every this many steps (a multiple of "
+                                       "logging_steps; 0 = none); used with --checkpoint-dir"})
     use_lora: bool = field(default=False, metadata={"help": "train LoRA adapters instead of all weights"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (alpha / r)"})
@@ -55,6 +59,10 @@ class TrainSettings(Settings):
               self.learning_rate)
         check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
+        # A checkpoint on a logging step holds the exact running loss (prefalign.checkpoints).
+        check(isinstance(self.checkpoint_steps, int) and self.checkpoint_steps >= 0
+              and self.checkpoint_steps % self.logging_steps == 0, "checkpoint_steps",
+              f"0 or a multiple of logging_steps ({self.logging_steps})", self.checkpoint_steps)
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,11 @@ def quiet_libraries() -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
-def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path) -> dict:
-    """TrainingArguments both TRL configs accept, in the names of transformers 5 / TRL >= 1.15."""
+def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path, checkpointing: bool = False) -> dict:
+    """TrainingArguments both TRL configs accept, in the names of transformers 5 / TRL >= 1.15.
+
+    With `checkpointing`, output_dir receives a checkpoint every checkpoint_steps (prefalign.checkpoints).
+    """
     return dict(
         output_dir=str(output_dir),
         max_steps=settings.max_steps,
@@ -103,7 +114,9 @@ def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path
         max_length=settings.max_length,
         logging_steps=settings.logging_steps,
         logging_first_step=True,  # step 1 is the sanity check: DPO's sigmoid loss is ln 2 there
-        save_strategy="no",
+        save_strategy="steps" if checkpointing else "no",
+        save_steps=max(settings.checkpoint_steps, 1),
+        save_total_limit=checkpoints.KEEP,
         report_to="none",
         seed=settings.seed,
         data_seed=settings.seed,
