@@ -77,7 +77,62 @@ def canonical_sha256(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-# ---------------------------------------------------------------- the plan (from rules/manifest.smk)
+# ---------------------------------------------------------------- the plan (built in rules/manifest.smk)
+
+def _named_paths(files) -> dict[str, list[str]]:
+    """{name: [paths]} of a Snakemake file list (unnamed entries under "_")."""
+    named: dict[str, list[str]] = {}
+    for name, value in files._allitems():
+        values = value if isinstance(value, list) else [value]
+        named.setdefault(name or "_", []).extend(str(f) for f in values)
+    return named
+
+
+def _job(rule, wildcards: dict) -> dict:
+    inputs, _, _, _ = rule.expand_input(wildcards)
+    outputs, _ = rule.expand_output(wildcards)
+    params, _ = rule.expand_params(wildcards, inputs, outputs, job=None)
+    benchmark = rule.expand_benchmark(wildcards)
+    return {
+        "rule": rule.name,
+        "wildcards": dict(wildcards),
+        "inputs": _named_paths(inputs),
+        "outputs": {name: paths[0] for name, paths in _named_paths(outputs).items()},
+        "directories": [str(f) for f in outputs if f.is_directory],
+        "log": [str(f) for f in rule.expand_log(wildcards)],
+        "benchmark": str(benchmark) if benchmark else None,
+        "params": dict(params.items()),
+        "container": rule.expand_container_img(wildcards),
+    }
+
+
+def workflow_plan(rules, wildcard_values: dict[str, list], config: dict, skip=("all",)) -> dict:
+    """Every job of the workflow (one per rule and wildcard combination) as the manifest records it.
+
+    Called inside the Snakefile (rules/manifest.smk) with `workflow.rules`, after every other
+    rule is defined: it expands each rule's inputs, outputs, params, log and benchmark the
+    way Snakemake does for a job (Snakemake 9's Rule.expand_* methods). Combinations that a
+    rule's wildcard constraints exclude are left out. Raises ConfigError for a rule with a
+    wildcard that has no entry in `wildcard_values`.
+    """
+    jobs = []
+    for rule in rules:
+        if rule.name in skip:
+            continue
+        names = sorted(rule.wildcard_names)
+        unknown = [n for n in names if n not in wildcard_values]
+        if unknown:
+            raise ConfigError(f"rules/manifest.smk: rule {rule.name} has wildcards {unknown} with no known values; "
+                              "add them to MANIFEST_WILDCARDS so the manifest covers its jobs")
+        combos: list[dict] = [{}]
+        for name in names:
+            combos = [{**combo, name: value} for combo in combos for value in wildcard_values[name]]
+        for combo in combos:
+            outputs, _ = rule.expand_output(combo)
+            if all(rule.is_producer(str(f)) for f in outputs):  # the rule's wildcard constraints hold
+                jobs.append(_job(rule, combo))
+    return {"jobs": jobs, "config": config, "manifest": "results/manifest.json"}
+
 
 def plan_inputs(plan: dict) -> list[str]:
     """Everything the manifest reads: every job's inputs, outputs and benchmark file (deduplicated, in order)."""
@@ -105,13 +160,13 @@ def config_keys_in(path: str, config, prefix: str = "") -> list[str]:
     if isinstance(config, dict):
         for key, value in config.items():
             here = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(key, str) and len(key) > 1 and key in path:
+            if isinstance(key, str) and len(key) > 2 and key in path:
                 found.append(here)
             found.extend(config_keys_in(path, value, here))
     elif isinstance(config, list):
         for i, value in enumerate(config):
             found.extend(config_keys_in(path, value, f"{prefix}[{i}]"))
-    elif isinstance(config, str) and len(config) > 1 and config in path:
+    elif isinstance(config, str) and len(config) > 2 and config in path:
         found.append(prefix)
     return found
 
