@@ -5,9 +5,7 @@
 # values in MANIFEST_WILDCARDS stops the workflow here). Before any rule runs, the plan is
 # also checked: no job may write outside results/, logs/, benchmarks/.
 
-import json
-
-from prefalign.manifest import check_plan_paths, plan_inputs, workflow_plan
+from prefalign.manifest import check_plan_paths, plan_argument, plan_inputs, workflow_plan
 
 MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS}
 
@@ -16,6 +14,7 @@ try:
         workflow.rules, MANIFEST_WILDCARDS, config, skip=("all", "write_manifest")
     )
     check_plan_paths(MANIFEST_PLAN)
+    MANIFEST_PLAN_TEXT = plan_argument(MANIFEST_PLAN)
 except ConfigError as error:
     raise WorkflowError(str(error))
 
@@ -33,7 +32,7 @@ rule write_manifest:
         config["containers"]["cpu"]
     threads: 1
     params:
-        plan=json.dumps(MANIFEST_PLAN, sort_keys=True, default=str),
+        plan=MANIFEST_PLAN_TEXT,
         workflow_dir=workflow.basedir,
     shell:
         "prefalign manifest --plan {params.plan:q} --workflow-dir {params.workflow_dir:q}"

@@ -182,3 +182,10 @@ def test_scrub_replaces_credentials_only():
 def test_cli_lists_manifest_and_verify():
     help_text = subprocess.run([sys.executable, "-m", "prefalign", "--help"], capture_output=True, text=True).stdout
     assert "manifest" in help_text and "verify" in help_text
+
+
+def test_a_plan_too_long_for_the_command_line_is_refused_clearly():
+    job = {"rule": "r", "outputs": {"x": "results/" + "x" * 1000}, "log": [], "benchmark": None}
+    with pytest.raises(ConfigError, match=r"the job plan has 200 jobs and .* more than the 120,000"):
+        manifest.plan_argument({"jobs": [job] * 200, "config": {}, "manifest": "results/manifest.json"})
+    assert json.loads(manifest.plan_argument({"jobs": [job], "config": {}, "manifest": "m"}))["jobs"] == [job]

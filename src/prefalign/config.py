@@ -203,7 +203,6 @@ def load_config(path: Path, schema: dict | None = None) -> dict:
 
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
-OUTPUT_ROOTS = ("results", "logs", "benchmarks")
 
 
 def _where(sources: list[Path], keys: list) -> str:

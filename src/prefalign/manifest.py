@@ -1,8 +1,8 @@
-"""Steps `manifest` and `verify`: sha256 and provenance of every artifact, and the check.
+"""Step `manifest`: sha256 and provenance of every artifact of a run.
 
-`prefalign manifest` gets the run's job plan from rules/manifest.smk (every job's rule,
-wildcards, input and output paths, params, benchmark file, container) and writes
-results/manifest.json:
+`prefalign manifest` gets the run's job plan (every job's rule, wildcards, input and output
+paths, params, log and benchmark files, container), which rules/manifest.smk builds from
+the workflow's own rules with `workflow_plan`, and writes results/manifest.json:
 
     run        prefalign version, seed, git commit and dirty flag of the workflow, the
                container (image digest, see `container_info`), the manifest job's own
@@ -132,6 +132,19 @@ def workflow_plan(rules, wildcard_values: dict[str, list], config: dict, skip=("
             if all(rule.is_producer(str(f)) for f in outputs):  # the rule's wildcard constraints hold
                 jobs.append(_job(rule, combo))
     return {"jobs": jobs, "config": config, "manifest": "results/manifest.json"}
+
+
+# Linux caps one command-line argument at 128 KiB (MAX_ARG_STRLEN); the plan travels as one.
+PLAN_LIMIT = 120_000
+
+
+def plan_argument(plan: dict) -> str:
+    """The plan as the JSON text the rule passes to `prefalign manifest --plan` (ConfigError if too long)."""
+    text = json.dumps(plan, sort_keys=True, default=str)
+    if len(text.encode("utf-8")) > PLAN_LIMIT:
+        raise ConfigError(f"rules/manifest.smk: the job plan has {len(plan['jobs'])} jobs and {len(text):,} bytes, "
+                          f"more than the {PLAN_LIMIT:,} one command-line argument can carry; split the run")
+    return text
 
 
 def plan_inputs(plan: dict) -> list[str]:
