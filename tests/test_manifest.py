@@ -92,6 +92,8 @@ def test_manifest_records_every_artifact_with_its_provenance(run):
     assert data["run"]["seed"] == 7 and data["run"]["config"]["make"] == {"steps": 3}
     assert data["run"]["container"]["digest"] == "sha256:" + "d" * 64
     assert data["run"]["environment"]["packages"]["prefalign"]
+    assert data["run"]["environment"]["packages"]["torch"]  # package versions of the running environment
+    assert data["run"]["environment"]["hardware"]["cpu"]  # CPU model of the machine that wrote the manifest
     assert data["run"]["git"]["commit"] is None  # tmp_path is no git checkout
     assert TOKEN not in text and "<redacted $HF_TOKEN>" in text  # credentials never reach the manifest
     assert not [p for p in (root / "results").iterdir() if p.name.startswith(".manifest")]  # no temporary left

@@ -231,6 +231,8 @@ def _record_callback(checkpoints: Checkpoints, trainer):
                 _restore(trainer, checkpoints.resumed_counters)
 
         def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:  # under DDP the main process saved the files; it alone records them
+                return
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             write_record(folder, state.global_step, checkpoints.run_fingerprint, _counters(trainer))
             say(f"saved {folder.name} (step {state.global_step} of {state.max_steps})")
