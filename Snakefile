@@ -18,6 +18,7 @@ include: "rules/sft.smk"
 include: "rules/dpo.smk"
 include: "rules/eval.smk"
 include: "rules/report.smk"
+include: "rules/check.smk"  # target `check` (not in `all`): results vs expected bounds
 include: "rules/manifest.smk"  # last: it reads the plan of the rules above
 
 

@@ -65,9 +65,9 @@ root = Path({str(root)!r})
 settings = {step.upper()}Settings(max_steps={args.steps}, logging_steps=10, threads=2, checkpoint_steps={args.every})
 start = time.perf_counter()
 if "{step}" == "sft":
-    train(root / "base", root / "train.jsonl", root / "inproc/sft", settings, root / "inproc/ck")
+    train(root / "base", root / "train.jsonl", root / "inproc/sft", settings, checkpoint_dir=root / "inproc/ck")
 else:
-    train(root / "sft", root / "train.jsonl", root / "inproc/dpo", None, settings, root / "inproc/ck")
+    train(root / "sft", root / "train.jsonl", root / "inproc/dpo", None, settings, checkpoint_dir=root / "inproc/ck")
 total = time.perf_counter() - start
 checkpoints.clear(root / "inproc/ck")
 print(json.dumps({{**spent, "train_s": total, "share": spent["save_s"] / total}}))

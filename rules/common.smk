@@ -68,11 +68,29 @@ def checkpoint(name):
 
 
 def eval_inputs(wildcards):
-    return {
+    inputs = {
         "model": checkpoint(wildcards.model),
         "reference": checkpoint(REFERENCES[wildcards.model]),
         "test": rules.split_dataset.output.test,
     }
+    if config["eval"]["judge"] == "reward_model":
+        # An input, so a change to the reward model reruns the evaluation.
+        inputs["reward_model"] = config["eval"]["reward_model"]
+    return inputs
+
+
+def comparison_outputs():
+    """results/eval/compare/<model>_vs_<baseline>.json of every pair in eval.comparisons."""
+    return [
+        f"results/eval/compare/{model}_vs_{baseline}.json"
+        for model, baseline in config["eval"]["comparisons"]
+    ]
+
+
+def expected_file():
+    """check.expected; a relative path is taken from the workflow's folder."""
+    path = Path(config["check"]["expected"])
+    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
 
 
 def gpu_resources():
@@ -84,6 +102,18 @@ def gpu_resources():
     if gpu["model"]:
         resources["gpu_model"] = gpu["model"]
     return resources
+
+
+def launcher():
+    """The command that starts a training step: `prefalign`, or one process per GPU
+    through `accelerate launch` (DDP) when config gpu.count > 1."""
+    count = config["gpu"]["count"]
+    if count > 1:
+        return (
+            f"accelerate launch --num_processes {count} --num_machines 1"
+            " --mixed_precision no --dynamo_backend no -m prefalign"
+        )
+    return "prefalign"
 
 
 def dpo_outputs():

@@ -21,11 +21,12 @@ rule train_dpo:
         # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
         # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
         checkpoints="results/checkpoints/train_dpo",
+        launch=launcher(),
         adapter=lambda wildcards, output: (
             f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
         ),
     shell:
-        "prefalign dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
+        "{params.launch} dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
         " --metrics {output.metrics} --log-history {output.log_history}"
         " --environment {output.environment} --checkpoint-dir {params.checkpoints}"
         " {params.flags} > {log} 2>&1"

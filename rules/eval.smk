@@ -1,12 +1,18 @@
-# Held-out evaluation of each checkpoint against its reference (base->base, sft->base, dpo->sft).
+# Held-out evaluation of each checkpoint against its reference (base->base, sft->base, dpo->sft),
+# and judge win rates between evaluated checkpoints (eval.comparisons, default dpo vs sft).
 
 
 rule evaluate_model:
     input:
         unpack(eval_inputs),
     output:
-        metrics="results/eval/{model}/metrics.json",
+        metrics=report(
+            "results/eval/{model}/metrics.json",
+            category="Evaluation",
+            labels={"model": "{model}", "file": "metrics"},
+        ),
         generations="results/eval/{model}/generations.jsonl",
+        pairs="results/eval/{model}/pairs.jsonl",
     log:
         "logs/evaluate_model/{model}.log",
     benchmark:
@@ -18,4 +24,34 @@ rule evaluate_model:
         flags=lambda wildcards: flags(f"eval:{wildcards.model}"),
     shell:
         "prefalign evaluate --model {input.model} --reference {input.reference} --test {input.test}"
-        " --metrics {output.metrics} --generations {output.generations} {params.flags} > {log} 2>&1"
+        " --metrics {output.metrics} --generations {output.generations} --pairs {output.pairs}"
+        " {params.flags} > {log} 2>&1"
+
+
+rule compare_models:
+    input:
+        model_metrics="results/eval/{model}/metrics.json",
+        model_generations="results/eval/{model}/generations.jsonl",
+        baseline_metrics="results/eval/{baseline}/metrics.json",
+        baseline_generations="results/eval/{baseline}/generations.jsonl",
+    output:
+        comparison=report(
+            "results/eval/compare/{model}_vs_{baseline}.json",
+            category="Evaluation",
+            labels={"model": "{model} vs {baseline}", "file": "win rate"},
+        ),
+    log:
+        "logs/compare_models/{model}_vs_{baseline}.log",
+    benchmark:
+        "benchmarks/compare_models/{model}_vs_{baseline}.tsv"
+    wildcard_constraints:
+        baseline="|".join(EVAL_MODELS),
+    container:
+        config["containers"]["cpu"]
+    threads: 1
+    params:
+        flags=flags("compare"),
+    shell:
+        "prefalign compare --model {input.model_metrics} {input.model_generations}"
+        " --baseline {input.baseline_metrics} {input.baseline_generations}"
+        " --out {output.comparison} {params.flags} > {log} 2>&1"

@@ -5,13 +5,27 @@
 # values in MANIFEST_WILDCARDS stops the workflow here). Before any rule runs, the plan is
 # also checked: no job may write outside results/, logs/, benchmarks/.
 
-from prefalign.manifest import check_plan_paths, plan_argument, plan_inputs, workflow_plan
+from prefalign.manifest import (
+    check_plan_paths,
+    plan_argument,
+    plan_inputs,
+    workflow_plan,
+)
 
 MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS}
+# Rules whose wildcards come in pairs: their jobs, as listed in the config.
+MANIFEST_COMBOS = {
+    "compare_models": [
+        {"model": model, "baseline": baseline}
+        for model, baseline in config["eval"]["comparisons"]
+    ],
+}
+# Not part of the run the manifest records: the `check` target audits a finished run.
+MANIFEST_SKIP = ("all", "write_manifest", "check_expected", "check")
 
 try:
     MANIFEST_PLAN = workflow_plan(
-        workflow.rules, MANIFEST_WILDCARDS, config, skip=("all", "write_manifest")
+        workflow.rules, MANIFEST_WILDCARDS, config, MANIFEST_SKIP, MANIFEST_COMBOS
     )
     check_plan_paths(MANIFEST_PLAN)
     MANIFEST_PLAN_TEXT = plan_argument(MANIFEST_PLAN)

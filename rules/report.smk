@@ -5,6 +5,8 @@ rule render_report:
     input:
         eval_metrics=expand(rules.evaluate_model.output.metrics, model=EVAL_MODELS),
         generations=expand(rules.evaluate_model.output.generations, model=EVAL_MODELS),
+        pairs=expand(rules.evaluate_model.output.pairs, model=EVAL_MODELS),
+        comparisons=comparison_outputs(),
         dataset_stats=expand(rules.normalize_dataset.output.stats, dataset=DATASETS),
         split_stats=rules.split_dataset.output.stats,
         sft_metrics=rules.train_sft.output.metrics,
@@ -22,10 +24,12 @@ rule render_report:
         "benchmarks/render_report.tsv"
     container:
         config["containers"]["cpu"]
+    threads: 1
     params:
         flags=flags("report"),
     shell:
         "prefalign report --eval-metrics {input.eval_metrics} --generations {input.generations}"
+        " --pairs {input.pairs} --comparisons {input.comparisons}"
         " --dataset-stats {input.dataset_stats} --split-stats {input.split_stats}"
         " --sft-metrics {input.sft_metrics} --sft-log {input.sft_log}"
         " --dpo-metrics {input.dpo_metrics} --dpo-log {input.dpo_log}"

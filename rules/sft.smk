@@ -24,8 +24,9 @@ rule train_sft:
         # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
         # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
         checkpoints="results/checkpoints/train_sft",
+        launch=launcher(),
     shell:
-        "prefalign sft --base {input.base} --train {input.train} --out {output.model}"
+        "{params.launch} sft --base {input.base} --train {input.train} --out {output.model}"
         " --metrics {output.metrics} --log-history {output.log_history}"
         " --environment {output.environment} --checkpoint-dir {params.checkpoints}"
         " {params.flags} > {log} 2>&1"

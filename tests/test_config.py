@@ -56,7 +56,7 @@ def test_schema_defaults_match_the_steps_own_defaults():
         props = SCHEMA["properties"][section]["properties"]
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, sub in props.items():
-            if key == "models":
+            if key in ("models", "comparisons"):  # workflow-level: which rules run, not step settings
                 continue
             assert key in fields, f"{section}.{key} is not a setting of {cls.__name__}"
             default = fields[key].default if fields[key].default is not dataclasses.MISSING else fields[key].default_factory()
@@ -86,6 +86,8 @@ def test_errors_name_file_line_key_and_expectation(tmp_path):
         (lambda c: c["datasets"]["synth_hh"].update(format="csv"), "datasets.synth_hh.format: expected one of"),
         (lambda c: c.update(threads=0), "threads: expected a number >= 1"),
         (lambda c: c["eval"].update(models=["dpo", "dpo"]), "eval.models: expected no repeated items"),
+        (lambda c: c["eval"].update(judge="gpt"), "eval.judge: expected one of 'task', 'reward_model'"),
+        (lambda c: c["eval"].update(comparisons=[["dpo"]]), "eval.comparisons.0: expected at least 2 item"),
     ],
 )
 def test_schema_errors(change, expected):
@@ -114,3 +116,30 @@ def test_yaml_syntax_errors_name_the_line(tmp_path):
     path.write_text("seed: 1\nsft: [unclosed\n")
     with pytest.raises(ConfigError, match=r"config.yaml:\d+: not valid YAML"):
         load_config(path, SCHEMA)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate_as_overlays_of_the_default(path):
+    """configs/*.yaml are used as `--configfile` overlays on config.yaml: the merge must validate."""
+    from snakemake.utils import update_config
+
+    config = copy.deepcopy(DEFAULT)
+    update_config(config, yaml.safe_load(path.read_text()))
+    check_config(config, SCHEMA, [path])
+    step_settings(with_defaults(config, SCHEMA), [path])
+
+
+def test_comparisons_must_name_evaluated_models(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text((REPO / "config.yaml").read_text().replace("models: [base, sft, dpo]", "models: [base, sft]"))
+    config = load_config(path, SCHEMA)
+    with pytest.raises(ConfigError, match=r"config.yaml:\d+: eval.comparisons: expected two different models of "
+                                          r"eval.models \(base, sft\), got \[dpo, sft\]"):
+        step_settings(config, [path])
+
+
+def test_reward_model_judge_needs_its_folder(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text((REPO / "config.yaml").read_text().replace("judge: task", "judge: reward_model"))
+    with pytest.raises(ConfigError, match=r"config.yaml:\d+: eval.reward_model: expected a reward model folder"):
+        step_settings(load_config(path, SCHEMA), [path])

@@ -6,8 +6,10 @@ workflow tests run the real default.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 
 import pytest
 
@@ -17,6 +19,7 @@ from conftest import read_jsonl, run_cli
 
 TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
         "--threads", "1"]
+EVAL = ["--judge-prompts", "20", "--max-new-tokens", "6", "--threads", "1", "--bootstrap-samples", "200"]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +48,16 @@ def chain(tmp_path_factory):
                 if model != "base" else root / "model/base", "--reference",
                 root / f"{reference}/model" if reference != "base" else root / "model/base",
                 "--test", root / "data/test.jsonl", "--metrics", root / f"eval/{model}/metrics.json",
-                "--generations", root / f"eval/{model}/generations.jsonl", "--judge-prompts", "20",
-                "--max-new-tokens", "6", "--threads", "1")
+                "--generations", root / f"eval/{model}/generations.jsonl", "--pairs", root / f"eval/{model}/pairs.jsonl",
+                *EVAL)
+    run_cli("compare", "--model", root / "eval/dpo/metrics.json", root / "eval/dpo/generations.jsonl",
+            "--baseline", root / "eval/sft/metrics.json", root / "eval/sft/generations.jsonl",
+            "--out", root / "eval/compare/dpo_vs_sft.json")
+    (root / "manifest.json").write_text('{"artifacts": {}}\n')  # stands in for issue 8's manifest
     run_cli("report", "--eval-metrics", *[root / f"eval/{m}/metrics.json" for m in ("base", "sft", "dpo")],
             "--generations", *[root / f"eval/{m}/generations.jsonl" for m in ("base", "sft", "dpo")],
+            "--pairs", *[root / f"eval/{m}/pairs.jsonl" for m in ("base", "sft", "dpo")],
+            "--comparisons", root / "eval/compare/dpo_vs_sft.json", "--manifest", root / "manifest.json",
             "--dataset-stats", root / "data/hh/stats.json", root / "data/shp/stats.json",
             "--split-stats", root / "data/stats.json", "--sft-metrics", root / "sft/metrics.json",
             "--sft-log", root / "sft/log_history.jsonl", "--dpo-metrics", root / "dpo/metrics.json",
@@ -85,8 +94,11 @@ def test_base_model_is_safetensors_with_a_chat_template(chain):
 
 def test_sft_and_dpo_write_checkpoints_and_trl_metrics(chain):
     sft = json.loads((chain / "sft/metrics.json").read_text())
-    assert sft["train"]["steps"] == 20 and sft["resolved"] == {
-        "backend": "trl", "precision": "fp32", "device": "cpu", "gpu_name": None, "compute_capability": None}
+    assert sft["train"]["steps"] == 20
+    assert sft["resolved"] == {
+        "backend": "trl", "precision": "fp32", "device": "cpu", "gpu_count": 0, "gpu_name": None,
+        "compute_capability": None, "driver": None,
+        "why": "backend auto: no CUDA GPU; precision auto: fp32 on the CPU"}
     dpo = json.loads((chain / "dpo/metrics.json").read_text())
     assert dpo["train"]["steps"] == 6
     # Policy = reference at the first step, so the sigmoid DPO loss is ln 2.
@@ -115,15 +127,105 @@ def test_evaluation_metrics_and_judged_generations(chain):
     assert json.loads((chain / "eval/dpo/metrics.json").read_text())["reference"] == "sft"
 
 
+def test_intervals_kl_and_sampled_answers(chain):
+    results = {m: json.loads((chain / f"eval/{m}/metrics.json").read_text()) for m in ("base", "sft", "dpo")}
+    for name, result in results.items():
+        metrics, bounds = result["metrics"], result["intervals"]
+        for key in ("implicit_reward_accuracy", "reward_margin_mean", "logp_accuracy", "logp_accuracy_normalized",
+                    "judge_accuracy", "generation_length_mean", "kl_mean"):
+            assert bounds[key]["low"] <= metrics[key] <= bounds[key]["high"], (name, key)
+        assert metrics["kl_samples"] == metrics["judged_prompts"]
+        assert metrics["reward_margin_p05"] <= metrics["reward_margin_median"] <= metrics["reward_margin_p95"]
+        generations = read_jsonl(chain / f"eval/{name}/generations.jsonl")
+        for g in generations:
+            assert g["sampled"]["correct"] == tasks.judge(g["prompt"], g["sampled"]["answer"])
+            assert g["score"] == (1.0 if g["correct"] else 0.0)
+        pairs = read_jsonl(chain / f"eval/{name}/pairs.jsonl")
+        assert len(pairs) == metrics["pairs"]
+        assert sum(p["margin"] > 0 for p in pairs) / len(pairs) == metrics["implicit_reward_accuracy"]
+    # Its own reference: no drift at all. After training the per-sample log ratios vary (20 SFT steps
+    # move the model only a little, so the estimate itself may be near 0 here; the default's is not).
+    assert results["base"]["metrics"]["kl_mean"] == 0.0 and results["base"]["metrics"]["kl_se"] == 0.0
+    for name in ("sft", "dpo"):
+        ratios = [g["sampled"]["log_ratio"] for g in read_jsonl(chain / f"eval/{name}/generations.jsonl")]
+        assert results[name]["metrics"]["kl_mean"] == pytest.approx(sum(ratios) / len(ratios))
+        assert results[name]["metrics"]["kl_se"] > 0 and len(set(ratios)) > 1
+    assert results["dpo"]["sampling"] == {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+
+
+def test_sampled_answers_are_seeded(chain, tmp_path):
+    def sampled(seed):
+        out = tmp_path / f"seed{seed}"
+        run_cli("evaluate", "--name", "dpo", "--model", chain / "dpo/model", "--reference", chain / "sft/model",
+                "--test", chain / "data/test.jsonl", "--metrics", out / "m.json", "--generations", out / "g.jsonl",
+                *EVAL, "--seed", str(seed))
+        return [g["sampled"]["answer"] for g in read_jsonl(out / "g.jsonl")]
+
+    first = sampled(1234)
+    assert first == [g["sampled"]["answer"] for g in read_jsonl(chain / "eval/dpo/generations.jsonl")]
+    assert sampled(99) != first
+
+
+def test_comparison_of_dpo_and_sft(chain):
+    result = json.loads((chain / "eval/compare/dpo_vs_sft.json").read_text())
+    greedy = result["greedy"]
+    assert (result["model"], result["baseline"], result["judge"]) == ("dpo", "sft", {"kind": "task"})
+    assert greedy["wins"] + greedy["ties"] + greedy["losses"] == greedy["prompts"] > 0
+    assert greedy["interval"]["low"] <= greedy["win_rate"] <= greedy["interval"]["high"]
+    dpo = {g["id"]: g for g in read_jsonl(chain / "eval/dpo/generations.jsonl")}
+    sft = {g["id"]: g for g in read_jsonl(chain / "eval/sft/generations.jsonl")}
+    assert greedy["wins"] == sum(dpo[i]["correct"] and not sft[i]["correct"] for i in dpo)
+
+
+def test_reward_model_judge_through_the_steps(chain, tmp_path):
+    from tiny_reward_model import train_tiny_reward_model
+
+    rm = train_tiny_reward_model(tmp_path / "rm")
+    for model, reference in (("sft", "model/base"), ("dpo", "sft/model")):
+        run_cli("evaluate", "--name", model, "--model", chain / f"{model}/model", "--reference", chain / reference,
+                "--test", chain / "data/test.jsonl", "--metrics", tmp_path / f"{model}.json",
+                "--generations", tmp_path / f"{model}.jsonl", *EVAL, "--judge", "reward_model", "--reward-model", rm)
+    result = json.loads((tmp_path / "dpo.json").read_text())
+    assert result["judge"] == {"kind": "reward_model", "path": str(rm), "architecture": "LlamaForSequenceClassification"}
+    scores = [g["score"] for g in read_jsonl(tmp_path / "dpo.jsonl")]
+    assert len(set(scores)) > 1 and result["metrics"]["judge_score_mean"] == pytest.approx(sum(scores) / len(scores))
+    run_cli("compare", "--model", tmp_path / "dpo.json", tmp_path / "dpo.jsonl", "--baseline", tmp_path / "sft.json",
+            tmp_path / "sft.jsonl", "--out", tmp_path / "cmp.json")
+    assert json.loads((tmp_path / "cmp.json").read_text())["judge"]["kind"] == "reward_model"
+    # Mixing judges is refused with the reason, not a traceback.
+    mixed = run_cli("compare", "--model", tmp_path / "dpo.json", tmp_path / "dpo.jsonl", "--baseline",
+                    chain / "eval/sft/metrics.json", chain / "eval/sft/generations.jsonl", "--out", tmp_path / "x.json",
+                    check=False)
+    assert mixed.returncode == 2 and "same judge" in mixed.stderr and "Traceback" not in mixed.stderr
+
+
 def test_report_has_every_section(chain):
     md = (chain / "report/report.md").read_text()
     html = (chain / "report/report.html").read_text()
-    for heading in ("Summary", "Evaluation on the held-out split", "Training", "Data ledger", "Sample generations",
-                    "Resolved settings", "Software and hardware"):
-        assert f"## {heading}" in md
+    for heading in ("Summary", "Evaluation on the held-out split", "Judge win rates", "Training", "Data ledger",
+                    "Sample generations", "Resolved settings", "Software and hardware", "Manifest"):
+        assert f"## {heading}" in md or f"### {heading}" in md
         assert heading in html
-    assert html.count("data:image/png;base64,") == 2 and 'id="summary-table"' in html
+    # Two training-curve figures, the intervals figure and the margin histograms.
+    assert html.count("data:image/png;base64,") == 4 and 'id="summary-table"' in html
     assert "http://" not in html and "https://" not in html  # self-contained
+    digest = hashlib.sha256((chain / "manifest.json").read_bytes()).hexdigest()
+    assert digest in html and digest in md
+    for label in ("rewards/accuracies", "KL(policy ‖ reference)", "win rate", "sft sampled", "dpo greedy"):
+        assert label in html or label in md, label
+
+
+def test_report_opens_cleanly_in_chromium(chain):
+    import browser
+
+    if not browser.available() and not os.environ.get("CI"):
+        pytest.skip("Debian's chromium is not installed (CI installs it in .ci/run)")
+    seen = browser.inspect_page(chain / "report/report.html",
+                                "document.querySelectorAll('#summary-table tbody tr').length")
+    assert seen["console_errors"] == []
+    assert len(seen["images"]) == 4
+    assert all(i["decoded"] and i["naturalWidth"] > 0 for i in seen["images"]), seen["images"]
+    assert seen["value"] == 3  # base, sft, dpo
 
 
 def test_same_seed_same_checkpoint_bytes(chain, tmp_path):

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,9 @@ ARTIFACTS = [
     "results/dpo/adapter/adapter_model.safetensors",
     "results/dpo/metrics.json",
     "results/dpo/log_history.jsonl",
-    *[f"results/eval/{m}/{f}" for m in ("base", "sft", "dpo") for f in ("metrics.json", "generations.jsonl")],
+    *[f"results/eval/{m}/{f}" for m in ("base", "sft", "dpo") for f in ("metrics.json", "generations.jsonl",
+                                                                       "pairs.jsonl")],
+    "results/eval/compare/dpo_vs_sft.json",
     "results/report/report.md",
     "results/report/report.html",
 ]
@@ -137,6 +140,74 @@ def test_two_fresh_runs_give_identical_artifact_hashes(run_dir, tmp_path_factory
     assert first == second
 
 
+def test_dpo_moved_the_policy_a_measured_distance(run_dir):
+    dpo, sft = metrics(run_dir, "dpo"), metrics(run_dir, "sft")
+    assert 0 < dpo["kl_mean"] < sft["kl_mean"]  # DPO stays near its reference; SFT moved far from the base
+    assert dpo["kl_se"] > 0 and dpo["kl_samples"] == dpo["judged_prompts"] > 100
+    comparison = json.loads((run_dir / "results/eval/compare/dpo_vs_sft.json").read_text())
+    interval = comparison["greedy"]["interval"]
+    assert interval["low"] <= comparison["metrics"]["win_rate"] <= interval["high"]
+
+
+def with_config(tmp_path: Path, change) -> Path:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    change(config)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_check_passes_on_the_default_and_prints_the_table(run_dir):
+    result = snakemake(run_dir, "--cores", "all", "check")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "| dpo.implicit_reward_accuracy" in output and "results reproduced." in output
+    table = (run_dir / "results/check/expected.md").read_text()
+    expected = yaml.safe_load((REPO / "expected/default.yaml").read_text())["metrics"]
+    assert sum(line.startswith("| ") for line in table.splitlines()) == len(expected) + 1  # + header
+    assert " OUT " not in table and "MISSING" not in table
+
+
+def test_check_fails_with_a_clear_table_when_a_bound_is_violated(run_dir, tmp_path):
+    strict = tmp_path / "strict.yaml"
+    text = (REPO / "expected/default.yaml").read_text()
+    strict.write_text(text.replace("dpo.implicit_reward_accuracy: {min: 0.75,", "dpo.implicit_reward_accuracy: {min: 0.99,"))
+    config = with_config(tmp_path, lambda c: c.update(check={"expected": str(strict)}))
+    result = snakemake(run_dir, "--cores", "all", "check", configfile=config)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    row = next(line for line in output.splitlines() if line.startswith("| dpo.implicit_reward_accuracy"))
+    assert "[0.9900, " in row and row.rstrip(" |").endswith("OUT")
+    assert "NOT reproduced (1 out of bounds or missing)" in output
+    assert not (run_dir / "results/check/expected.md").exists()  # a failed check leaves no table behind
+    assert planned_rules(snakemake(run_dir, "--cores", "all", "-n")) == set()  # the run itself is untouched
+
+
+def test_snakemake_report_zip(run_dir):
+    result = snakemake(run_dir, "--cores", "all", "--report", "report.zip")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    with zipfile.ZipFile(run_dir / "report.zip") as archive:
+        names = archive.namelist()
+        ours = next(n for n in names if n.startswith("report/data/raw/") and n.endswith("/report.html"))
+        assert archive.read(ours) == (run_dir / "results/report/report.html").read_bytes()
+    assert "report/report.html" in names  # Snakemake's own page
+    assert sum(n.endswith("/metrics.json") for n in names) == 3 and any(n.endswith("/dpo_vs_sft.json") for n in names)
+
+
+def test_the_default_report_opens_cleanly_in_chromium(run_dir):
+    import browser
+
+    if not browser.available() and not os.environ.get("CI"):
+        pytest.skip("Debian's chromium is not installed (CI installs it in .ci/run)")
+    seen = browser.inspect_page(run_dir / "results/report/report.html",
+                                "Array.from(document.querySelectorAll('#summary-table tbody tr td:first-child'))"
+                                ".map(td => td.textContent)")
+    assert seen["console_errors"] == []
+    assert len(seen["images"]) == 4
+    assert all(i["decoded"] and i["naturalWidth"] > 0 for i in seen["images"]), seen["images"]
+    assert seen["value"] == ["base (base)", "sft (base)", "dpo (sft)"]
+
+
 def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp_path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["eval"]["max_new_tokens"] = 16
@@ -144,7 +215,7 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
     changed.write_text(yaml.safe_dump(config))
     dry = snakemake(run_dir, "--cores", "all", "-n", configfile=changed)
     assert dry.returncode == 0, dry.stderr
-    assert planned_rules(dry) == {"evaluate_model", "render_report", "write_manifest", "all"}
+    assert planned_rules(dry) == {"evaluate_model", "compare_models", "render_report", "write_manifest", "all"}
     sft_weights = run_dir / "results/sft/model/model.safetensors"
     before = sft_weights.stat().st_mtime_ns
     result = snakemake(run_dir, "--cores", "all", configfile=changed)

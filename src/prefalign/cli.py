@@ -29,6 +29,8 @@ STEPS = {
     "sft": ("prefalign.train_sft", "supervised fine-tuning on the chosen replies; writes a merged checkpoint"),
     "dpo": ("prefalign.train_dpo", "direct preference optimization against the SFT checkpoint"),
     "evaluate": ("prefalign.evaluate", "preference and generation metrics of one checkpoint on the test split"),
+    "compare": ("prefalign.compare", "judge win rate of one evaluated model against another, with a bootstrap interval"),
+    "check": ("prefalign.check_expected", "compare a run's metrics with expected bounds; exit 1 when any is out"),
     "report": ("prefalign.report", "report.md and a self-contained report.html from the run's metrics"),
     "manifest": ("prefalign.manifest", "results/manifest.json: sha256 and provenance of every artifact"),
     "verify": ("prefalign.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),

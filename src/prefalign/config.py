@@ -273,11 +273,12 @@ def _build(section: str, cls, values: dict, sources: list[Path], line_keys: list
 def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     """The typed settings of every step, built from a validated, defaults-filled config.
 
-    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, eval:<model>, report.
+    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, eval:<model>, compare, report.
     Building them runs each step's own checks, so a value the schema allows but a step cannot
     use (hidden_size not divisible by num_heads, say) is refused before any rule runs.
     """
     from prefalign.base_model import BaseModelSettings
+    from prefalign.compare import CompareSettings
     from prefalign.evaluate import REFERENCES, EvalSettings
     from prefalign.filters import FilterSettings
     from prefalign.normalize import NormalizeSettings
@@ -311,10 +312,18 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
                           sources, ["model"])
     out["sft"] = _build("sft", SFTSettings, {**config["sft"], **common}, sources, ["sft"])
     out["dpo"] = _build("dpo", DPOSettings, {**config["dpo"], **common}, sources, ["dpo"])
-    evaluation = {k: v for k, v in config["eval"].items() if k != "models"}
+    evaluation = {k: v for k, v in config["eval"].items() if k not in ("models", "comparisons")}
     for model in config["eval"]["models"]:
         out[f"eval:{model}"] = _build("eval", EvalSettings, {
             **evaluation, **common, "name": model, "reference_name": REFERENCES[model],
             "beta": config["dpo"]["beta"]}, sources, ["eval"])
+    for i, (model, baseline) in enumerate(config["eval"].get("comparisons", [])):
+        if model == baseline or not {model, baseline} <= set(config["eval"]["models"]):
+            where = next((f"{s}:{key_line(s, ['eval', 'comparisons', i])}: " for s in reversed(sources)
+                          if key_line(s, ["eval", "comparisons", i])), "")
+            raise ConfigError(f"invalid config:\n  {where}eval.comparisons: expected two different models of "
+                              f"eval.models ({', '.join(config['eval']['models'])}), got [{model}, {baseline}]")
+    out["compare"] = _build("eval", CompareSettings, {"bootstrap_samples": config["eval"]["bootstrap_samples"],
+                                                      "seed": config["seed"]}, sources, ["eval"])
     out["report"] = _build("report", ReportSettings, config["report"], sources, ["report"])
     return out

@@ -106,18 +106,25 @@ def _job(rule, wildcards: dict) -> dict:
     }
 
 
-def workflow_plan(rules, wildcard_values: dict[str, list], config: dict, skip=("all",)) -> dict:
+def workflow_plan(rules, wildcard_values: dict[str, list], config: dict, skip=("all",),
+                  rule_combos: dict[str, list[dict]] | None = None) -> dict:
     """Every job of the workflow (one per rule and wildcard combination) as the manifest records it.
 
     Called inside the Snakefile (rules/manifest.smk) with `workflow.rules`, after every other
     rule is defined: it expands each rule's inputs, outputs, params, log and benchmark the
-    way Snakemake does for a job (Snakemake 9's Rule.expand_* methods). Combinations that a
-    rule's wildcard constraints exclude are left out. Raises ConfigError for a rule with a
-    wildcard that has no entry in `wildcard_values`.
+    way Snakemake does for a job (Snakemake 9's Rule.expand_* methods). A rule's jobs are
+    every combination of its wildcards' values, or exactly the wildcard dicts listed for it
+    in `rule_combos` (for wildcards that come in pairs, such as model and baseline of a
+    comparison). Combinations that a rule's wildcard constraints exclude are left out.
+    Raises ConfigError for a rule with a wildcard that has no entry in `wildcard_values`.
     """
     jobs = []
+    rule_combos = rule_combos or {}
     for rule in rules:
         if rule.name in skip:
+            continue
+        if rule.name in rule_combos:
+            jobs.extend(_job(rule, combo) for combo in rule_combos[rule.name])
             continue
         names = sorted(rule.wildcard_names)
         unknown = [n for n in names if n not in wildcard_values]

@@ -66,7 +66,7 @@ def hardware() -> dict:
                 "compute_capability": f"{props.major}.{props.minor}",
                 "memory_gib": round(props.total_memory / 2**30, 1),
                 "cuda": torch.version.cuda,
-                "driver": _nvidia_driver(),
+                "driver": nvidia_driver(),
             }
     return info
 
@@ -79,7 +79,7 @@ def _has_torch() -> bool:
     return True
 
 
-def _nvidia_driver() -> str | None:
+def nvidia_driver() -> str | None:
     try:
         with open("/proc/driver/nvidia/version", encoding="utf-8") as handle:
             first = handle.readline()

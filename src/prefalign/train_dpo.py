@@ -13,6 +13,7 @@ Writes the merged DPO checkpoint (and the adapter when LoRA is on), TRL's logged
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,24 +59,29 @@ def dpo_dataset(records: list[dict]):
     return Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in records])
 
 
-def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, settings: DPOSettings,
-          checkpoint_dir: Path | None = None):
-    """Train and save the merged checkpoint (and adapter); return (metrics, log history)."""
-    resolved = training.resolve(settings)
+def train(sft: Path, train_path: Path, out: Path | None, adapter_out: Path | None, settings: DPOSettings,
+          callbacks=(), checkpoint_dir: Path | None = None):
+    """Train and save the merged checkpoint (and adapter); return (metrics, log history).
+
+    `out=None` trains without saving (bench/dpo_throughput.py times the training alone).
+    """
+    training.pin_single_gpu()
+    resolved = training.resolve(settings)  # refuses impossible settings before loading anything
+    print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
+    if resolved.backend == "unsloth":
+        from prefalign import unsloth_backend
+
+        unsloth_backend.activate(dpo=True)
     runtime.setup(settings.seed, settings.threads)
     training.quiet_libraries()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(sft)
-    dtype = torch.bfloat16 if resolved.precision == "bf16" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(sft, dtype=dtype, use_safetensors=True)
+    model, tokenizer, peft_config = training.load_policy(sft, settings, resolved)
     dataset = dpo_dataset(load_records(train_path))
 
     with checkpoints.workspace(checkpoint_dir, settings, [sft, train_path], prefix="prefalign-dpo-") as ckpt:
         config = DPOConfig(
-            **training.trainer_kwargs(settings, resolved, ckpt.folder, ckpt.enabled),
+            **training.trainer_kwargs(settings, resolved, ckpt.folder, DPOConfig, ckpt.enabled),
             beta=settings.beta,
             loss_type=list(settings.loss_type),
             loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
@@ -87,26 +93,19 @@ def train(sft: Path, train_path: Path, out: Path, adapter_out: Path | None, sett
             args=config,
             train_dataset=dataset,
             processing_class=tokenizer,
-            peft_config=training.lora_config(settings) if settings.use_lora else None,
+            peft_config=peft_config,
+            callbacks=list(callbacks),
         )
         result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
-
-    out.mkdir(parents=True, exist_ok=True)
-    if settings.use_lora:
-        if adapter_out is not None:
-            trainer.model.save_pretrained(adapter_out)
-        trained = trainer.model.merge_and_unload()
-    else:
-        trained = trainer.model
-    trained.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    if out is not None:
+        training.save_trained(trainer, sft, sft, out, settings, resolved, adapter_out)
 
     history = training.log_history(trainer)
     keys = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "logps/chosen",
             "logps/rejected", "grad_norm")
     metrics = {
         "settings": settings.to_dict(),
-        "resolved": resolved.__dict__,
+        "resolved": dataclasses.asdict(resolved),
         "train": {"steps": result.global_step, "examples": len(dataset), "train_loss": result.training_loss,
                   "first_loss": next((e["loss"] for e in history if "loss" in e), None),
                   **{k: training.last_logged(history, k) for k in keys}},
@@ -129,7 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     settings = DPOSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
-    metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings, args.checkpoint_dir)
+    metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings,
+                             checkpoint_dir=args.checkpoint_dir)
+    if not training.is_main_process():  # one process writes; all trained the same model
+        return
     training.write_log_history(args.log_history, history)
     write_json(args.metrics, metrics)
     if args.environment:

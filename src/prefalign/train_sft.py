@@ -13,6 +13,7 @@ any model is loaded.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,39 +34,41 @@ def sft_dataset(records: list[dict]):
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in records])
 
 
-def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, checkpoint_dir: Path | None = None):
+def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callbacks=(),
+          checkpoint_dir: Path | None = None):
     """Train and save the merged checkpoint to `out`; return (metrics, log history)."""
+    training.pin_single_gpu()
     resolved = training.resolve(settings)  # refuses impossible settings before loading anything
+    print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
+    if resolved.backend == "unsloth":
+        from prefalign import unsloth_backend
+
+        unsloth_backend.activate()
     runtime.setup(settings.seed, settings.threads)
     training.quiet_libraries()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    dtype = torch.bfloat16 if resolved.precision == "bf16" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, use_safetensors=True)
+    model, tokenizer, peft_config = training.load_policy(base, settings, resolved)
     dataset = sft_dataset(load_records(train_path))
 
     with checkpoints.workspace(checkpoint_dir, settings, [base, train_path], prefix="prefalign-sft-") as ckpt:
-        config = SFTConfig(**training.trainer_kwargs(settings, resolved, ckpt.folder, ckpt.enabled), packing=False)
+        config = SFTConfig(**training.trainer_kwargs(settings, resolved, ckpt.folder, SFTConfig, ckpt.enabled),
+                           packing=False)
         trainer = SFTTrainer(
             model=model,
             args=config,
             train_dataset=dataset,
             processing_class=tokenizer,
-            peft_config=training.lora_config(settings) if settings.use_lora else None,
+            peft_config=peft_config,
+            callbacks=list(callbacks),
         )
         result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
-    trained = trainer.model.merge_and_unload() if settings.use_lora else trainer.model
-    out.mkdir(parents=True, exist_ok=True)
-    trained.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    training.save_trained(trainer, base, base, out, settings, resolved)
 
     history = training.log_history(trainer)
     metrics = {
         "settings": settings.to_dict(),
-        "resolved": resolved.__dict__,
+        "resolved": dataclasses.asdict(resolved),
         "train": {
             "steps": result.global_step,
             "examples": len(dataset),
@@ -91,7 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     settings = SFTSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
-    metrics, history = train(args.base, args.train, args.out, settings, args.checkpoint_dir)
+    metrics, history = train(args.base, args.train, args.out, settings, checkpoint_dir=args.checkpoint_dir)
+    if not training.is_main_process():  # one process writes; all trained the same model
+        return
     training.write_log_history(args.log_history, history)
     write_json(args.metrics, metrics)
     if args.environment:

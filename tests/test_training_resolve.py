@@ -1,0 +1,122 @@
+"""Backend and precision resolution, on every kind of machine, without one.
+
+`resolve` is a pure function of the settings and a `Machine` description, so the GPU
+branches are covered here on the CPU; the GPU runs themselves are in bench/ (results under
+bench/results/).
+"""
+
+import pytest
+
+from prefalign.settings import ConfigError
+from prefalign.training import Machine, TrainSettings, resolve, trainer_kwargs
+
+CPU = Machine(cuda=False)
+CPU_WITH_UNSLOTH = Machine(cuda=False, unsloth_installed=True)
+H100 = Machine(True, "NVIDIA H100 80GB HBM3", (9, 0), 1, "580.159.04", unsloth_installed=True)
+A100 = Machine(True, "NVIDIA A100-SXM4-80GB", (8, 0), 1, "580.159.04", unsloth_installed=True)
+H100_CPU_ENV = Machine(True, "NVIDIA H100 80GB HBM3", (9, 0), 1, "580.159.04", unsloth_installed=False)
+
+
+def lora(**kw):
+    return TrainSettings(use_lora=True, **kw)
+
+
+@pytest.mark.parametrize(
+    "settings, machine, backend, precision, device",
+    [
+        (TrainSettings(), CPU, "trl", "fp32", "cpu"),
+        (TrainSettings(), CPU_WITH_UNSLOTH, "trl", "fp32", "cpu"),  # Unsloth needs a GPU
+        (lora(), H100, "unsloth", "fp8", "cuda"),  # the mission's default on capable cards
+        (TrainSettings(), H100, "unsloth", "bf16", "cuda"),  # full fine-tuning cannot be fp8
+        (lora(), A100, "unsloth", "bf16", "cuda"),  # compute capability 8.0 < 9.0
+        (lora(), H100_CPU_ENV, "trl", "bf16", "cuda"),  # fp8 needs Unsloth
+        (lora(backend="trl"), H100, "trl", "bf16", "cuda"),
+        (lora(precision="4bit"), A100, "unsloth", "4bit", "cuda"),
+        (lora(precision="4bit", backend="trl"), H100, "trl", "4bit", "cuda"),
+        (lora(precision="fp32", backend="trl"), H100, "trl", "fp32", "cuda"),
+        (lora(precision="fp8", backend="unsloth"), H100, "unsloth", "fp8", "cuda"),
+    ],
+)
+def test_resolution(settings, machine, backend, precision, device):
+    resolved = resolve(settings, machine)
+    assert (resolved.backend, resolved.precision, resolved.device) == (backend, precision, device)
+    if device == "cuda":
+        assert resolved.gpu_name == machine.gpu_name and resolved.driver == machine.driver
+        assert resolved.compute_capability == f"{machine.compute_capability[0]}.{machine.compute_capability[1]}"
+    if settings.backend == "auto" or settings.precision == "auto":
+        assert resolved.why  # the reason is recorded with the run
+
+
+@pytest.mark.parametrize(
+    "settings, machine, message",
+    [
+        (TrainSettings(backend="unsloth"), CPU_WITH_UNSLOTH, "backend: expected trl or auto on a machine without a CUDA GPU"),
+        (TrainSettings(backend="unsloth"), H100_CPU_ENV, "backend: expected trl or auto: unsloth is not installed"),
+        (TrainSettings(precision="bf16"), CPU, "precision: expected fp32 or auto on a machine without a CUDA GPU"),
+        (lora(precision="fp8"), CPU, "precision: expected fp32 or auto on a machine without a CUDA GPU"),
+        (lora(precision="fp8"), A100, "fp8 needs compute capability >= 9.0, NVIDIA A100-SXM4-80GB has 8.0"),
+        (lora(precision="fp8", backend="trl"), H100, "fp8 training runs through Unsloth"),
+        (TrainSettings(precision="fp8"), H100, "use_lora: expected true with precision fp8"),
+        (TrainSettings(precision="4bit", backend="trl"), H100, "use_lora: expected true with precision 4bit"),
+        (lora(precision="4bit"), CPU, "precision: expected fp32 or auto"),
+        (lora(gradient_checkpointing="unsloth", backend="trl"), H100, "gradient_checkpointing: expected none or standard"),
+    ],
+)
+def test_impossible_settings_are_refused_before_loading(settings, machine, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(settings, machine)
+
+
+def test_bad_setting_values():
+    with pytest.raises(ConfigError, match="backend: expected one of auto, trl, unsloth"):
+        TrainSettings(backend="deepspeed")
+    with pytest.raises(ConfigError, match="precision: expected one of"):
+        TrainSettings(precision="fp16")
+    with pytest.raises(ConfigError, match="gradient_checkpointing"):
+        TrainSettings(gradient_checkpointing="yes")
+
+
+def test_trainer_kwargs_follow_the_installed_trl():
+    """TRL 1.16 says activation_checkpointing, TRL 1.15 (gpu environment) gradient_checkpointing."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class OldConfig:  # the field names of TRL 1.15's BaseConfig that matter here
+        gradient_checkpointing: bool = True
+        output_dir: str = ""
+
+    settings = TrainSettings(gradient_checkpointing="standard")
+    resolved = resolve(lora(backend="trl"), H100)
+    old = trainer_kwargs(settings, resolved, "out", OldConfig)
+    assert old["gradient_checkpointing"] is True and "activation_checkpointing" not in old
+    from trl import DPOConfig
+
+    new = trainer_kwargs(settings, resolved, "out", DPOConfig)
+    assert new["activation_checkpointing"] is True and new["bf16"] is True and new["use_cpu"] is False
+
+
+def test_pin_single_gpu_respects_the_scheduler(monkeypatch):
+    from prefalign.training import pin_single_gpu
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    pin_single_gpu()
+    import os
+
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    pin_single_gpu()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    pin_single_gpu()
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ  # accelerate launch assigns the GPUs
+
+
+def test_unsloth_is_never_imported_on_the_cpu_path():
+    import subprocess
+    import sys
+
+    code = ("import sys; from prefalign.training import TrainSettings, resolve; resolve(TrainSettings()); "
+            "import prefalign.train_dpo, prefalign.train_sft; assert 'unsloth' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
