@@ -77,6 +77,28 @@ def test_resume_point_falls_back_to_the_previous_good_checkpoint(tmp_path, capsy
     assert not newest.exists() and not incomplete.exists()  # bad ones are deleted, so the trainer cannot pick them
 
 
+def test_only_the_main_process_of_a_ddp_run_deletes_bad_checkpoints(tmp_path, monkeypatch):
+    make_checkpoint(tmp_path, 20)
+    newest = make_checkpoint(tmp_path, 40)
+    (newest / "model.safetensors").write_bytes(b"\0" * 10)
+    monkeypatch.setenv("RANK", "1")
+    assert checkpoints.Checkpoints(tmp_path, True, FP).resume_point() == str(tmp_path / "checkpoint-20")
+    assert newest.exists()  # rank 1 skips it; rank 0 deletes it
+    monkeypatch.setenv("RANK", "0")
+    assert checkpoints.Checkpoints(tmp_path, True, FP).resume_point() == str(tmp_path / "checkpoint-20")
+    assert not newest.exists()
+
+
+def test_a_checkpoint_that_vanishes_while_checked_is_corrupt(tmp_path, monkeypatch):
+    folder = make_checkpoint(tmp_path, 20)
+
+    def gone(path):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr(checkpoints, "sha256_file", gone)
+    assert checkpoints.problem(folder, FP).startswith("corrupt: unreadable")
+
+
 def test_no_good_checkpoint_means_step_zero(tmp_path, capsys):
     make_checkpoint(tmp_path, 20, fingerprint="0" * 64)
     run = checkpoints.Checkpoints(tmp_path, enabled=True, run_fingerprint=FP)

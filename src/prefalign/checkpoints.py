@@ -136,20 +136,28 @@ def problem(folder: Path, run_fingerprint: str) -> str | None:
         return f"corrupt: {RECORD} is for step {step}"
     if record.get("fingerprint") != run_fingerprint:
         return "stale: written by a run with other settings, inputs or library versions"
-    actual = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != RECORD}
-    for name in sorted(set(recorded) - actual):
-        return f"corrupt: {name} is missing"
-    for name in sorted(actual - set(recorded)):
-        return f"corrupt: unexpected file {name}"
-    for name, want in sorted(recorded.items()):
-        path = folder / name
-        size = path.stat().st_size
-        if size != want["size"]:
-            return f"corrupt: {name} has {size} bytes, the record says {want['size']} (truncated or overwritten)"
-        got = sha256_file(path)
-        if got != want["sha256"]:
-            return f"corrupt: {name} sha256 {got[:16]}... differs from the record's {want['sha256'][:16]}..."
+    try:
+        actual = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != RECORD}
+        for name in sorted(set(recorded) - actual):
+            return f"corrupt: {name} is missing"
+        for name in sorted(actual - set(recorded)):
+            return f"corrupt: unexpected file {name}"
+        for name, want in sorted(recorded.items()):
+            path = folder / name
+            size = path.stat().st_size
+            if size != want["size"]:
+                return f"corrupt: {name} has {size} bytes, the record says {want['size']} (truncated or overwritten)"
+            got = sha256_file(path)
+            if got != want["sha256"]:
+                return f"corrupt: {name} sha256 {got[:16]}... differs from the record's {want['sha256'][:16]}..."
+    except OSError as exc:  # unreadable, or deleted meanwhile by the main process of a DDP run
+        return f"corrupt: unreadable ({exc})"
     return None
+
+
+def main_process() -> bool:
+    """False in the other processes of a DDP run (accelerate launch sets RANK); they leave deleting to rank 0."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def candidates(root: Path) -> list[Path]:
@@ -189,7 +197,8 @@ class Checkpoints:
                 say(f"resuming from {folder.name} (step {record['step']}), verified by sha256")
                 return str(folder)
             say(f"{folder.name}: {why}; discarded")
-            shutil.rmtree(folder)
+            if main_process():
+                shutil.rmtree(folder, ignore_errors=True)
         say(f"no usable checkpoint in {self.folder}: training from step 0")
         return None
 
