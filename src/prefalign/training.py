@@ -322,14 +322,34 @@ def save_trained(trainer, tokenizer_dir: Path, base_dir: Path, out: Path, settin
         trainer.model.save_pretrained(out)
     elif resolved.backend == "trl" and resolved.precision in ("fp32", "bf16"):
         if adapter_out is not None:
-            trainer.model.save_pretrained(adapter_out)
+            save_adapter(trainer.model, adapter_out)
         trainer.model.merge_and_unload().save_pretrained(out)
     else:
         with tempfile.TemporaryDirectory(prefix="prefalign-adapter-") as scratch:
             adapter = adapter_out or Path(scratch)
-            trainer.model.save_pretrained(adapter)
+            save_adapter(trainer.model, adapter)
             merge_adapter(base_dir, adapter).save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def save_adapter(model, folder: Path) -> None:
+    """model.save_pretrained(folder) with adapter_config.json the same bytes on every run.
+
+    PEFT keeps target_modules ("all-linear" expanded) as a set and writes it as list(set):
+    in string-hash order, which differs between processes. Set-valued settings are written
+    sorted (and restored afterwards, so the live model is untouched).
+    """
+    saved = {}
+    for name, config in getattr(model, "peft_config", {}).items():
+        for key, value in vars(config).items():
+            if isinstance(value, set):
+                saved[(name, key)] = value
+                setattr(config, key, sorted(value))
+    try:
+        model.save_pretrained(folder)
+    finally:
+        for (name, key), value in saved.items():
+            setattr(model.peft_config[name], key, value)
 
 
 def merge_adapter(base_dir: Path, adapter_dir: Path):
