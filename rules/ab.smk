@@ -16,7 +16,7 @@ rule export_ab_sheet:
     benchmark:
         "benchmarks/export_ab_sheet.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     params:
         flags=flags("ab"),
@@ -36,7 +36,7 @@ rule import_ab_ratings:
     benchmark:
         "benchmarks/import_ab_ratings.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     shell:
         "prefalign ab import {input.ratings} --key {input.key} --out {output.win_rate} > {log} 2>&1"

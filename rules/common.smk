@@ -176,4 +176,5 @@ def all_targets():
         rules.render_report.output.md,
         rules.render_report.output.html,
         rules.record_config.output.resolved,
+        rules.write_manifest.output.manifest,
     ]

@@ -10,7 +10,7 @@ rule record_config:
     benchmark:
         "benchmarks/record_config.tsv"
     container:
-        config["containers"]["cpu"]
+        container_image("cpu")
     threads: 1
     params:
         resolved=resolved_config(),

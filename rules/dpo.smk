@@ -20,6 +20,9 @@ rule train_dpo:
     params:
         flags=flags("dpo"),
         watch=f"{flags('health')} {flags('tracking')}",
+        # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
+        # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
+        checkpoints="results/checkpoints/train_dpo",
         launch=launcher(),
         adapter=lambda wildcards, output: (
             f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
@@ -27,5 +30,5 @@ rule train_dpo:
     shell:
         "{params.launch} dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
         " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} {params.flags}"
+        " --environment {output.environment} --checkpoint-dir {params.checkpoints} {params.flags}"
         " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"

@@ -23,9 +23,12 @@ rule train_sft:
     params:
         flags=flags("sft"),
         watch=f"{flags('health')} {flags('tracking')}",
+        # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
+        # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
+        checkpoints="results/checkpoints/train_sft",
         launch=launcher(),
     shell:
         "{params.launch} sft --base {input.base} --train {input.train} --out {output.model}"
         " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} {params.flags}"
+        " --environment {output.environment} --checkpoint-dir {params.checkpoints} {params.flags}"
         " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"

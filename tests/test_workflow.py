@@ -46,8 +46,13 @@ ARTIFACTS = [
 ]
 
 
+# A credential in the environment of every run here; no output may contain it (see below).
+PLANTED_TOKEN = "hf_plantedByTestWorkflow0123456789abcdef"
+
+
 def snakemake(workdir: Path, *args: str, configfile: Path = REPO / "config.yaml") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "HF_TOKEN": PLANTED_TOKEN}
     command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
                str(configfile), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env)
@@ -89,6 +94,50 @@ def test_a_second_run_has_nothing_to_do(run_dir):
     result = snakemake(run_dir, "--cores", "all", "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- provenance (manifest, determinism, credentials)
+# These run before the test below changes the run's config.
+
+
+def artifact_hashes(workdir: Path) -> dict[str, str]:
+    manifest = json.loads((workdir / "results/manifest.json").read_text())
+    return {path: entry["sha256"] for path, entry in manifest["artifacts"].items()}
+
+
+def test_the_manifest_covers_every_file_under_results_and_verifies(run_dir):
+    result = subprocess.run([str(BIN / "prefalign"), "verify", str(run_dir / "results/manifest.json")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert " 0 mismatch(es)" in result.stdout
+    on_disk = {p.relative_to(run_dir).as_posix() for p in (run_dir / "results").rglob("*")
+               if p.is_file() and p.name != ".snakemake_timestamp"} - {"results/manifest.json"}
+    manifest = json.loads((run_dir / "results/manifest.json").read_text())
+    assert set(manifest["artifacts"]) == on_disk
+    sft = manifest["jobs"]["train_sft"]
+    train = manifest["artifacts"]["results/data/train.jsonl"]
+    assert sft["inputs"]["results/data/train.jsonl"] == train["sha256"] and train["rule"] == "split_dataset"
+    assert sft["wall_s"] > 0 and sft["environment"]["packages"]["torch"]
+    assert "--max-steps 1000" in manifest["config_slices"][sft["config_sha256"]]["flags"]
+    assert manifest["run"]["seed"] == 1234 and re.fullmatch(r"[0-9a-f]{40}", manifest["run"]["git"]["commit"])
+    assert not (run_dir / "results/checkpoints").exists()  # deleted once training succeeded
+
+
+def test_a_planted_token_appears_in_no_output(run_dir):
+    token = PLANTED_TOKEN.encode()
+    searched = [p for tree in ("results", "logs", "benchmarks") for p in (run_dir / tree).rglob("*") if p.is_file()]
+    assert len(searched) > 50
+    assert [str(p) for p in searched if token in p.read_bytes()] == []
+
+
+def test_two_fresh_runs_give_identical_artifact_hashes(run_dir, tmp_path_factory):
+    again = tmp_path_factory.mktemp("workflow-again")
+    result = snakemake(again, "--cores", "all")
+    assert result.returncode == 0, result.stderr[-5000:]
+    first, second = artifact_hashes(run_dir), artifact_hashes(again)
+    assert len(first) > 40
+    assert {p for p in first if first[p] != second.get(p)} == set()
+    assert first == second
 
 
 def test_dpo_moved_the_policy_a_measured_distance(run_dir):
@@ -242,7 +291,8 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
     changed.write_text(yaml.safe_dump(config))
     dry = snakemake(run_dir, "--cores", "all", "-n", configfile=changed)
     assert dry.returncode == 0, dry.stderr
-    assert planned_rules(dry) == {"evaluate_model", "compare_models", "render_report", "record_config", "all"}
+    assert planned_rules(dry) == {"evaluate_model", "compare_models", "render_report", "record_config",
+                                  "write_manifest", "all"}
     sft_weights = run_dir / "results/sft/model/model.safetensors"
     before = sft_weights.stat().st_mtime_ns
     result = snakemake(run_dir, "--cores", "all", configfile=changed)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.records import load_records, write_json
-from prefalign.settings import Settings, check
+from prefalign.settings import ConfigError, Settings, check
 
 SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
 CHATML_TEMPLATE = (
@@ -37,6 +37,7 @@ class BaseModelSettings(Settings):
     source: str = field(default="tiny", metadata={"help": "'tiny' (built offline) or 'pretrained' (name_or_path)"})
     name_or_path: str | None = field(default=None, metadata={"help": "pretrained: hub id or local folder"})
     revision: str | None = field(default=None, metadata={"help": "pretrained hub id: the commit to load (40 hex digits)"})
+    strict: bool = field(default=True, metadata={"help": "refuse a hub id without a 40-hex commit revision"})
     vocab_size: int = field(default=1024, metadata={"help": "tiny: BPE vocabulary size asked for (tokens)"})
     hidden_size: int = field(default=128, metadata={"help": "tiny: model width"})
     intermediate_size: int = field(default=384, metadata={"help": "tiny: MLP width"})
@@ -123,14 +124,25 @@ def load_pretrained(settings: BaseModelSettings):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(settings.name_or_path).is_dir()
-    if not local:
-        check(settings.revision is not None and COMMIT.fullmatch(settings.revision) is not None, "revision",
-              "a 40-hex-digit commit for a hub model (pinned, so reruns load the same weights)", settings.revision)
+    pinned = settings.revision is not None and COMMIT.fullmatch(settings.revision) is not None
+    if not local and settings.strict:
+        check(pinned, "revision", "a 40-hex-digit commit for a hub model (pinned, so reruns load the same weights)",
+              settings.revision)
+    elif not local and not pinned:
+        print(f"warning: {settings.name_or_path} is not pinned to a commit (strict: false); a rerun may load other "
+              "weights", flush=True)
     kwargs = {"revision": settings.revision} if settings.revision and not local else {}
-    tokenizer = AutoTokenizer.from_pretrained(settings.name_or_path, trust_remote_code=False, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(
-        settings.name_or_path, trust_remote_code=False, use_safetensors=True, dtype="auto", **kwargs
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(settings.name_or_path, trust_remote_code=False, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            settings.name_or_path, trust_remote_code=False, use_safetensors=True, dtype="auto", **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        # No safetensors weights (pickle files are never loaded: they can run code), or code
+        # that would need trust_remote_code: refused, with transformers' reason.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"name_or_path: cannot load {settings.name_or_path!r} safely "
+                          f"(safetensors only, trust_remote_code off): {first}") from None
     if tokenizer.chat_template is None:
         raise ValueError(f"{settings.name_or_path} has no chat template; use an instruct model or add one")
     if tokenizer.pad_token is None:

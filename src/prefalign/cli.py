@@ -35,6 +35,8 @@ STEPS = {
     "init": ("prefalign.init_config", "write a commented config.yaml for a model and dataset(s), preset by this machine"),
     "config": ("prefalign.config_tool", "check (explain every error), show (resolved values) or record a config"),
     "ab": ("prefalign.ab", "human A/B evaluation: export a blind SFT vs DPO sheet, import ratings -> win rate"),
+    "manifest": ("prefalign.manifest", "results/manifest.json: sha256 and provenance of every artifact"),
+    "verify": ("prefalign.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),
 }
 
 

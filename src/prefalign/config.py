@@ -12,8 +12,10 @@ what was expected and the key's description. The Snakefile calls it before any r
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import yaml
 
@@ -32,6 +34,10 @@ def load_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
 
 
 def load_schema(path: Path = SCHEMA) -> dict:
@@ -42,7 +48,7 @@ def key_line(path: Path, keys: Iterable[Any]) -> int | None:
     """1-based line where the key path is set in the YAML file `path`, or None."""
     try:
         node = yaml.compose(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     line = None
     for key in keys:
@@ -118,7 +124,7 @@ def format_errors(errors, sources: list[Path], root: dict | None = None) -> list
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(error.absolute_path)
         if error.validator == "additionalProperties":
-            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=str)
             path = path + extra[:1]
         key = ".".join(str(p) for p in path) or "<top level>"
         where = None
@@ -144,10 +150,27 @@ def check_config(config: dict, schema: dict | None = None, sources: Iterable[Pat
     schema = schema if schema is not None else load_schema()
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    sources = [Path(s) for s in sources]
+    not_numbers = list(_nan_paths(config))
+    if not_numbers:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(
+            f"{_where(sources, path)}{'.'.join(map(str, path))}: expected a number, got nan" for path in not_numbers))
     errors = list(Draft202012Validator(schema).iter_errors(config))
     if errors:
-        lines = format_errors(errors, [Path(s) for s in sources], schema)
+        lines = format_errors(errors, sources, schema)
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+
+
+def _nan_paths(value, path=()):
+    """Key paths of NaN values: JSON Schema's bounds let NaN through (every comparison is false)."""
+    if isinstance(value, float) and math.isnan(value):
+        yield list(path)
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _nan_paths(sub, path + (key,))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from _nan_paths(sub, path + (i,))
 
 
 def with_defaults(config: dict, schema: dict | None = None) -> dict:
@@ -190,6 +213,58 @@ def apply_presets(config: dict, sources: Iterable[Path] = (), schema: dict | Non
     from prefalign import presets
 
     return presets.resolve(config, [Path(s) for s in sources], schema if schema is not None else load_schema())
+
+
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _where(sources: list[Path], keys: list) -> str:
+    for source in reversed(sources):
+        line = key_line(source, keys)
+        if line is not None:
+            return f"{source}:{line}: "
+    return ""
+
+
+def hub_artifacts(config: dict) -> Iterator[tuple[list, str, Any]]:
+    """(key path of the revision, hub id, revision) of every hub model and dataset the config names.
+
+    A pretrained model is a hub artifact unless name_or_path is an existing local folder;
+    a dataset is one when its source is `hub`.
+    """
+    model = config.get("model", {})
+    if model.get("source") == "pretrained" and model.get("name_or_path") and not Path(model["name_or_path"]).is_dir():
+        yield ["model", "revision"], model["name_or_path"], model.get("revision")
+    for name, dataset in config.get("datasets", {}).items():
+        # Without a hub_id there is nothing to pin; normalize_values names that error.
+        if isinstance(dataset, dict) and dataset.get("source") == "hub" and dataset.get("hub_id"):
+            yield ["datasets", name, "revision"], dataset["hub_id"], dataset.get("revision")
+
+
+def check_safety(config: dict, sources: Iterable[Path] = ()) -> None:
+    """Refuse what the schema cannot see: unpinned hub artifacts under strict, unsafe path names.
+
+    strict (default true): every hub model and dataset must name a 40-hex commit revision,
+    so a rerun loads the same bytes. Names that become path components (dataset names)
+    must stay one component, so no config value can make a step write outside
+    results/, logs/, benchmarks/ (rules/manifest.smk also checks every job's paths).
+    """
+    sources = [Path(s) for s in sources]
+    problems = []
+    if config.get("strict", True):
+        for keys, hub_id, revision in hub_artifacts(config):
+            if not (isinstance(revision, str) and COMMIT.fullmatch(revision)):
+                problems.append(
+                    f"{_where(sources, keys) or _where(sources, keys[:-1])}{'.'.join(keys)}: expected a 40-hex-digit "
+                    f"commit for hub artifact {hub_id!r}, got {revision!r} (strict: true pins every hub model and "
+                    "dataset so reruns load the same bytes; set strict: false to allow unpinned ones)")
+    for name in config.get("datasets", {}):
+        text = str(name)
+        if text in ("", ".", "..") or any(c in text for c in "/\\\0") or text.startswith("."):
+            problems.append(f"{_where(sources, ['datasets', name])}datasets.{name}: expected a name that is one "
+                            f"path component (it names results/data/<name>/), got {text!r}")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
 def _build(section: str, cls, values: dict, sources: list[Path], line_keys: list):
@@ -260,6 +335,7 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     from prefalign.train_sft import SFTSettings
 
     sources = [Path(s) for s in sources]
+    check_safety(config, sources)
     common = {"seed": config["seed"], "threads": config["threads"]}
     data = config["data"]
     out: dict[str, Any] = {}
@@ -277,7 +353,8 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
         **{k: data[k] for k in ("test_fraction", "split_seed", "near_dedup", "near_dup_threshold", "near_dup_ngram",
                                 "minhash_perms", "decontaminate", "decontam_ngram", "decontam_overlap")},
         "caps": caps, "threads": config["threads"]}, sources, ["data"])
-    out["model"] = _build("model", BaseModelSettings, {**config["model"], **common}, sources, ["model"])
+    out["model"] = _build("model", BaseModelSettings, {**config["model"], **common, "strict": config.get("strict", True)},
+                          sources, ["model"])
     out["sft"] = _build("sft", SFTSettings, {**config["sft"], **common}, sources, ["sft"])
     out["dpo"] = _build("dpo", DPOSettings, {**config["dpo"], **common}, sources, ["dpo"])
     evaluation = {k: v for k, v in config["eval"].items() if k not in ("models", "comparisons")}

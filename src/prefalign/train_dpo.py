@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign import runtime, training, watch
+from prefalign import checkpoints, runtime, training, watch
 from prefalign.records import load_records, write_json
 from prefalign.settings import check
 
@@ -61,7 +60,7 @@ def dpo_dataset(records: list[dict]):
 
 
 def train(sft: Path, train_path: Path, out: Path | None, adapter_out: Path | None, settings: DPOSettings,
-          callbacks=(), report_to=()):
+          callbacks=(), report_to=(), checkpoint_dir: Path | None = None):
     """Train and save the merged checkpoint (and adapter); return (metrics, log history).
 
     `out=None` trains without saving (bench/dpo_throughput.py times the training alone).
@@ -80,9 +79,9 @@ def train(sft: Path, train_path: Path, out: Path | None, adapter_out: Path | Non
     model, tokenizer, peft_config = training.load_policy(sft, settings, resolved)
     dataset = dpo_dataset(load_records(train_path))
 
-    with tempfile.TemporaryDirectory(prefix="prefalign-dpo-") as scratch:
+    with checkpoints.workspace(checkpoint_dir, settings, [sft, train_path], prefix="prefalign-dpo-") as ckpt:
         config = DPOConfig(
-            **training.trainer_kwargs(settings, resolved, Path(scratch), DPOConfig, report_to),
+            **training.trainer_kwargs(settings, resolved, ckpt.folder, DPOConfig, report_to, ckpt.enabled),
             beta=settings.beta,
             loss_type=list(settings.loss_type),
             loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
@@ -97,7 +96,7 @@ def train(sft: Path, train_path: Path, out: Path | None, adapter_out: Path | Non
             peft_config=peft_config,
             callbacks=list(callbacks),
         )
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
     if out is not None:
         training.save_trained(trainer, sft, sft, out, settings, resolved, adapter_out)
 
@@ -122,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="output: settings, resolved device, results (JSON)")
     parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
     parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
+    parser.add_argument("--checkpoint-dir", type=Path, help=checkpoints.FLAG_HELP)
     DPOSettings.add_arguments(parser)
     watch.add_arguments(parser)  # health monitor, TensorBoard / W&B
 
@@ -131,7 +131,7 @@ def main(args: argparse.Namespace) -> None:
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
     watcher = watch.Watch.from_args(args, "dpo", settings)
     metrics, history = train(args.sft, args.train, args.out, args.adapter_out, settings, watcher.callbacks(),
-                             watcher.report_to)
+                             watcher.report_to, checkpoint_dir=args.checkpoint_dir)
     metrics["health"] = watcher.check.summary()
     if not training.is_main_process():  # one process writes; all trained the same model
         return
@@ -139,4 +139,5 @@ def main(args: argparse.Namespace) -> None:
     write_json(args.metrics, metrics)
     if args.environment:
         write_json(args.environment, runtime.environment())
+    checkpoints.clear(args.checkpoint_dir)
     print("dpo:", json.dumps(metrics["train"], sort_keys=True))

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefalign import runtime, training, watch
+from prefalign import checkpoints, runtime, training, watch
 from prefalign.records import load_records, write_json
 
 
@@ -35,7 +34,8 @@ def sft_dataset(records: list[dict]):
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in records])
 
 
-def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callbacks=(), report_to=()):
+def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callbacks=(), report_to=(),
+          checkpoint_dir: Path | None = None):
     """Train and save the merged checkpoint to `out`; return (metrics, log history)."""
     training.pin_single_gpu()
     resolved = training.resolve(settings)  # refuses impossible settings before loading anything
@@ -51,8 +51,9 @@ def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callba
     model, tokenizer, peft_config = training.load_policy(base, settings, resolved)
     dataset = sft_dataset(load_records(train_path))
 
-    with tempfile.TemporaryDirectory(prefix="prefalign-sft-") as scratch:
-        config = SFTConfig(**training.trainer_kwargs(settings, resolved, Path(scratch), SFTConfig, report_to),
+    with checkpoints.workspace(checkpoint_dir, settings, [base, train_path], prefix="prefalign-sft-") as ckpt:
+        config = SFTConfig(**training.trainer_kwargs(settings, resolved, ckpt.folder, SFTConfig, report_to,
+                                                     ckpt.enabled),
                            packing=False)
         trainer = SFTTrainer(
             model=model,
@@ -62,7 +63,7 @@ def train(base: Path, train_path: Path, out: Path, settings: SFTSettings, callba
             peft_config=peft_config,
             callbacks=list(callbacks),
         )
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
     training.save_trained(trainer, base, base, out, settings, resolved)
 
     history = training.log_history(trainer)
@@ -87,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="output: settings, resolved device, results (JSON)")
     parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
     parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
+    parser.add_argument("--checkpoint-dir", type=Path, help=checkpoints.FLAG_HELP)
     SFTSettings.add_arguments(parser)
     watch.add_arguments(parser)  # health monitor, TensorBoard / W&B
 
@@ -95,7 +97,8 @@ def main(args: argparse.Namespace) -> None:
     settings = SFTSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
     watcher = watch.Watch.from_args(args, "sft", settings)
-    metrics, history = train(args.base, args.train, args.out, settings, watcher.callbacks(), watcher.report_to)
+    metrics, history = train(args.base, args.train, args.out, settings, watcher.callbacks(), watcher.report_to,
+                             checkpoint_dir=args.checkpoint_dir)
     metrics["health"] = watcher.check.summary()
     if not training.is_main_process():  # one process writes; all trained the same model
         return
@@ -103,4 +106,5 @@ def main(args: argparse.Namespace) -> None:
     write_json(args.metrics, metrics)
     if args.environment:
         write_json(args.environment, runtime.environment())
+    checkpoints.clear(args.checkpoint_dir)
     print("sft:", json.dumps(metrics["train"], sort_keys=True))

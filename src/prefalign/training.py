@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prefalign import checkpoints
 from prefalign.settings import ConfigError, Settings, check
 
 BACKENDS = ("auto", "trl", "unsloth")
@@ -48,6 +49,9 @@ class TrainSettings(Settings):
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
     max_length: int = field(default=256, metadata={"help": "longest tokenized example (tokens); longer are truncated"})
     logging_steps: int = field(default=10, metadata={"help": "log training metrics every this many steps"})
+    checkpoint_steps: int = field(
+        default=100, metadata={"help": "save a resumable checkpoint every this many steps (a multiple of "
+                                       "logging_steps; 0 = none); used with --checkpoint-dir"})
     gradient_checkpointing: str = field(
         default="none",
         metadata={"help": f"activation checkpointing: {', '.join(CHECKPOINTING)} (unsloth: Unsloth's offloaded variant)"},
@@ -74,6 +78,10 @@ class TrainSettings(Settings):
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
         for key in ("adam_beta1", "adam_beta2"):
             check(0.0 < getattr(self, key) < 1.0, key, "a number in (0, 1)", getattr(self, key))
+        # A checkpoint on a logging step holds the exact running loss (prefalign.checkpoints).
+        check(isinstance(self.checkpoint_steps, int) and self.checkpoint_steps >= 0
+              and self.checkpoint_steps % self.logging_steps == 0, "checkpoint_steps",
+              f"0 or a multiple of logging_steps ({self.logging_steps})", self.checkpoint_steps)
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,7 @@ def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    kwargs = {"dtype": torch_dtype(resolved), "use_safetensors": True}
+    kwargs = {"dtype": torch_dtype(resolved)}
     if resolved.precision == "4bit":
         import torch
         from transformers import BitsAndBytesConfig
@@ -235,7 +243,7 @@ def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True)
         kwargs["device_map"] = {"": local_rank()}  # each DDP process holds its own copy
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)  # explicit: tests/test_safety.py
     return model, tokenizer, lora_config(settings) if settings.use_lora else None
 
 
@@ -252,11 +260,12 @@ def lora_config(settings: TrainSettings):
 
 
 def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path, config_class=None,
-                   report_to: list[str] = ()) -> dict:
+                   report_to: list[str] = (), resumable: bool = False) -> dict:
     """TrainingArguments both TRL configs accept, named for the installed TRL.
 
     `report_to`: metric sinks (tensorboard, wandb; prefalign.tracking sets them up). Progress
     bars are drawn when stderr is a terminal; in a log file the logged metrics are printed.
+    With `resumable`, output_dir receives a checkpoint every checkpoint_steps (prefalign.checkpoints).
 
     TRL 1.16 (cpu environment) calls activation checkpointing `activation_checkpointing`,
     TRL 1.15 (gpu environment) `gradient_checkpointing`: the name the config class declares
@@ -278,7 +287,9 @@ def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path
         logging_steps=settings.logging_steps,
         logging_first_step=True,  # step 1 is the sanity check: DPO's sigmoid loss is ln 2 there
         logging_nan_inf_filter=False,  # the health monitor must see a NaN loss, not a stand-in average
-        save_strategy="no",
+        save_strategy="steps" if resumable else "no",
+        save_steps=max(settings.checkpoint_steps, 1),
+        save_total_limit=checkpoints.KEEP,
         report_to=list(report_to) or "none",
         seed=settings.seed,
         data_seed=settings.seed,
@@ -315,20 +326,38 @@ def save_trained(trainer, tokenizer_dir: Path, base_dir: Path, out: Path, settin
         return
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    for peft_config in getattr(trainer.model, "peft_config", {}).values():
-        sort_set_fields(peft_config)  # adapter_config.json must not depend on the hash seed
     if not settings.use_lora:
         trainer.model.save_pretrained(out)
     elif resolved.backend == "trl" and resolved.precision in ("fp32", "bf16"):
         if adapter_out is not None:
-            trainer.model.save_pretrained(adapter_out)
+            save_adapter(trainer.model, adapter_out)
         trainer.model.merge_and_unload().save_pretrained(out)
     else:
         with tempfile.TemporaryDirectory(prefix="prefalign-adapter-") as scratch:
             adapter = adapter_out or Path(scratch)
-            trainer.model.save_pretrained(adapter)
+            save_adapter(trainer.model, adapter)
             merge_adapter(base_dir, adapter).save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def save_adapter(model, folder: Path) -> None:
+    """model.save_pretrained(folder) with adapter_config.json the same bytes on every run.
+
+    PEFT keeps target_modules ("all-linear" expanded) as a set and writes it as list(set):
+    in string-hash order, which differs between processes. Set-valued settings are written
+    sorted (and restored afterwards, so the live model is untouched).
+    """
+    saved = {}
+    for name, config in getattr(model, "peft_config", {}).items():
+        for key, value in vars(config).items():
+            if isinstance(value, set):
+                saved[(name, key)] = value
+                setattr(config, key, sorted(value))
+    try:
+        model.save_pretrained(folder)
+    finally:
+        for (name, key), value in saved.items():
+            setattr(model.peft_config[name], key, value)
 
 
 def merge_adapter(base_dir: Path, adapter_dir: Path):
@@ -338,17 +367,6 @@ def merge_adapter(base_dir: Path, adapter_dir: Path):
 
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", use_safetensors=True)
     return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-
-
-def sort_set_fields(peft_config) -> None:
-    """Turn the set-valued fields of a PEFT config (target_modules, ...) into sorted lists.
-
-    PEFT writes a set field to adapter_config.json in iteration order, which follows Python's
-    string hashing, randomized per process: unsorted, the file differs from run to run.
-    """
-    for key, value in vars(peft_config).items():
-        if isinstance(value, (set, frozenset)):
-            setattr(peft_config, key, sorted(value))
 
 
 def log_history(trainer) -> list[dict]:

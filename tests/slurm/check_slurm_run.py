@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = [REPO / "config.yaml", overlay]
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFALIGN_SLURM_")}
     # No PYTHONHASHSEED here on purpose: the two runs must agree under different hash seeds
-    # (training.sort_set_fields writes adapter_config.json's LoRA target modules sorted).
+    # (training.save_adapter writes adapter_config.json's LoRA target modules sorted).
     env.pop("PYTHONHASHSEED", None)
     env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", HF_HUB_OFFLINE="1", **PARTITIONS)
 

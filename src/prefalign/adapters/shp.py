@@ -17,6 +17,19 @@ from prefalign.adapters.base import BadRecord, Where, optional, require
 from prefalign.records import make_record, message
 
 
+def _as_float(value, key: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # a JSON integer beyond float range (found by tests/test_fuzz.py)
+        raise BadRecord(key, f"expected a number within float range, got {len(str(value))} digits") from None
+
+
+def _finite(value, key: str):
+    if not math.isfinite(_as_float(value, key)):
+        raise BadRecord(key, f"expected a finite number, got {value!r}")
+    return value
+
+
 def adapt(row, where: Where) -> dict:
     history = require(row, "history", str)
     ref_a = require(row, "human_ref_A", str)
@@ -24,12 +37,14 @@ def adapt(row, where: Where) -> dict:
     label = require(row, "labels", int)
     if label not in (0, 1):
         raise BadRecord("labels", f"expected 0 or 1, got {label!r}")
-    score_a = require(row, "score_A", (int, float))
-    score_b = require(row, "score_B", (int, float))
+    score_a = _finite(require(row, "score_A", (int, float)), "score_A")
+    score_b = _finite(require(row, "score_B", (int, float)), "score_B")
     ratio = optional(row, "score_ratio", (int, float))
     if ratio is None:
         low = min(score_a, score_b)
         ratio = max(score_a, score_b) / low if low > 0 else math.inf
+    else:
+        _as_float(ratio, "score_ratio")  # an integer beyond float range is a bad record
     chosen, rejected = (ref_a, ref_b) if label == 1 else (ref_b, ref_a)
     meta = {
         **where.provenance(),

@@ -1,0 +1,56 @@
+# results/manifest.json: sha256 and provenance of every artifact (prefalign.manifest).
+#
+# Included last: the job plan is read from the rules defined before it, so every job's
+# outputs are covered, those of rules added later too (a rule whose wildcards have no
+# values in MANIFEST_WILDCARDS stops the workflow here). Before any rule runs, the plan is
+# also checked: no job may write outside results/, logs/, benchmarks/.
+
+from prefalign.manifest import (
+    check_plan_paths,
+    plan_argument,
+    plan_inputs,
+    workflow_plan,
+)
+
+MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS}
+# Rules whose wildcards come in pairs: their jobs, as listed in the config.
+MANIFEST_COMBOS = {
+    "compare_models": [
+        {"model": model, "baseline": baseline}
+        for model, baseline in config["eval"]["comparisons"]
+    ],
+}
+# Not part of the run the manifest records: the `check` target audits a finished run.
+MANIFEST_SKIP = ("all", "write_manifest", "check_expected", "check")
+# The human A/B sheet is made on demand; once ratings are configured it feeds the report.
+if not config["ab"]["ratings"]:
+    MANIFEST_SKIP += ("export_ab_sheet", "import_ab_ratings")
+
+try:
+    MANIFEST_PLAN = workflow_plan(
+        workflow.rules, MANIFEST_WILDCARDS, config, MANIFEST_SKIP, MANIFEST_COMBOS
+    )
+    check_plan_paths(MANIFEST_PLAN)
+    MANIFEST_PLAN_TEXT = plan_argument(MANIFEST_PLAN)
+except ConfigError as error:
+    raise WorkflowError(str(error))
+
+
+rule write_manifest:
+    input:
+        plan_inputs(MANIFEST_PLAN),
+    output:
+        manifest=MANIFEST_PLAN["manifest"],
+    log:
+        "logs/write_manifest.log",
+    benchmark:
+        "benchmarks/write_manifest.tsv"
+    container:
+        container_image("cpu")
+    threads: 1
+    params:
+        plan=MANIFEST_PLAN_TEXT,
+        workflow_dir=workflow.basedir,
+    shell:
+        "prefalign manifest --plan {params.plan:q} --workflow-dir {params.workflow_dir:q}"
+        " --out {output.manifest} > {log} 2>&1"
