@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 
 import pytest
 
@@ -279,3 +280,20 @@ def test_evaluation_progress_bars_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     bar = tracking.progress(batches, "generating")
     assert bar is not batches and list(bar) == [0, 5]
+
+
+def test_a_resumed_run_replays_the_logs_before_its_checkpoint():
+    # Resuming restores the trainer state's log history: the summary must be the uninterrupted run's.
+    logs = overfitting([0.9, 0.95, 0.97, 0.98])
+    history = [{**entry, "step": 10 * (i + 1)} for i, entry in enumerate(logs)]
+    whole = HealthCheck(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
+    for entry in history:
+        whole.observe(entry, entry["step"])
+    resumed = HealthCheck(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
+    callback = HealthCallback(resumed)
+    state = types.SimpleNamespace(log_history=history[:2], global_step=20, is_local_process_zero=True)
+    callback.on_train_begin(None, state, None)
+    for entry in history[2:]:
+        callback.on_log(None, types.SimpleNamespace(**{**vars(state), "global_step": entry["step"]}),
+                        types.SimpleNamespace(should_training_stop=False), logs=entry)
+    assert resumed.summary() == whole.summary() and resumed.summary()["warnings"]

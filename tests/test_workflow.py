@@ -222,7 +222,9 @@ def test_ab_round_trip_through_the_workflow(run_dir, tmp_path):
         writer.writerows(rows)
     config = with_config(tmp_path, lambda c: c["ab"].update(ratings=str(ratings)))
     dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
-    assert planned_rules(dry) == {"import_ab_ratings", "render_report", "record_config", "all"}, dry.stdout[-2000:]
+    # The rated A/B result joins the report, and the manifest, which now lists the A/B files too.
+    assert planned_rules(dry) == {"import_ab_ratings", "render_report", "record_config", "write_manifest",
+                                  "all"}, dry.stdout[-2000:]
     result = snakemake(copy, "--cores", "all", configfile=config)
     assert result.returncode == 0, result.stderr[-3000:]
     win = json.loads((copy / "results/ab/win_rate.json").read_text())

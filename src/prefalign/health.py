@@ -247,6 +247,14 @@ class HealthCallback(Callback):
     def __init__(self, health: HealthCheck):
         self.health = health
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Resumed from a checkpoint: the trainer state holds the logs before it. Replaying them
+        # makes the summary (and metrics.json) that of an uninterrupted run; their messages were
+        # printed by the interrupted run already.
+        if self.health.logs_checked == 0:
+            for logs in state.log_history:
+                self.health.observe(logs, logs.get("step", state.global_step))
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         for finding in self.health.observe(logs or {}, state.global_step):
             if state.is_local_process_zero:
