@@ -6,7 +6,8 @@ HOST_RUN and CONTAINER_RUN are Snakemake working directories of the same config.
 (listing every difference) unless:
 
 - both have the same files under results/, and every one of them, but the environment.json
-  files, has the same sha256 in both;
+  files, has the same sha256 in both (results/manifest.json without its `jobs` table, which
+  records each job's machine, container and wall time);
 - every environment.json of the container run names the container (Apptainer, the image file
   given, the lock file's sha256 and the project version from the image) and the host's names
   no Apptainer image (a host that is itself a Docker or podman container may say so), while
@@ -27,9 +28,14 @@ import sys
 from pathlib import Path
 
 ENVIRONMENT = "environment.json"  # written by prefalign.runtime.environment(); names the container
+MANIFEST = "results/manifest.json"  # its `jobs` table records each job's machine, container and wall time
 
 
 def sha256(path: Path) -> str:
+    if path.as_posix().endswith(MANIFEST):  # the rest of the manifest must agree: artifacts, config slices, sources
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest.pop("jobs", None)
+        return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode("utf-8")).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

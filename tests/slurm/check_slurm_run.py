@@ -6,7 +6,8 @@ are GPU-tagged (resources gpu=1, gpu_model=fake) while they still train on the C
 then reads every submitted job back from SLURM (`scontrol show job`) and requires:
 
 - every file under results/ byte-identical to the local run's, except results/*/environment.json
-  (it records the environment of the step that wrote it);
+  (it records the environment of the step that wrote it) and the `jobs` table of
+  results/manifest.json (each job's machine and wall time);
 - one SLURM job per Snakemake job (the local run's job table, minus the target rule `all`),
   each COMPLETED with exit code 0, and the same job ids as the plugin's submission log;
 - the GPU-tagged rules requested `--gpus=fake:1` (SLURM's TresPerJob=gres:gpu:fake:1), were
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import signal
@@ -49,14 +51,25 @@ PARTITIONS = {"PREFALIGN_SLURM_PARTITION": "cpu", "PREFALIGN_SLURM_GPU_PARTITION
 # ---------------------------------------------------------------- artifacts
 
 
+MANIFEST = Path("results/manifest.json")
+
+
 def hash_results(workdir: Path) -> dict[str, str]:
-    """sha256 of every file under workdir/results, by relative path, without environment.json files."""
+    """sha256 of every file under workdir/results, by relative path, without environment.json files.
+
+    The manifest's `jobs` table records each job's machine and wall time, so the manifest is
+    compared by the sha256 of the rest (every artifact's hash, rule and config slice)."""
     hashes = {}
     for path in sorted((workdir / "results").rglob("*")):
         relative = path.relative_to(workdir)
         if not path.is_file() or is_environment_record(relative):
             continue
-        hashes[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
+        if relative == MANIFEST:
+            manifest = json.loads(data)
+            manifest.pop("jobs", None)
+            data = json.dumps(manifest, sort_keys=True).encode("utf-8")
+        hashes[relative.as_posix()] = hashlib.sha256(data).hexdigest()
     return hashes
 
 
