@@ -7,8 +7,8 @@
 #      bookworm base, podman, the pip CA as a build secret, the local torch CPU wheel) and
 #      convert it to a SIF with real Apptainer (Debian sid's, in a privileged podman
 #      container: containers/apptainer-podman.sh), recording it in a copy of config.yaml;
-#   3. run the whole default workflow twice, on the host (config.yaml) and with
-#      `--profile profiles/apptainer` (that copy), and check with containers/compare_runs.py
+#   3. run the whole default workflow twice from that copy, on the host and with
+#      `--profile profiles/apptainer`, side by side, and check with containers/compare_runs.py
 #      that every artifact under results/ is bit-identical, that each environment.json names
 #      the container, and that every job of the second run ran in the SIF.
 #
@@ -92,12 +92,6 @@ run() { # run NAME CONFIG ARGS...: the default workflow in $work/runs/NAME
   echo "$name run: $(($(date +%s) - begin)) s"
 }
 
-# The host run does not need the image: it goes on while the image is built (its results do
-# not depend on the machine's load: the thread count is fixed by the config).
-step "the default workflow on the host (in the background)"
-run host "$repo/config.yaml" &
-host_run=$!
-
 step "start Apptainer (Debian sid, in a privileged podman container)"
 containers/apptainer-podman.sh start "$repo" "$work"
 export PATH=$repo/containers/podman-bin:$PATH
@@ -110,11 +104,18 @@ echo "config containers.cpu: $image"
 digest=${image#containers/prefalign-cpu-}
 echo "${digest%.sif}  $image" | sha256sum --check --strict
 
-step "wait for the host run"
-wait "$host_run"
+# Both runs read the same config (the copy naming the SIF): the resolved config and the
+# manifest record containers.cpu. The host run goes on beside the container run (results do
+# not depend on the machine's load: the thread count is fixed by the config).
+step "the default workflow on the host (in the background)"
+run host "$work/config.yaml" &
+host_run=$!
 
 step "the default workflow in the container (snakemake --profile profiles/apptainer)"
 run apptainer "$work/config.yaml" --profile profiles/apptainer "--apptainer-args=--nv --userns"
+
+step "wait for the host run"
+wait "$host_run"
 
 step "compare the artifacts"
 "$work/host-venv/bin/python" containers/compare_runs.py "$work/runs/host" "$work/runs/apptainer" --image "$image"
