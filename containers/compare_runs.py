@@ -6,8 +6,8 @@ HOST_RUN and CONTAINER_RUN are Snakemake working directories of the same config.
 (listing every difference) unless:
 
 - both have the same files under results/, and every one of them, but the environment.json
-  files, has the same sha256 in both (results/manifest.json without its `jobs` table, which
-  records each job's machine, container and wall time);
+  files, has the same sha256 in both (results/manifest.json less what records the machine
+  and container: see manifest_record);
 - every environment.json of the container run names the container (Apptainer, the image file
   given, the lock file's sha256 and the project version from the image) and the host's names
   no Apptainer image (a host that is itself a Docker or podman container may say so), while
@@ -31,11 +31,23 @@ ENVIRONMENT = "environment.json"  # written by prefalign.runtime.environment(); 
 MANIFEST = "results/manifest.json"  # its `jobs` table records each job's machine, container and wall time
 
 
+def manifest_record(path: Path) -> dict:
+    """The manifest less what records the machine and container: the jobs table (each job's
+    environment and wall time), the manifest job's own environment and container, and the
+    environment.json entries (compared by compare_environments). The rest must agree: every
+    artifact's sha256, rule and config slice, the sources, the config, git, the version."""
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.pop("jobs", None)
+    for key in ("container", "environment"):
+        manifest.get("run", {}).pop(key, None)
+    manifest["artifacts"] = {name: entry for name, entry in manifest.get("artifacts", {}).items()
+                             if Path(name).name != ENVIRONMENT}
+    return manifest
+
+
 def sha256(path: Path) -> str:
-    if path.as_posix().endswith(MANIFEST):  # the rest of the manifest must agree: artifacts, config slices, sources
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest.pop("jobs", None)
-        return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode("utf-8")).hexdigest()
+    if path.as_posix().endswith(MANIFEST):
+        return hashlib.sha256(json.dumps(manifest_record(path), sort_keys=True).encode("utf-8")).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
