@@ -38,6 +38,7 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 from prefalign import __version__
+from prefalign.checkpoints import sha256_file  # one streaming hasher for checkpoints and artifacts
 from prefalign.settings import ConfigError
 
 MANIFEST_VERSION = 1
@@ -46,19 +47,12 @@ OUTPUT_ROOTS = ("results", "logs", "benchmarks")
 IMAGE_DIGEST_VAR = "PREFALIGN_IMAGE_DIGEST"
 IMAGE_NAME_VAR = "PREFALIGN_IMAGE"
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|API_?KEY|ACCESS_?KEY|CREDENTIAL|AUTH", re.IGNORECASE)
-_CHUNK = 1 << 20
 # Snakemake writes these into directory outputs to track their modification time: bookkeeping, not artifacts.
 SNAKEMAKE_FILES = {".snakemake_timestamp"}
 
 
 # ---------------------------------------------------------------- hashing
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def files_of(path: Path) -> list[Path]:

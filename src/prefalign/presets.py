@@ -146,13 +146,9 @@ def expand_samples(config: dict, sources: list[Path], schema: dict) -> dict[str,
 
 
 def _where(sources: list[Path], keys: list) -> str:
-    from prefalign.config import key_line
+    from prefalign.config import _where as where  # imported late: prefalign.config imports this module
 
-    for source in reversed(sources):
-        line = key_line(source, keys)
-        if line is not None:
-            return f"{source}:{line}: "
-    return ""
+    return where(sources, keys)
 
 
 def values(name: str) -> dict[str, Any]:
