@@ -47,7 +47,7 @@ def in_process_share(step: str, root: Path, args) -> dict:
     code = f"""
 import json, time, transformers
 from pathlib import Path
-from prefalign import checkpoints
+from prefalign.train import checkpoints
 from prefalign.train_{step} import {step.upper()}Settings, train
 spent = {{"save_s": 0.0, "saves": 0}}
 def timed(fn):

@@ -6,7 +6,7 @@ Setups (one subprocess each, so Unsloth's import-time patches never touch the TR
   unsloth-bf16-std  the same with standard checkpointing (recompute only), for comparison
   unsloth-4bit  Unsloth QLoRA (NF4), bf16 compute
   unsloth-fp8   Unsloth LoRA on row-wise FP8 weights
-Each runs `prefalign.train_dpo.train` (the workflow's step, not a copy) on a random-init Llama
+Each runs `prefalign.train.dpo.train` (the workflow's step, not a copy) on a random-init Llama
 (shape `1.1b`: hidden 2048, MLP 8192, 16 layers, 32/8 heads, vocab 32000, untied: 1.104 B
 parameters, FACTS.md), every sequence exactly `--seq` tokens, LoRA r16 on all projections,
 batch 16, `--warmup` untimed steps then `--steps` timed ones. Tokens/s counts chosen and
@@ -118,16 +118,16 @@ def matmul_peak_tflops(size: int = 8192, repeats: int = 10) -> float | None:
 
 def worker(args) -> None:
     """One setup in this process: train with prefalign's DPO step, time the steps."""
-    from prefalign.training import pin_single_gpu
+    from prefalign.train.common import pin_single_gpu
 
     pin_single_gpu()  # as the step does, before anything initializes CUDA
     if SETUPS[args.worker]["backend"] == "unsloth":
-        from prefalign import unsloth_backend
+        from prefalign.train import unsloth as unsloth_backend
 
         unsloth_backend.activate(dpo=True)  # before transformers, as the step itself does
     from transformers import TrainerCallback
 
-    from prefalign.train_dpo import DPOSettings, train
+    from prefalign.train.dpo import DPOSettings, train
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -158,7 +158,7 @@ def worker(args) -> None:
         torch.cuda.reset_peak_memory_stats()
     metrics, history = train(args.workdir / "model", args.workdir / "train.jsonl", None, None, settings,
                              callbacks=[timer])
-    from prefalign.training import is_main_process, world_size
+    from prefalign.train.common import is_main_process, world_size
 
     if not is_main_process():
         return

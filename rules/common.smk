@@ -11,9 +11,9 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from prefalign.config import apply_presets, check_config, load_schema, step_settings
-from prefalign.config_tool import key_paths as config_key_paths
-from prefalign.evaluate import REFERENCES
+from prefalign.config.schema import apply_presets, check_config, load_schema, step_settings
+from prefalign.config.command import key_paths as config_key_paths
+from prefalign.evaluation.evaluate import REFERENCES
 from prefalign.settings import ConfigError, to_cli_flags
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -47,7 +47,7 @@ wildcard_constraints:
 
 
 def flags(key):
-    """The CLI flags of step settings `key` (see prefalign.config.step_settings)."""
+    """The CLI flags of step settings `key` (see prefalign.config.schema.step_settings)."""
     return to_cli_flags(SETTINGS[key].to_dict())
 
 

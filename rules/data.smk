@@ -3,7 +3,7 @@
 # The DAG stays acyclic: the data rules depend on the config only, never on results/model.
 # A pretrained model's tokenizer (for data.max_tokens) is loaded from the config's pinned
 # name_or_path; the tiny model's tokenizer is trained on the train split these rules make,
-# so for it the token filter counts ChatML bytes (an upper bound; prefalign.token_count).
+# so for it the token filter counts ChatML bytes (an upper bound; prefalign.data.token_count).
 
 
 rule generate_synthetic_raw:

@@ -21,7 +21,7 @@ rule train_dpo:
         flags=flags("dpo"),
         watch=f"{flags('health')} {flags('tracking')}",
         # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
-        # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
+        # interrupted job keeps them (prefalign.train.checkpoints); the step deletes them on success.
         checkpoints="results/checkpoints/train_dpo",
         launch=launcher(),
         adapter=lambda wildcards, output: (

@@ -1,11 +1,11 @@
-# results/manifest.json: sha256 and provenance of every artifact (prefalign.manifest).
+# results/manifest.json: sha256 and provenance of every artifact (prefalign.provenance.manifest).
 #
 # Included last: the job plan is read from the rules defined before it, so every job's
 # outputs are covered, those of rules added later too (a rule whose wildcards have no
 # values in MANIFEST_WILDCARDS stops the workflow here). Before any rule runs, the plan is
 # also checked: no job may write outside results/, logs/, benchmarks/.
 
-from prefalign.manifest import (
+from prefalign.provenance.manifest import (
     check_plan_paths,
     plan_argument,
     plan_inputs,

@@ -24,7 +24,7 @@ rule train_sft:
         flags=flags("sft"),
         watch=f"{flags('health')} {flags('tracking')}",
         # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
-        # interrupted job keeps them (prefalign.checkpoints); the step deletes them on success.
+        # interrupted job keeps them (prefalign.train.checkpoints); the step deletes them on success.
         checkpoints="results/checkpoints/train_sft",
         launch=launcher(),
     shell:

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from prefalign import ab
+from prefalign.evaluation import ab
 
 from conftest import run_cli, write_lines
 

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefalign.adapters import ADAPTERS, BadRecord, PairFields, Rejected, Where
-from prefalign.adapters import oasst1
-from prefalign.adapters.hh_rlhf import split_transcript
-from prefalign.adapters.pairs import adapt as adapt_pairs
+from prefalign.data.adapters import ADAPTERS, BadRecord, PairFields, Rejected, Where
+from prefalign.data.adapters import oasst1
+from prefalign.data.adapters.hh_rlhf import split_transcript
+from prefalign.data.adapters.pairs import adapt as adapt_pairs
 from prefalign.records import ROLES
 
 from data_fixtures import hh, oasst_message, oasst_tree, shp, ultrafeedback

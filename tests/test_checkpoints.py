@@ -1,4 +1,4 @@
-"""Unit tests of prefalign.checkpoints: records, the checks before a resume, the settings rule.
+"""Unit tests of prefalign.train.checkpoints: records, the checks before a resume, the settings rule.
 
 The real kill -9 / resume cycles with Snakemake are in tests/test_fault_tolerance.py.
 """
@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from prefalign import checkpoints
+from prefalign.train import checkpoints
 from prefalign.settings import ConfigError
-from prefalign.train_dpo import DPOSettings
-from prefalign.train_sft import SFTSettings
+from prefalign.train.dpo import DPOSettings
+from prefalign.train.sft import SFTSettings
 
 FP = "f" * 64
 

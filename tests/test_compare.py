@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from prefalign.compare import CompareSettings, compare, outcomes
+from prefalign.evaluation.compare import CompareSettings, compare, outcomes
 from prefalign.settings import ConfigError
 
 from conftest import run_cli, write_lines

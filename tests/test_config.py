@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import yaml
 
-from prefalign.config import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
 from prefalign.settings import ConfigError
 
 from conftest import REPO
@@ -46,10 +46,10 @@ def test_an_empty_config_is_the_schema_defaults_and_runs():
 
 def test_schema_defaults_match_the_steps_own_defaults():
     """A key means the same with or without Snakemake: schema default == dataclass default."""
-    from prefalign.base_model import BaseModelSettings
-    from prefalign.evaluate import EvalSettings
-    from prefalign.train_dpo import DPOSettings
-    from prefalign.train_sft import SFTSettings
+    from prefalign.train.base_model import BaseModelSettings
+    from prefalign.evaluation.evaluate import EvalSettings
+    from prefalign.train.dpo import DPOSettings
+    from prefalign.train.sft import SFTSettings
 
     pairs = [("sft", SFTSettings), ("dpo", DPOSettings), ("eval", EvalSettings), ("model", BaseModelSettings)]
     for section, cls in pairs:

@@ -23,7 +23,7 @@ import yaml
 
 from conftest import REPO
 
-from prefalign.config import check_config, load_schema
+from prefalign.config.schema import check_config, load_schema
 from prefalign.settings import ConfigError
 
 sys.path.insert(0, str(REPO / "containers"))

@@ -2,8 +2,8 @@
 
 import random
 
-from prefalign.decontaminate import overlap, prompt_ngrams, question_ngrams
-from prefalign.dedup import NearDuplicates, jaccard, lsh_bands, shingles, words
+from prefalign.data.decontaminate import overlap, prompt_ngrams, question_ngrams
+from prefalign.data.dedup import NearDuplicates, jaccard, lsh_bands, shingles, words
 from prefalign.records import make_record, message
 
 

@@ -29,7 +29,7 @@ import psutil
 import pytest
 import yaml
 
-from prefalign.checkpoints import RECORD
+from prefalign.train.checkpoints import RECORD
 
 from conftest import BIN, REPO
 

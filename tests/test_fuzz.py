@@ -5,7 +5,7 @@ step's settings; a canonical record), a ledger entry (BadRecord or Rejected, whi
 normalize turns into a rejects line with a reason), or a clear error (ConfigError or
 RecordError naming the key) -- never any other exception.
 
-Adapters are fuzzed through `prefalign.adapters.ADAPTERS`, so an adapter added there is
+Adapters are fuzzed through `prefalign.data.adapters.ADAPTERS`, so an adapter added there is
 covered without touching this file. Each one gets random JSON, rows built from the key
 names its own module mentions, and mutations of valid rows where the synthetic generator
 writes its format. `pytest tests/test_fuzz.py --hypothesis-show-statistics` prints how
@@ -27,10 +27,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefalign import adapters, synthetic
-from prefalign.config import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
-from prefalign.normalize import NormalizeSettings, normalize
-from prefalign.filters import FilterSettings
+from prefalign.data import adapters
+from prefalign.data import synthetic
+from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign.data.normalize import NormalizeSettings, normalize
+from prefalign.data.filters import FilterSettings
 from prefalign.records import ROLES, RecordError
 from prefalign.settings import ConfigError
 

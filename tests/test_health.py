@@ -14,8 +14,8 @@ import types
 
 import pytest
 
-from prefalign import report_guidance
-from prefalign.health import HealthCallback, HealthCheck, HealthSettings, TrainingHealthError
+from prefalign.report import sections as report_guidance
+from prefalign.train.watch.health import HealthCallback, HealthCheck, HealthSettings, TrainingHealthError
 
 from conftest import read_jsonl, run_cli
 
@@ -261,7 +261,7 @@ def test_tensorboard_events_are_written_and_change_no_result(base, tmp_path):
 
 
 def test_wandb_without_the_package_is_refused_by_name(tmp_path):
-    from prefalign import tracking
+    from prefalign.train.watch import tracking
 
     if tracking.installed("wandb"):
         pytest.skip("wandb is installed here")
@@ -273,7 +273,7 @@ def test_wandb_without_the_package_is_refused_by_name(tmp_path):
 def test_evaluation_progress_bars_only_on_a_terminal(monkeypatch):
     import sys
 
-    from prefalign import tracking
+    from prefalign.train.watch import tracking
 
     batches = range(0, 10, 5)
     assert tracking.progress(batches, "generating") is batches  # a log file: untouched

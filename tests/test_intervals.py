@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from prefalign import intervals
+from prefalign.evaluation import intervals
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():

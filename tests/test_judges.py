@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from prefalign.judges import TaskJudge, make_judge
+from prefalign.evaluation.judges import TaskJudge, make_judge
 from prefalign.settings import ConfigError
 
 from tiny_reward_model import conversation, preference_rows, run_on, train_tiny_reward_model

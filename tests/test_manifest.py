@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from prefalign import manifest
+from prefalign.provenance import manifest
 from prefalign.settings import ConfigError
 
 from conftest import BIN

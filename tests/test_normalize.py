@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefalign.filters import FilterSettings
-from prefalign.normalize import NormalizeSettings, normalize
+from prefalign.data.filters import FilterSettings
+from prefalign.data.normalize import NormalizeSettings, normalize
 from prefalign.records import RecordError
 from prefalign.settings import ConfigError
 
@@ -212,7 +212,7 @@ def tokenizer_dir(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from prefalign.base_model import CHATML_TEMPLATE
+    from prefalign.train.base_model import CHATML_TEMPLATE
 
     vocab = {w: i for i, w in enumerate(["<unk>", "<|im_start|>", "<|im_end|>", "user", "assistant", "hello",
                                          "world", "\n"])}
@@ -227,7 +227,7 @@ def tokenizer_dir(tmp_path_factory):
 
 
 def test_token_filter_with_a_tokenizer_folder(tmp_path, tokenizer_dir):
-    from prefalign.token_count import make_counter
+    from prefalign.data.token_count import make_counter
 
     counter = make_counter(str(tokenizer_dir))
     overhead = counter.overhead("user")

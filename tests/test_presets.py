@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from prefalign import presets
-from prefalign.config import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign.config import presets
+from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
 from prefalign.settings import ConfigError
 
 from conftest import REPO, run_cli, write_lines
@@ -179,7 +179,7 @@ def test_init_plans_by_the_detected_gpu(tmp_path, model, machine, preset, gpu_co
     preset; the written config validates with it."""
     import argparse
 
-    from prefalign import init_config
+    from prefalign.config import init as init_config
 
     args = argparse.Namespace(model=model, dataset=["synthetic"], preset=None, revision=None, format=None)
     plan = init_config.plan(args, init_config.Machine(*machine))

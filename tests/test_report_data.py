@@ -2,10 +2,10 @@
 
 import re
 
-from prefalign import report_data
-from prefalign.filters import FilterSettings
-from prefalign.normalize import NormalizeSettings, normalize
-from prefalign.split import SplitSettings, split
+from prefalign.report import data as report_data
+from prefalign.data.filters import FilterSettings
+from prefalign.data.normalize import NormalizeSettings, normalize
+from prefalign.data.split import SplitSettings, split
 
 from data_fixtures import hh, oasst_tree, write_rows
 

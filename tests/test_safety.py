@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefalign.config import check_safety, load_config, load_schema, step_settings, with_defaults
+from prefalign.config.schema import check_safety, load_config, load_schema, step_settings, with_defaults
 from prefalign.settings import ConfigError, to_cli_flags
 
 from conftest import REPO, run_cli
@@ -129,7 +129,7 @@ def test_a_rule_writing_outside_the_trees_stops_the_workflow_before_any_job(tmp_
 # ---------------------------------------------------------------- loading pretrained models
 
 def tiny_tokenizer(folder: Path):
-    from prefalign.base_model import train_tokenizer
+    from prefalign.train.base_model import train_tokenizer
 
     records = [{"prompt": [{"role": "user", "content": f"what is {i} + {i}?"}],
                 "chosen": [{"role": "assistant", "content": str(2 * i)}],

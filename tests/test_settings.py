@@ -2,16 +2,16 @@ import argparse
 
 import pytest
 
-from prefalign.base_model import BaseModelSettings
-from prefalign.evaluate import EvalSettings
-from prefalign.filters import FilterSettings
-from prefalign.normalize import NormalizeSettings
-from prefalign.report import ReportSettings
+from prefalign.train.base_model import BaseModelSettings
+from prefalign.evaluation.evaluate import EvalSettings
+from prefalign.data.filters import FilterSettings
+from prefalign.data.normalize import NormalizeSettings
+from prefalign.report.render import ReportSettings
 from prefalign.settings import ConfigError, to_cli_flags
-from prefalign.split import SplitSettings
-from prefalign.synthetic import SyntheticSettings
-from prefalign.train_dpo import DPOSettings
-from prefalign.train_sft import SFTSettings
+from prefalign.data.split import SplitSettings
+from prefalign.data.synthetic import SyntheticSettings
+from prefalign.train.dpo import DPOSettings
+from prefalign.train.sft import SFTSettings
 
 ALL = [BaseModelSettings, EvalSettings, FilterSettings, NormalizeSettings, ReportSettings, SplitSettings,
        SyntheticSettings, DPOSettings, SFTSettings]

@@ -7,7 +7,7 @@ import pytest
 
 from prefalign.records import make_record, message, prompt_key, write_jsonl
 from prefalign.settings import ConfigError
-from prefalign.split import SplitSettings, split
+from prefalign.data.split import SplitSettings, split
 
 from conftest import read_jsonl, run_cli
 

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from prefalign import tasks
+from prefalign.data import tasks
 
 from conftest import read_jsonl, run_cli
 

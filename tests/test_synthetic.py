@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from prefalign import tasks
-from prefalign.adapters import ADAPTERS, Where
+from prefalign.data import tasks
+from prefalign.data.adapters import ADAPTERS, Where
 from prefalign.settings import ConfigError
-from prefalign.synthetic import SyntheticSettings, generate
+from prefalign.data.synthetic import SyntheticSettings, generate
 
 from conftest import read_jsonl
 

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from prefalign import tasks
+from prefalign.data import tasks
 
 
 @pytest.mark.parametrize("name", list(tasks.TASKS))

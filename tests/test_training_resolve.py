@@ -8,7 +8,7 @@ bench/results/).
 import pytest
 
 from prefalign.settings import ConfigError
-from prefalign.training import Machine, TrainSettings, resolve, trainer_kwargs
+from prefalign.train.common import Machine, TrainSettings, resolve, trainer_kwargs
 
 CPU = Machine(cuda=False)
 CPU_WITH_UNSLOTH = Machine(cuda=False, unsloth_installed=True)
@@ -96,7 +96,7 @@ def test_trainer_kwargs_follow_the_installed_trl():
 
 
 def test_pin_single_gpu_respects_the_scheduler(monkeypatch):
-    from prefalign.training import pin_single_gpu
+    from prefalign.train.common import pin_single_gpu
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
@@ -117,6 +117,6 @@ def test_unsloth_is_never_imported_on_the_cpu_path():
     import subprocess
     import sys
 
-    code = ("import sys; from prefalign.training import TrainSettings, resolve; resolve(TrainSettings()); "
-            "import prefalign.train_dpo, prefalign.train_sft; assert 'unsloth' not in sys.modules")
+    code = ("import sys; from prefalign.train.common import TrainSettings, resolve; resolve(TrainSettings()); "
+            "import prefalign.train.dpo, prefalign.train.sft; assert 'unsloth' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from prefalign import tasks
+from prefalign.data import tasks
 
 JUNK = "xzqj"
 
@@ -46,7 +46,7 @@ def train_tiny_reward_model(out: Path, steps: int = 40, seed: int = 0) -> Path:
     from transformers import LlamaConfig, LlamaForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from prefalign.base_model import train_tokenizer
+    from prefalign.train.base_model import train_tokenizer
 
     torch.set_num_threads(1)
     rows = preference_rows(400, seed)

@@ -22,21 +22,21 @@ from prefalign.settings import ConfigError
 
 # step name -> (module, one-line description)
 STEPS = {
-    "synth": ("prefalign.synthetic", "write a seeded synthetic raw preference corpus (hh-rlhf, shp or pairs format)"),
-    "normalize": ("prefalign.normalize", "raw dataset file -> canonical records, rejects ledger, stats"),
-    "split": ("prefalign.split", "merge normalized datasets and split train/test by prompt hash"),
-    "build-base": ("prefalign.base_model", "train the tiny tokenizer and model, or load a pinned pretrained one"),
-    "sft": ("prefalign.train_sft", "supervised fine-tuning on the chosen replies; writes a merged checkpoint"),
-    "dpo": ("prefalign.train_dpo", "direct preference optimization against the SFT checkpoint"),
-    "evaluate": ("prefalign.evaluate", "preference and generation metrics of one checkpoint on the test split"),
-    "compare": ("prefalign.compare", "judge win rate of one evaluated model against another, with a bootstrap interval"),
-    "check": ("prefalign.check_expected", "compare a run's metrics with expected bounds; exit 1 when any is out"),
-    "report": ("prefalign.report", "report.md and a self-contained report.html from the run's metrics"),
-    "init": ("prefalign.init_config", "write a commented config.yaml for a model and dataset(s), preset by this machine"),
-    "config": ("prefalign.config_tool", "check (explain every error), show (resolved values) or record a config"),
-    "ab": ("prefalign.ab", "human A/B evaluation: export a blind SFT vs DPO sheet, import ratings -> win rate"),
-    "manifest": ("prefalign.manifest", "results/manifest.json: sha256 and provenance of every artifact"),
-    "verify": ("prefalign.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),
+    "synth": ("prefalign.data.synthetic", "write a seeded synthetic raw preference corpus (hh-rlhf, shp or pairs format)"),
+    "normalize": ("prefalign.data.normalize", "raw dataset file -> canonical records, rejects ledger, stats"),
+    "split": ("prefalign.data.split", "merge normalized datasets and split train/test by prompt hash"),
+    "build-base": ("prefalign.train.base_model", "train the tiny tokenizer and model, or load a pinned pretrained one"),
+    "sft": ("prefalign.train.sft", "supervised fine-tuning on the chosen replies; writes a merged checkpoint"),
+    "dpo": ("prefalign.train.dpo", "direct preference optimization against the SFT checkpoint"),
+    "evaluate": ("prefalign.evaluation.evaluate", "preference and generation metrics of one checkpoint on the test split"),
+    "compare": ("prefalign.evaluation.compare", "judge win rate of one evaluated model against another, with a bootstrap interval"),
+    "check": ("prefalign.evaluation.check", "compare a run's metrics with expected bounds; exit 1 when any is out"),
+    "report": ("prefalign.report.render", "report.md and a self-contained report.html from the run's metrics"),
+    "init": ("prefalign.config.init", "write a commented config.yaml for a model and dataset(s), preset by this machine"),
+    "config": ("prefalign.config.command", "check (explain every error), show (resolved values) or record a config"),
+    "ab": ("prefalign.evaluation.ab", "human A/B evaluation: export a blind SFT vs DPO sheet, import ratings -> win rate"),
+    "manifest": ("prefalign.provenance.manifest", "results/manifest.json: sha256 and provenance of every artifact"),
+    "verify": ("prefalign.provenance.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),
 }
 
 

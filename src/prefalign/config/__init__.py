@@ -1,0 +1,1 @@
+"""The workflow config: schema validation, each step's settings, presets, the config command, init."""

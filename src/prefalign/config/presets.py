@@ -1,0 +1,211 @@
+"""Named presets: the hardware and hyperparameter practice of DPO fine-tuning, as config values.
+
+`preset: <name>` in the config fills every key of the preset that the config does not set
+itself; keys neither sets take the schema's default. So a user's value always wins, and
+switching the preset (`--configfile` overlay with `preset: gpu-16gb`) changes only what the
+user left open. `apply` runs in prefalign.config.schema before the schema defaults are filled and
+before the steps' typed settings are built, so validation, Snakemake's params (rerun
+detection) and metrics.json all see the same resolved values.
+
+The practice the GPU presets encode (from the documents this project started from):
+
+- 12-16 GB of GPU memory: 4-bit QLoRA, batch 2, gradient accumulation 4, LoRA r 16, sequences
+  up to 1024 tokens. 16 GB and more: no quantization, batch 4, accumulation 2, LoRA r 64,
+  2048 tokens. DPO accumulates more (8 at batch 2): small DPO batches want 8-16 micro-batches
+  per step.
+- DPO learning rates far below SFT's: 5e-7 to 5e-6 (5e-6 here, LoRA) against 2e-4 for SFT;
+  beta 0.1 (0.01-0.5 is the useful range).
+- AdamW with betas (0.9, 0.95), a cosine schedule that decays to zero, no weight decay.
+
+`cpu-demo` is the embedded default (config.yaml): a tiny model trained from scratch on the
+CPU, which needs far larger learning rates than a pretrained one and keeps AdamW's usual beta2
+(0.999), and DPO with an NLL term on the chosen replies (README, "The embedded default").
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from prefalign.settings import ConfigError
+
+# Keys shared by every GPU preset: the optimizer and schedule practice.
+_OPTIMIZER = {"lr_scheduler": "cosine", "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.95}
+
+
+def _gpu(precision, lora_r, sft_batch, sft_accumulation, dpo_batch, dpo_accumulation, max_length, checkpointing,
+         eval_batch) -> dict:
+    common = {**_OPTIMIZER, "precision": precision, "use_lora": True, "lora_r": lora_r, "lora_alpha": 2 * lora_r,
+              "max_length": max_length, "gradient_checkpointing": checkpointing, "logging_steps": 10}
+    return {
+        "gpu": {"count": 1},
+        "sft": {**common, "max_steps": 1000, "batch_size": sft_batch, "gradient_accumulation_steps": sft_accumulation,
+                "learning_rate": 2e-4},
+        "dpo": {**common, "max_steps": 500, "batch_size": dpo_batch, "gradient_accumulation_steps": dpo_accumulation,
+                "learning_rate": 5e-6, "beta": 0.1, "loss_type": ["sigmoid"], "loss_weights": None},
+        "eval": {"batch_size": eval_batch},
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-demo": {
+        "gpu": {"count": 0},
+        "sft": {"precision": "auto", "use_lora": False, "max_steps": 1000, "batch_size": 16,
+                "gradient_accumulation_steps": 1, "learning_rate": 0.002, "lr_scheduler": "cosine",
+                "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
+                "gradient_checkpointing": "none", "logging_steps": 10},
+        "dpo": {"precision": "auto", "use_lora": True, "lora_r": 16, "lora_alpha": 32, "max_steps": 300,
+                "batch_size": 16, "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
+                "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
+                "gradient_checkpointing": "none", "beta": 0.1, "loss_type": ["sigmoid", "sft"],
+                "loss_weights": [1.0, 3.0], "logging_steps": 10},
+        "eval": {"batch_size": 64},
+    },
+    "gpu-12gb": _gpu("4bit", 16, 2, 4, 2, 8, 1024, "standard", 8),
+    "gpu-16gb": _gpu("auto", 64, 4, 2, 4, 4, 2048, "standard", 16),
+    "gpu-80gb": _gpu("auto", 64, 16, 1, 8, 2, 2048, "none", 64),
+}
+
+DESCRIPTIONS = {
+    "cpu-demo": "the embedded default: a tiny model trained from scratch on a laptop CPU in minutes",
+    "gpu-12gb": "one GPU with 12-16 GB (RTX 3060 12 GB, RTX 4060 Ti, T4): 4-bit QLoRA, small batches",
+    "gpu-16gb": "one GPU with 16-40 GB (RTX 4080/4090, A10, L4, V100 32 GB): bf16 (fp8 where it runs), LoRA r 64",
+    "gpu-80gb": "one GPU with 40 GB or more (A100, H100, H200): bf16 (fp8 where it runs), large batches",
+}
+NAMES = tuple(PRESETS)
+
+# Memory thresholds of `pick` (GiB): below 15 the 12 GB preset, below 40 the 16 GB one.
+_SMALL_GIB, _LARGE_GIB = 15.0, 40.0
+
+
+def pick(gpu_memory_gib: float | None) -> str:
+    """The preset for a machine: cpu-demo without a GPU, else by the GPU's memory."""
+    if gpu_memory_gib is None:
+        return "cpu-demo"
+    if gpu_memory_gib < _SMALL_GIB:
+        return "gpu-12gb"
+    if gpu_memory_gib < _LARGE_GIB:
+        return "gpu-16gb"
+    return "gpu-80gb"
+
+
+# `sample: [name:N, ...]` is shorthand for datasets.<name>.<SAMPLE_KEY>: N.
+SAMPLE_KEY = "max_records"
+SAMPLE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):(?P<count>[0-9]+)$")
+DEFAULT = "cpu-demo"  # the schema default of `preset`
+
+
+def resolve(config: dict, sources: list[Path], schema: dict) -> dict:
+    """Expand `sample` caps, then fill the preset's keys the config does not set; in place.
+
+    Assumes `config` passed the schema check (prefalign.config.schema.check_config) and has no
+    defaults filled yet. Raises ConfigError, naming file and line, for a `sample` entry that
+    names no dataset, repeats one, or contradicts the dataset's own cap. Returns
+    {"preset": name, "from_preset": [section.key, ...], "sample": {dataset: cap}}.
+    """
+    caps = expand_samples(config, sources, schema)
+    name = config.get("preset", DEFAULT)
+    filled = apply(config, name) if name is not None else []
+    return {"preset": name, "from_preset": filled, "sample": caps}
+
+
+def expand_samples(config: dict, sources: list[Path], schema: dict) -> dict[str, int]:
+    """`sample: [hh:50000]` -> datasets.hh.max_records = 50000 (in place); {dataset: cap}."""
+    entries = config.get("sample") or []
+    if not entries:
+        return {}
+    if "datasets" not in config:  # the shorthand caps the default datasets too
+        config["datasets"] = copy.deepcopy(schema["properties"]["datasets"]["default"])
+    datasets = config["datasets"]
+    problems, caps = [], {}
+    for i, entry in enumerate(entries):
+        where = _where(sources, ["sample", i])
+        match = SAMPLE.match(str(entry))
+        if match is None:
+            problems.append(f"{where}sample[{i}]: expected <dataset>:<count>, got {entry!r}")
+            continue
+        name, count = match["name"], int(match["count"])
+        dataset = datasets.get(name)
+        if not isinstance(dataset, dict):
+            problems.append(f"{where}sample[{i}]: expected a dataset named in `datasets` "
+                            f"({', '.join(map(str, datasets))}), got {name!r}")
+        elif name in caps:
+            problems.append(f"{where}sample[{i}]: {name} is sampled twice; give one cap per dataset")
+        elif dataset.get(SAMPLE_KEY) not in (None, count):
+            other = _where(sources, ["datasets", name, SAMPLE_KEY]).rstrip(": ")
+            problems.append(f"{where}sample[{i}]: {name}:{count} contradicts datasets.{name}.{SAMPLE_KEY}: "
+                            f"{dataset[SAMPLE_KEY]}{f' ({other})' if other else ''}; set the cap in one place")
+        else:
+            dataset[SAMPLE_KEY] = count
+            caps[name] = count
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return caps
+
+
+def _where(sources: list[Path], keys: list) -> str:
+    from prefalign.config.schema import _where as where  # imported late: prefalign.config.schema imports this module
+
+    return where(sources, keys)
+
+
+def values(name: str) -> dict[str, Any]:
+    """A copy of the preset's values ({section: {key: value}})."""
+    return copy.deepcopy(PRESETS[name])
+
+
+def apply(config: dict, name: str) -> list[str]:
+    """Fill, in place, every key of preset `name` that `config` does not set; return their paths.
+
+    A section the config sets to a non-mapping is left alone (the schema reports it).
+    """
+    filled = []
+    for section, keys in PRESETS[name].items():
+        target = config.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue
+        for key, value in keys.items():
+            if key not in target:
+                target[key] = copy.deepcopy(value)
+                filled.append(f"{section}.{key}")
+    return filled
+
+
+def governed_keys() -> set[str]:
+    """Every `section.key` some preset sets."""
+    return {f"{section}.{key}" for preset in PRESETS.values() for section, keys in preset.items() for key in keys}
+
+
+def table_rows(keys: Iterable[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """The presets side by side: (header, rows of `section.key` and each preset's value)."""
+    keys = sorted(governed_keys()) if keys is None else list(keys)
+    header = ["key"] + list(NAMES)
+    rows = []
+    for path in keys:
+        section, key = path.split(".", 1)
+        cells = []
+        for name in NAMES:
+            value = PRESETS[name].get(section, {}).get(key, "-")
+            cells.append(_shown(value))
+        rows.append([f"`{path}`"] + cells)
+    return header, rows
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The README's presets table (tests/test_presets.py checks the README carries this text)."""
+    header, rows = table_rows()
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""The data stage: synthetic raw data, sources, adapters, normalize, filters, dedup, split."""

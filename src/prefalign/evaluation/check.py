@@ -1,0 +1,155 @@
+"""Step `check`: do a run's metrics fall within the expected bounds? (artifact evaluation)
+
+The expected file (expected/default.yaml for the embedded default) names metrics as
+`<source>.<metric>`, where source is an evaluated model (`dpo`, from results/eval/dpo/
+metrics.json) or a comparison (`dpo_vs_sft`), and gives each metric bounds:
+
+    metrics:
+      dpo.implicit_reward_accuracy: {min: 0.75}              # a floor
+      dpo.kl_mean: {value: 0.9, tolerance: 0.5}              # a measured value, +- tolerance
+      dpo.judge_accuracy: {min: sft.judge_accuracy}          # a bound may name another metric
+      base.reward_margin_mean: {value: 0.0, tolerance: 0, max: 0.0}
+
+Keys of an entry: `value` with `tolerance` (absolute), `min`, `max` (numbers or metric
+names); several narrow each other. The step prints one table row per metric (value,
+allowed range, ok / OUT / MISSING), writes the table, and exits 1 when any row is not ok.
+A malformed expected file is refused with its file, line and key (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from prefalign.config.schema import key_line, load_yaml
+from prefalign.settings import ConfigError
+
+ENTRY_KEYS = ("value", "tolerance", "min", "max")
+TOP_KEYS = ("description", "metrics")
+
+
+def _where(path: Path, keys: list) -> str:
+    line = key_line(path, keys)
+    return f"{path}:{line}" if line else str(path)
+
+
+def load_expected(path: Path) -> dict[str, dict]:
+    """The `metrics` mapping of an expected file, validated; ConfigError names file, line and key."""
+    data = load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict) or not data["metrics"]:
+        raise ConfigError(f"{path}: expected a mapping with a non-empty `metrics` mapping")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{_where(path, [key])}: {key}: expected no such key (allowed: {', '.join(TOP_KEYS)})")
+    for name, entry in data["metrics"].items():
+        where = _where(path, ["metrics", name])
+        if not isinstance(name, str) or "." not in name:
+            raise ConfigError(f"{where}: metrics.{name}: expected a name <source>.<metric>, e.g. dpo.kl_mean")
+        if not isinstance(entry, dict) or not entry:
+            raise ConfigError(f"{where}: metrics.{name}: expected a mapping of {', '.join(ENTRY_KEYS)}, got {entry!r}")
+        for key, bound in entry.items():
+            where = _where(path, ["metrics", name, key])
+            if key not in ENTRY_KEYS:
+                raise ConfigError(f"{where}: metrics.{name}.{key}: expected one of {', '.join(ENTRY_KEYS)}")
+            numeric = isinstance(bound, (int, float)) and not isinstance(bound, bool)
+            if key in ("value", "tolerance") and not numeric:
+                raise ConfigError(f"{where}: metrics.{name}.{key}: expected a number, got {bound!r}")
+            if key in ("min", "max") and not (numeric or (isinstance(bound, str) and "." in bound)):
+                raise ConfigError(f"{where}: metrics.{name}.{key}: expected a number or a metric name, got {bound!r}")
+        if ("value" in entry) != ("tolerance" in entry):
+            raise ConfigError(f"{_where(path, ['metrics', name])}: metrics.{name}: expected value and tolerance together")
+        if entry.get("tolerance", 0) < 0:
+            raise ConfigError(f"{_where(path, ['metrics', name, 'tolerance'])}: metrics.{name}.tolerance: "
+                              f"expected a number >= 0, got {entry['tolerance']!r}")
+    return data["metrics"]
+
+
+def load_sources(eval_metrics: list[Path], comparisons: list[Path]) -> dict[str, dict]:
+    """source name -> its flat metrics: models by their name, comparisons as <model>_vs_<baseline>."""
+    sources = {}
+    for path in eval_metrics:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        sources[result["model"]] = result["metrics"]
+    for path in comparisons:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        sources[f"{result['model']}_vs_{result['baseline']}"] = result["metrics"]
+    return sources
+
+
+def lookup(sources: dict[str, dict], name: str):
+    source, _, metric = name.partition(".")
+    value = sources.get(source, {}).get(metric)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def check_metrics(expected: dict[str, dict], sources: dict[str, dict]) -> list[dict]:
+    """One row per expected metric: value, allowed [low, high], status ok / OUT / MISSING."""
+    rows = []
+    for name, entry in expected.items():
+        value = lookup(sources, name)
+        low, high, missing = -math.inf, math.inf, []
+        if "value" in entry:
+            low, high = entry["value"] - entry["tolerance"], entry["value"] + entry["tolerance"]
+        for key in ("min", "max"):
+            if key not in entry:
+                continue
+            bound = entry[key]
+            if isinstance(bound, str):
+                resolved = lookup(sources, bound)
+                if resolved is None:
+                    missing.append(bound)
+                    continue
+                bound = resolved
+            low, high = (max(low, bound), high) if key == "min" else (low, min(high, bound))
+        if value is None or missing:
+            status = "MISSING"
+        else:
+            status = "ok" if low <= value <= high and math.isfinite(value) else "OUT"
+        expected_text = f"{entry['value']:g} ± {entry['tolerance']:g}" if "value" in entry else ""
+        named = [f"{k} {entry[k]}" for k in ("min", "max") if k in entry]
+        rows.append({"metric": name, "value": value, "low": low, "high": high, "status": status,
+                     "expected": "; ".join([t for t in [expected_text, *named] if t]),
+                     "missing": [name] if value is None else missing})
+    return rows
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if math.isinf(x):
+        return "-inf" if x < 0 else "inf"
+    return f"{x:.4f}"
+
+
+def format_table(rows: list[dict]) -> str:
+    header = ["metric", "value", "expected", "allowed range", "status"]
+    body = [[r["metric"], _num(r["value"]), r["expected"] or "-", f"[{_num(r['low'])}, {_num(r['high'])}]",
+             r["status"] + (f" (not found: {', '.join(r['missing'])})" if r["status"] == "MISSING" else "")]
+            for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--expected", type=Path, required=True, help="expected bounds (YAML), e.g. expected/default.yaml")
+    parser.add_argument("--eval-metrics", type=Path, nargs="+", required=True, help="evaluate outputs (JSON)")
+    parser.add_argument("--comparisons", type=Path, nargs="*", default=[], help="compare outputs (JSON)")
+    parser.add_argument("--table", type=Path, required=True, help="output: the table (markdown), written on success")
+
+
+def main(args: argparse.Namespace) -> None:
+    expected = load_expected(args.expected)
+    rows = check_metrics(expected, load_sources(args.eval_metrics, args.comparisons))
+    table = format_table(rows)
+    bad = [r for r in rows if r["status"] != "ok"]
+    verdict = (f"check: {len(rows) - len(bad)} of {len(rows)} metrics within the bounds of {args.expected}: "
+               + ("results reproduced." if not bad else f"NOT reproduced ({len(bad)} out of bounds or missing)."))
+    print(table + verdict, flush=True)
+    if bad:
+        sys.exit(1)
+    args.table.parent.mkdir(parents=True, exist_ok=True)
+    args.table.write_text(table + "\n" + verdict + "\n", encoding="utf-8")

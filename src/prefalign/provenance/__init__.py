@@ -1,0 +1,1 @@
+"""Provenance: the run's manifest and its verification."""

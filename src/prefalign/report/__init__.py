@@ -1,0 +1,1 @@
+"""The report stage: report.md and a self-contained report.html."""

@@ -1,0 +1,1 @@
+"""The training stage: base model, SFT, DPO, backends, checkpoints."""

@@ -1,0 +1,391 @@
+"""What the SFT and DPO steps share: settings common to both trainers, backend and precision
+resolution, model loading for each backend, the TRL arguments they have in common, saving
+the trained model, and saving what the trainer logged.
+
+Backends: `trl` runs anywhere; `unsloth` needs a CUDA GPU and the gpu environment; `auto`
+takes Unsloth when a CUDA device is present and Unsloth is installed, else TRL.
+Precision: `auto` is fp32 on the CPU; on a GPU, fp8 where it can run (Unsloth, LoRA, compute
+capability >= 9.0), else bf16. `4bit` is QLoRA (bitsandbytes NF4) with either backend.
+Impossible combinations are refused by `resolve` before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefalign.train import checkpoints
+from prefalign.settings import ConfigError, Settings, check
+
+BACKENDS = ("auto", "trl", "unsloth")
+PRECISIONS = ("auto", "fp32", "bf16", "fp8", "4bit")
+CHECKPOINTING = ("none", "standard", "unsloth")
+# LoRA targets: every projection of a Llama-style block (attention and MLP).
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+FP8_MIN_CAPABILITY = (9, 0)
+# What TRL logs that depends on the clock rather than on the computation: kept out of the
+# saved training log so two runs of the same config give byte-identical artifacts.
+TIMING_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "epoch_time")
+
+
+@dataclass
+class TrainSettings(Settings):
+    backend: str = field(default="auto", metadata={"help": f"training backend: {', '.join(BACKENDS)}"})
+    precision: str = field(default="auto", metadata={"help": f"weights/compute precision: {', '.join(PRECISIONS)}"})
+    max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=16, metadata={"help": "examples per device per micro-batch"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate"})
+    lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name (cosine, linear, ...)"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of max_steps spent warming up (0-1)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
+    max_length: int = field(default=256, metadata={"help": "longest tokenized example (tokens); longer are truncated"})
+    logging_steps: int = field(default=10, metadata={"help": "log training metrics every this many steps"})
+    checkpoint_steps: int = field(
+        default=100, metadata={"help": "save a resumable checkpoint every this many steps (a multiple of "
+                                       "logging_steps; 0 = none); used with --checkpoint-dir"})
+    gradient_checkpointing: str = field(
+        default="none",
+        metadata={"help": f"activation checkpointing: {', '.join(CHECKPOINTING)} (unsloth: Unsloth's offloaded variant)"},
+    )
+    use_lora: bool = field(default=False, metadata={"help": "train LoRA adapters instead of all weights"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (alpha / r)"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout probability"})
+    seed: int = field(default=1234, metadata={"help": "random seed (data order, initialization of adapters)"})
+    threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
+
+    def __post_init__(self):
+        check(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)
+        check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+        check(self.gradient_checkpointing in CHECKPOINTING, "gradient_checkpointing",
+              f"one of {', '.join(CHECKPOINTING)}", self.gradient_checkpointing)
+        for key in ("max_steps", "batch_size", "gradient_accumulation_steps", "max_length", "logging_steps",
+                    "lora_r", "lora_alpha", "threads"):
+            check(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key, "an integer >= 1",
+                  getattr(self, key))
+        check(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "a number > 0",
+              self.learning_rate)
+        check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
+        check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
+        for key in ("adam_beta1", "adam_beta2"):
+            check(0.0 < getattr(self, key) < 1.0, key, "a number in (0, 1)", getattr(self, key))
+        # A checkpoint on a logging step holds the exact running loss (prefalign.train.checkpoints).
+        check(isinstance(self.checkpoint_steps, int) and self.checkpoint_steps >= 0
+              and self.checkpoint_steps % self.logging_steps == 0, "checkpoint_steps",
+              f"0 or a multiple of logging_steps ({self.logging_steps})", self.checkpoint_steps)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The facts about this machine that decide backend and precision."""
+
+    cuda: bool
+    gpu_name: str | None = None
+    compute_capability: tuple[int, int] | None = None
+    gpu_count: int = 0  # GPUs the run trains on: one per process under `accelerate launch`
+    driver: str | None = None
+    unsloth_installed: bool = False
+
+    @classmethod
+    def detect(cls) -> "Machine":
+        import torch
+
+        from prefalign.runtime import nvidia_driver
+
+        installed = importlib.util.find_spec("unsloth") is not None
+        if not torch.cuda.is_available():
+            return cls(cuda=False, unsloth_installed=installed)
+        props = torch.cuda.get_device_properties(0)
+        count = world_size() if world_size() > 1 else 1  # GPUs this run trains on
+        return cls(True, props.name, (props.major, props.minor), count, nvidia_driver(), installed)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What `auto` became on this machine, and why; written into the step's metrics."""
+
+    backend: str
+    precision: str
+    device: str
+    gpu_name: str | None = None
+    compute_capability: str | None = None
+    gpu_count: int = 0
+    driver: str | None = None
+    why: str = ""
+
+
+def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved:
+    """Pick backend and precision for `machine`; raise ConfigError for what cannot run there."""
+    machine = machine or Machine.detect()
+    cc = machine.compute_capability
+    reasons = []
+
+    if settings.backend == "unsloth":
+        check(machine.cuda, "backend", "trl or auto on a machine without a CUDA GPU (Unsloth needs one)", "unsloth")
+        check(machine.unsloth_installed, "backend",
+              "trl or auto: unsloth is not installed here (the gpu environment, envs/gpu.lock.txt, has it)", "unsloth")
+        backend = "unsloth"
+    elif settings.backend == "auto":
+        backend = "unsloth" if machine.cuda and machine.unsloth_installed else "trl"
+        reasons.append("backend auto: " + ("CUDA GPU and Unsloth present" if backend == "unsloth" else
+                                           "no CUDA GPU" if not machine.cuda else "Unsloth not installed"))
+    else:
+        backend = "trl"
+
+    precision = settings.precision
+    fp8_possible = machine.cuda and cc is not None and cc >= FP8_MIN_CAPABILITY
+    if precision == "auto":
+        if not machine.cuda:
+            precision = "fp32"
+            reasons.append("precision auto: fp32 on the CPU")
+        elif fp8_possible and backend == "unsloth" and settings.use_lora:
+            precision = "fp8"
+            reasons.append(f"precision auto: fp8 (compute capability {cc[0]}.{cc[1]} >= 9.0, Unsloth, LoRA)")
+        else:
+            precision = "bf16"
+            why_not = ("compute capability below 9.0" if not fp8_possible else
+                       "fp8 needs the unsloth backend" if backend != "unsloth" else "fp8 needs LoRA (use_lora)")
+            reasons.append(f"precision auto: bf16 ({why_not})")
+    elif precision in ("bf16", "4bit"):
+        check(machine.cuda, "precision", "fp32 or auto on a machine without a CUDA GPU", precision)
+    elif precision == "fp8":
+        check(machine.cuda, "precision", "fp32 or auto on a machine without a CUDA GPU", precision)
+        check(fp8_possible, "precision",
+              f"bf16, 4bit or auto on this GPU: fp8 needs compute capability >= 9.0, "
+              f"{machine.gpu_name} has {cc[0]}.{cc[1]}" if cc else "bf16", precision)
+        check(backend == "unsloth", "precision", "bf16 or 4bit with the trl backend: fp8 training runs through Unsloth",
+              precision)
+    if precision in ("fp8", "4bit"):
+        check(settings.use_lora, "use_lora", f"true with precision {precision} (quantized weights stay frozen)",
+              settings.use_lora)
+    if settings.gradient_checkpointing == "unsloth":
+        check(backend == "unsloth", "gradient_checkpointing", "none or standard with the trl backend", "unsloth")
+
+    if not machine.cuda:
+        return Resolved(backend, precision, "cpu", why="; ".join(reasons))
+    return Resolved(backend, precision, "cuda", machine.gpu_name, f"{cc[0]}.{cc[1]}", machine.gpu_count,
+                    machine.driver, "; ".join(reasons))
+
+
+def pin_single_gpu() -> None:
+    """A step started as one process trains on one GPU, even where several are visible.
+
+    Trainer would wrap the model in nn.DataParallel, which TRL's DPOTrainer refuses; several
+    GPUs are used through `accelerate launch` (gpu.count > 1) instead. Must run before torch
+    initializes CUDA; a CUDA_VISIBLE_DEVICES set by the user or a scheduler is kept.
+    """
+    import os
+
+    if "WORLD_SIZE" not in os.environ and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+
+
+def world_size() -> int:
+    """Processes of this training run: `accelerate launch --num_processes N` sets WORLD_SIZE."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_rank() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def quiet_libraries() -> None:
+    """bitsandbytes warns at import about an optional CPU kernel package it never needs here."""
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+def torch_dtype(resolved: Resolved):
+    import torch
+
+    return torch.float32 if resolved.precision == "fp32" else torch.bfloat16
+
+
+def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
+    """(model, tokenizer, peft_config) to hand to a TRL trainer, for the resolved backend.
+
+    Unsloth returns a model that already carries its LoRA adapters (peft_config is None);
+    with TRL, the trainer wraps the model with `peft_config` itself.
+    """
+    if resolved.backend == "unsloth":
+        from prefalign.train import unsloth as unsloth_backend
+
+        model, tokenizer = unsloth_backend.load(path, settings, resolved)
+        return model, tokenizer, None
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    kwargs = {"dtype": torch_dtype(resolved)}
+    if resolved.precision == "4bit":
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True)
+        kwargs["device_map"] = {"": local_rank()}  # each DDP process holds its own copy
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)  # explicit: tests/test_safety.py
+    return model, tokenizer, lora_config(settings) if settings.use_lora else None
+
+
+def lora_config(settings: TrainSettings):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules="all-linear",  # every projection, whatever the architecture calls them
+        task_type="CAUSAL_LM",
+    )
+
+
+def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path, config_class=None,
+                   report_to: list[str] = (), resumable: bool = False) -> dict:
+    """TrainingArguments both TRL configs accept, named for the installed TRL.
+
+    `report_to`: metric sinks (tensorboard, wandb; prefalign.train.watch.tracking sets them up). Progress
+    bars are drawn when stderr is a terminal; in a log file the logged metrics are printed.
+    With `resumable`, output_dir receives a checkpoint every checkpoint_steps (prefalign.train.checkpoints).
+
+    TRL 1.16 (cpu environment) calls activation checkpointing `activation_checkpointing`,
+    TRL 1.15 (gpu environment) `gradient_checkpointing`: the name the config class declares
+    is used.
+    """
+    checkpointing = settings.gradient_checkpointing == "standard"
+    kwargs = dict(
+        output_dir=str(output_dir),
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=int(settings.warmup_ratio * settings.max_steps),
+        weight_decay=settings.weight_decay,
+        adam_beta1=settings.adam_beta1,
+        adam_beta2=settings.adam_beta2,
+        max_length=settings.max_length,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,  # step 1 is the sanity check: DPO's sigmoid loss is ln 2 there
+        logging_nan_inf_filter=False,  # the health monitor must see a NaN loss, not a stand-in average
+        save_strategy="steps" if resumable else "no",
+        save_steps=max(settings.checkpoint_steps, 1),
+        save_total_limit=checkpoints.KEEP,
+        report_to=list(report_to) or "none",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        use_cpu=resolved.device == "cpu",
+        bf16=resolved.precision in ("bf16", "fp8", "4bit"),
+        activation_checkpointing=checkpointing,
+        dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+    if world_size() > 1:
+        # LoRA leaves most weights frozen; DDP need not search for unused parameters (and
+        # with activation checkpointing that search fails).
+        kwargs["ddp_find_unused_parameters"] = False
+    if config_class is not None:
+        names = {f.name for f in dataclasses.fields(config_class)}
+        if "activation_checkpointing" not in names and "gradient_checkpointing" in names:
+            kwargs["gradient_checkpointing"] = kwargs.pop("activation_checkpointing")
+    return kwargs
+
+
+def save_trained(trainer, tokenizer_dir: Path, base_dir: Path, out: Path, settings: TrainSettings,
+                 resolved: Resolved, adapter_out: Path | None = None) -> None:
+    """Save the trained policy as a plain, merged checkpoint in `out` (and the adapter).
+
+    In-place merging is exact for unquantized TRL models. A quantized (fp8, 4bit) or
+    Unsloth-patched policy is merged by loading the unquantized base checkpoint and applying
+    the saved adapter to it, so the output never depends on the training precision's storage.
+    """
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    if not trainer.is_world_process_zero():  # under DDP every process holds the same weights
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if not settings.use_lora:
+        trainer.model.save_pretrained(out)
+    elif resolved.backend == "trl" and resolved.precision in ("fp32", "bf16"):
+        if adapter_out is not None:
+            save_adapter(trainer.model, adapter_out)
+        trainer.model.merge_and_unload().save_pretrained(out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="prefalign-adapter-") as scratch:
+            adapter = adapter_out or Path(scratch)
+            save_adapter(trainer.model, adapter)
+            merge_adapter(base_dir, adapter).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def save_adapter(model, folder: Path) -> None:
+    """model.save_pretrained(folder) with adapter_config.json the same bytes on every run.
+
+    PEFT keeps target_modules ("all-linear" expanded) as a set and writes it as list(set):
+    in string-hash order, which differs between processes. Set-valued settings are written
+    sorted (and restored afterwards, so the live model is untouched).
+    """
+    saved = {}
+    for name, config in getattr(model, "peft_config", {}).items():
+        for key, value in vars(config).items():
+            if isinstance(value, set):
+                saved[(name, key)] = value
+                setattr(config, key, sorted(value))
+    try:
+        model.save_pretrained(folder)
+    finally:
+        for (name, key), value in saved.items():
+            setattr(model.peft_config[name], key, value)
+
+
+def merge_adapter(base_dir: Path, adapter_dir: Path):
+    """The base checkpoint (in its own dtype) with a LoRA adapter merged into its weights."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", use_safetensors=True)
+    return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+
+
+def log_history(trainer) -> list[dict]:
+    """TRL's logged metrics, one dict per logging step, without the clock-dependent keys."""
+    return [{k: v for k, v in entry.items() if k not in TIMING_KEYS} for entry in trainer.state.log_history]
+
+
+def write_log_history(path: Path, history: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for entry in history:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def last_logged(history: list[dict], key: str):
+    for entry in reversed(history):
+        if key in entry:
+            return entry[key]
+    return None
+
+
+__all__ = ["ConfigError", "Machine", "Resolved", "TrainSettings", "resolve"]
