@@ -11,7 +11,12 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from prefalign.config.schema import apply_presets, check_config, load_schema, step_settings
+from prefalign.config.schema import (
+    apply_presets,
+    check_config,
+    load_schema,
+    step_settings,
+)
 from prefalign.config.command import key_paths as config_key_paths
 from prefalign.evaluation.evaluate import REFERENCES
 from prefalign.settings import ConfigError, to_cli_flags
