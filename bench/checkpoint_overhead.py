@@ -48,7 +48,7 @@ def in_process_share(step: str, root: Path, args) -> dict:
 import json, time, transformers
 from pathlib import Path
 from prefalign.train import checkpoints
-from prefalign.train_{step} import {step.upper()}Settings, train
+from prefalign.train.{step} import {step.upper()}Settings, {step.upper()}
 spent = {{"save_s": 0.0, "saves": 0}}
 def timed(fn):
     def wrapper(*a, **k):
@@ -65,9 +65,9 @@ root = Path({str(root)!r})
 settings = {step.upper()}Settings(max_steps={args.steps}, logging_steps=10, threads=2, checkpoint_steps={args.every})
 start = time.perf_counter()
 if "{step}" == "sft":
-    train(root / "base", root / "train.jsonl", root / "inproc/sft", settings, checkpoint_dir=root / "inproc/ck")
+    SFT.train(root / "base", root / "train.jsonl", root / "inproc/sft", settings, checkpoint_dir=root / "inproc/ck")
 else:
-    train(root / "sft", root / "train.jsonl", root / "inproc/dpo", None, settings, checkpoint_dir=root / "inproc/ck")
+    DPO.train(root / "sft", root / "train.jsonl", root / "inproc/dpo", settings, checkpoint_dir=root / "inproc/ck")
 total = time.perf_counter() - start
 checkpoints.clear(root / "inproc/ck")
 print(json.dumps({{**spent, "train_s": total, "share": spent["save_s"] / total}}))

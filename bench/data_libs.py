@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
 import rensa  # noqa: E402
-
 from data_throughput import generate  # noqa: E402
+
 from prefalign.data.dedup import lsh_bands, words  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -127,7 +127,7 @@ def worker(args) -> None:
         unsloth_backend.activate(dpo=True)  # before transformers, as the step itself does
     from transformers import TrainerCallback
 
-    from prefalign.train.dpo import DPOSettings, train
+    from prefalign.train.dpo import DPO, DPOSettings
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -156,9 +156,9 @@ def worker(args) -> None:
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    metrics, history = train(args.workdir / "model", args.workdir / "train.jsonl", None, None, settings,
-                             callbacks=[timer])
-    from prefalign.train.common import is_main_process, world_size
+    metrics, history = DPO.train(args.workdir / "model", args.workdir / "train.jsonl", None, settings,
+                                 callbacks=[timer])
+    from prefalign.runtime import is_main_process, world_size
 
     if not is_main_process():
         return

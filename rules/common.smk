@@ -19,7 +19,8 @@ from prefalign.config.schema import (
 )
 from prefalign.config.command import key_paths as config_key_paths
 from prefalign.evaluation.evaluate import REFERENCES
-from prefalign.settings import ConfigError, to_cli_flags
+from prefalign.errors import ConfigError
+from prefalign.settings import to_cli_flags
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
@@ -148,6 +149,34 @@ def launcher():
             " --mixed_precision no --dynamo_backend no -m prefalign"
         )
     return "prefalign"
+
+
+def training_params(rule_name):
+    """The params train_sft and train_dpo share: the step's settings, the health monitor's and
+    trackers' flags, the checkpoint folder and the launcher."""
+    step = rule_name.removeprefix("train_")
+    return {
+        "flags": flags(step),
+        "watch": f"{flags('health')} {flags('tracking')}",
+        # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
+        # interrupted job keeps them (prefalign.train.checkpoints); the step deletes them on success.
+        "checkpoints": f"results/checkpoints/{rule_name}",
+        "launch": launcher(),
+        "adapter": lambda wildcards, output: (
+            f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
+        ),
+    }
+
+
+def training_shell(step, start):
+    """The command of a training rule: `prefalign <step> --<start> {input.<start>} ...` (prefalign.train.step)."""
+    return (
+        f"{{params.launch}} {step} --{start} {{input.{start}}} --train {{input.train}}"
+        " --out {output.model} {params.adapter} --metrics {output.metrics}"
+        " --log-history {output.log_history} --environment {output.environment}"
+        " --checkpoint-dir {params.checkpoints} {params.flags}"
+        " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"
+    )
 
 
 def dpo_outputs():

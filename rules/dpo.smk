@@ -18,17 +18,6 @@ rule train_dpo:
     resources:
         **gpu_resources(),
     params:
-        flags=flags("dpo"),
-        watch=f"{flags('health')} {flags('tracking')}",
-        # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
-        # interrupted job keeps them (prefalign.train.checkpoints); the step deletes them on success.
-        checkpoints="results/checkpoints/train_dpo",
-        launch=launcher(),
-        adapter=lambda wildcards, output: (
-            f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
-        ),
+        **training_params("train_dpo"),
     shell:
-        "{params.launch} dpo --sft {input.sft} --train {input.train} --out {output.model} {params.adapter}"
-        " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} --checkpoint-dir {params.checkpoints} {params.flags}"
-        " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"
+        training_shell("dpo", "sft")

@@ -21,14 +21,6 @@ rule train_sft:
     resources:
         **gpu_resources(),
     params:
-        flags=flags("sft"),
-        watch=f"{flags('health')} {flags('tracking')}",
-        # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
-        # interrupted job keeps them (prefalign.train.checkpoints); the step deletes them on success.
-        checkpoints="results/checkpoints/train_sft",
-        launch=launcher(),
+        **training_params("train_sft"),
     shell:
-        "{params.launch} sft --base {input.base} --train {input.train} --out {output.model}"
-        " --metrics {output.metrics} --log-history {output.log_history}"
-        " --environment {output.environment} --checkpoint-dir {params.checkpoints} {params.flags}"
-        " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"
+        training_shell("sft", "base")

@@ -10,10 +10,9 @@ import csv
 import json
 
 import pytest
+from conftest import run_cli, write_lines
 
 from prefalign.evaluation import ab
-
-from conftest import run_cli, write_lines
 
 
 def generations(tmp_path, n=30, identical=5):

@@ -1,16 +1,14 @@
 """Adapters, one raw format each: faithful records, named keys for bad rows, reasons for rejects."""
 
 import pytest
+from data_fixtures import hh, oasst_message, oasst_tree, shp, ultrafeedback
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefalign.data.adapters import ADAPTERS, BadRecord, PairFields, Rejected, Where
-from prefalign.data.adapters import oasst1
+from prefalign.data.adapters import ADAPTERS, BadRecord, PairFields, Rejected, Where, oasst1
 from prefalign.data.adapters.hh_rlhf import split_transcript
 from prefalign.data.adapters.pairs import adapt as adapt_pairs
 from prefalign.records import ROLES
-
-from data_fixtures import hh, oasst_message, oasst_tree, shp, ultrafeedback
 
 WHERE = Where("ds", "raw.jsonl", 7)
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from prefalign.errors import ConfigError
 from prefalign.train import checkpoints
-from prefalign.settings import ConfigError
 from prefalign.train.dpo import DPOSettings
 from prefalign.train.sft import SFTSettings
 
@@ -30,7 +30,7 @@ def make_checkpoint(root, step, fingerprint=FP, record=True):
 
 def test_a_complete_checkpoint_passes(tmp_path):
     folder = make_checkpoint(tmp_path, 20)
-    assert checkpoints.problem(folder, FP) is None
+    assert checkpoints.unusable_reason(folder, FP) is None
     record = json.loads((folder / checkpoints.RECORD).read_text())
     assert set(record["files"]) == {"model.safetensors", "optimizer.pt", "trainer_state.json"}
 
@@ -55,12 +55,12 @@ def test_every_corruption_is_detected_and_named(tmp_path, kind):
     damage, expected = CORRUPTIONS[kind]
     folder = make_checkpoint(tmp_path, 40)
     damage(folder)
-    assert expected in checkpoints.problem(folder, FP)
+    assert expected in checkpoints.unusable_reason(folder, FP)
 
 
 def test_a_checkpoint_of_another_run_is_stale(tmp_path):
     folder = make_checkpoint(tmp_path, 20, fingerprint="0" * 64)
-    assert checkpoints.problem(folder, FP).startswith("stale:")
+    assert checkpoints.unusable_reason(folder, FP).startswith("stale:")
 
 
 def test_resume_point_falls_back_to_the_previous_good_checkpoint(tmp_path, capsys):
@@ -96,7 +96,7 @@ def test_a_checkpoint_that_vanishes_while_checked_is_corrupt(tmp_path, monkeypat
         raise FileNotFoundError(2, "No such file or directory", str(path))
 
     monkeypatch.setattr(checkpoints, "sha256_file", gone)
-    assert checkpoints.problem(folder, FP).startswith("corrupt: unreadable")
+    assert checkpoints.unusable_reason(folder, FP).startswith("corrupt: unreadable")
 
 
 def test_no_good_checkpoint_means_step_zero(tmp_path, capsys):
@@ -116,20 +116,6 @@ def test_fingerprint_follows_settings_and_inputs_but_not_checkpoint_steps(tmp_pa
     assert checkpoints.fingerprint({**base, "learning_rate": 1e-4}, [data]) != first
     data.write_text("{}\n{}\n")
     assert checkpoints.fingerprint(base, [data]) != first
-
-
-def test_tree_digest_sees_names_and_contents(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a/x").write_text("1")
-    first = checkpoints.tree_digest(tmp_path / "a")
-    (tmp_path / "a/x").rename(tmp_path / "a/y")
-    assert checkpoints.tree_digest(tmp_path / "a") != first
-
-
-def test_atomic_json_leaves_no_temporary_file(tmp_path):
-    checkpoints.write_json_atomic(tmp_path / "r.json", {"a": 1})
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
-    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
 
 
 @pytest.mark.parametrize("steps, ok", [(0, True), (20, True), (100, True), (25, False), (-10, False)])

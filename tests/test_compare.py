@@ -1,11 +1,10 @@
 import json
 
 import pytest
-
-from prefalign.evaluation.compare import CompareSettings, compare, outcomes
-from prefalign.settings import ConfigError
-
 from conftest import run_cli, write_lines
+
+from prefalign.errors import ConfigError
+from prefalign.evaluation.compare import CompareSettings, compare, outcomes
 
 
 def rows(scores, sampled=None, ids=None):

@@ -3,11 +3,10 @@ import dataclasses
 
 import pytest
 import yaml
+from conftest import REPO
 
 from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
-from prefalign.settings import ConfigError
-
-from conftest import REPO
+from prefalign.errors import ConfigError
 
 SCHEMA = load_schema(REPO / "schemas" / "config.schema.yaml")
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -46,8 +45,8 @@ def test_an_empty_config_is_the_schema_defaults_and_runs():
 
 def test_schema_defaults_match_the_steps_own_defaults():
     """A key means the same with or without Snakemake: schema default == dataclass default."""
-    from prefalign.train.base_model import BaseModelSettings
     from prefalign.evaluation.evaluate import EvalSettings
+    from prefalign.train.base_model import BaseModelSettings
     from prefalign.train.dpo import DPOSettings
     from prefalign.train.sft import SFTSettings
 

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 
 from prefalign.config.schema import check_config, load_schema
-from prefalign.settings import ConfigError
+from prefalign.errors import ConfigError
 
 sys.path.insert(0, str(REPO / "containers"))
 import compare_runs  # noqa: E402

@@ -28,10 +28,9 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from conftest import BIN, REPO
 
 from prefalign.train.checkpoints import RECORD
-
-from conftest import BIN, REPO
 
 pytestmark = pytest.mark.workflow
 

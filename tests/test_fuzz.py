@@ -24,18 +24,16 @@ import types
 
 import pytest
 import yaml
+from conftest import REPO, read_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefalign.data import adapters
-from prefalign.data import synthetic
 from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
-from prefalign.data.normalize import NormalizeSettings, normalize
+from prefalign.data import adapters, synthetic
 from prefalign.data.filters import FilterSettings
-from prefalign.records import ROLES, RecordError
-from prefalign.settings import ConfigError
-
-from conftest import REPO, read_jsonl
+from prefalign.data.normalize import NormalizeSettings, normalize
+from prefalign.errors import ConfigError, RecordError
+from prefalign.records import ROLES
 
 SCHEMA = load_schema(REPO / "schemas" / "config.schema.yaml")
 DEFAULT_TEXT = (REPO / "config.yaml").read_text()

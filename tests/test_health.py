@@ -1,6 +1,6 @@
 """The training health monitor: planted NaN, planted spike and an overfitting run.
 
-Three levels: HealthCheck fed fabricated logs (every signal and threshold); HealthCallback in
+Three levels: HealthMonitor fed fabricated logs (every signal and threshold); HealthCallback in
 a real transformers Trainer whose loss is planted (NaN, spike) at a known step; and the real
 `prefalign sft` / `prefalign dpo` steps (a NaN planted in the base model's weights; a DPO run
 that overfits a handful of pairs) through the CLI, down to metrics.json and the report.
@@ -13,25 +13,25 @@ import math
 import types
 
 import pytest
-
-from prefalign.report import sections as report_guidance
-from prefalign.train.watch.health import HealthCallback, HealthCheck, HealthSettings, TrainingHealthError
-
 from conftest import read_jsonl, run_cli
 
+from prefalign.report import document
+from prefalign.report.sections import health_section
+from prefalign.train.watch.health import HealthCallback, HealthMonitor, HealthSettings, TrainingHealthError
 
-def feed(check: HealthCheck, logs: list[dict]) -> list:
+
+def feed(check: HealthMonitor, logs: list[dict]) -> list:
     found = []
     for step, entry in enumerate(logs, 1):
         found += check.observe(entry, step * 10)
     return found
 
 
-# ---------------------------------------------------------------- HealthCheck on fabricated logs
+# ---------------------------------------------------------------- HealthMonitor on fabricated logs
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_a_non_finite_loss_stops_with_advice(bad):
-    check = HealthCheck(HealthSettings(), "dpo", 5e-6, beta=0.1)
+    check = HealthMonitor(HealthSettings(), "dpo", 5e-6, beta=0.1)
     (finding,) = feed(check, [{"loss": 0.69}, {"loss": 0.6}, {"loss": bad}, {"loss": 0.5}])
     assert finding.stop and finding.signal == "not_finite" and finding.step == 30
     message = check.stop_message()
@@ -40,36 +40,36 @@ def test_a_non_finite_loss_stops_with_advice(bad):
 
 
 def test_a_nan_gradient_norm_stops_and_stop_on_nan_false_only_warns():
-    assert feed(HealthCheck(HealthSettings(), "sft", 2e-4), [{"loss": 2.0, "grad_norm": math.nan}])[0].stop
-    check = HealthCheck(HealthSettings(stop_on_nan=False), "sft", 2e-4)
+    assert feed(HealthMonitor(HealthSettings(), "sft", 2e-4), [{"loss": 2.0, "grad_norm": math.nan}])[0].stop
+    check = HealthMonitor(HealthSettings(stop_on_nan=False), "sft", 2e-4)
     (finding,) = feed(check, [{"loss": math.nan}])
     assert not finding.stop and check.stop is None and check.summary()["status"] == "warnings"
 
 
 def test_a_spike_stops_but_ordinary_noise_and_a_falling_loss_do_not():
     falling = [{"loss": v} for v in (6.0, 5.6, 4.6, 3.6, 2.7, 2.3, 2.0, 1.7, 1.5, 1.6, 1.4, 1.5, 1.3)]
-    check = HealthCheck(HealthSettings(), "sft", 2e-3)
+    check = HealthMonitor(HealthSettings(), "sft", 2e-3)
     assert feed(check, falling) == [] and check.summary()["status"] == "ok"
-    check = HealthCheck(HealthSettings(), "sft", 2e-3)
+    check = HealthMonitor(HealthSettings(), "sft", 2e-3)
     (finding,) = feed(check, falling + [{"loss": 5.0}])  # > 3x the median 1.5 of the last 5
     assert finding.stop and finding.signal == "loss_spike" and finding.step == 140
     assert "jumped to 5 at step 140" in finding.message and "Lower sft.learning_rate (0.002 now)" in finding.message
     # spike_factor 0 turns the check off; a higher factor tolerates the same jump.
-    assert feed(HealthCheck(HealthSettings(spike_factor=0), "sft", 2e-3), falling + [{"loss": 5.0}]) == []
-    assert feed(HealthCheck(HealthSettings(spike_factor=4), "sft", 2e-3), falling + [{"loss": 5.0}]) == []
+    assert feed(HealthMonitor(HealthSettings(spike_factor=0), "sft", 2e-3), falling + [{"loss": 5.0}]) == []
+    assert feed(HealthMonitor(HealthSettings(spike_factor=4), "sft", 2e-3), falling + [{"loss": 5.0}]) == []
 
 
 def test_a_small_absolute_jump_near_zero_is_noise_not_a_spike():
     # Plain sigmoid DPO late in training: 3.2x the median, but only 0.11 nats above it.
     low = [{"loss": v} for v in (0.06, 0.05, 0.04, 0.05, 0.05, 0.16)]
-    assert feed(HealthCheck(HealthSettings(), "dpo", 5e-6), low) == []
-    (finding,) = feed(HealthCheck(HealthSettings(spike_min_jump=0.1), "dpo", 5e-6), low)
+    assert feed(HealthMonitor(HealthSettings(), "dpo", 5e-6), low) == []
+    (finding,) = feed(HealthMonitor(HealthSettings(spike_min_jump=0.1), "dpo", 5e-6), low)
     assert finding.signal == "loss_spike"
 
 
 def test_the_spike_check_waits_for_two_logged_losses():
     # The first logged loss is one batch at step 1; a second that is 3x higher is not yet a spike.
-    assert feed(HealthCheck(HealthSettings(), "sft", 2e-3), [{"loss": 0.1}, {"loss": 0.5}]) == []
+    assert feed(HealthMonitor(HealthSettings(), "sft", 2e-3), [{"loss": 0.1}, {"loss": 0.5}]) == []
 
 
 def overfitting(accuracies):
@@ -78,7 +78,7 @@ def overfitting(accuracies):
 
 
 def test_accuracy_above_the_bound_is_a_warning_after_the_first_steps():
-    check = HealthCheck(HealthSettings(accuracy_after_steps=30), "dpo", 5e-6, beta=0.1)
+    check = HealthMonitor(HealthSettings(accuracy_after_steps=30), "dpo", 5e-6, beta=0.1)
     found = feed(check, overfitting([0.9, 0.95, 1.0, 1.0, 1.0, 1.0]))  # steps 10..60
     (finding,) = found
     assert finding.signal == "accuracy_high" and not finding.stop and finding.step == 30
@@ -91,19 +91,19 @@ def test_accuracy_above_the_bound_is_a_warning_after_the_first_steps():
 
 
 def test_accuracy_stuck_near_chance_and_drift_beyond_kl_max_are_warnings():
-    check = HealthCheck(HealthSettings(accuracy_after_steps=0), "dpo", 5e-7, beta=0.1)
+    check = HealthMonitor(HealthSettings(accuracy_after_steps=0), "dpo", 5e-7, beta=0.1)
     (finding,) = feed(check, overfitting([0.5, 0.52, 0.5]))
     assert finding.signal == "accuracy_low" and "too little learning" in finding.message
-    check = HealthCheck(HealthSettings(accuracy_after_steps=0, kl_max=10), "dpo", 5e-6, beta=0.1)
+    check = HealthMonitor(HealthSettings(accuracy_after_steps=0, kl_max=10), "dpo", 5e-6, beta=0.1)
     found = feed(check, [{"loss": 0.3, "rewards/accuracies": 0.7, "rewards/chosen": 0.5, "rewards/rejected": -1.5}])
     (finding,) = found  # |-1.5| / 0.1 = 15 nats > 10
     assert finding.signal == "kl_high" and finding.value == pytest.approx(15.0)
 
 
 def test_healthy_accuracy_is_quiet_and_the_monitor_can_be_turned_off():
-    check = HealthCheck(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
+    check = HealthMonitor(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
     assert feed(check, overfitting([0.6, 0.65, 0.7, 0.68])) == [] and check.summary()["status"] == "ok"
-    off = HealthCheck(HealthSettings(monitor=False), "dpo", 5e-6, beta=0.1)
+    off = HealthMonitor(HealthSettings(monitor=False), "dpo", 5e-6, beta=0.1)
     assert feed(off, [{"loss": math.nan}]) == [] and off.summary()["status"] == "off"
 
 
@@ -118,7 +118,7 @@ def test_bad_thresholds_are_refused_by_name(values, key):
 
 # ---------------------------------------------------------------- HealthCallback in a real Trainer
 
-def planted_trainer(tmp_path, plant_step: int, factor: float, check: HealthCheck):
+def planted_trainer(tmp_path, plant_step: int, factor: float, check: HealthMonitor):
     """A real transformers Trainer on a small regression whose loss is multiplied by `factor`
     at optimizer step `plant_step` (NaN: a NaN loss), with the health callback."""
     import torch
@@ -148,7 +148,7 @@ def planted_trainer(tmp_path, plant_step: int, factor: float, check: HealthCheck
 
 @pytest.mark.parametrize("factor, signal", [(math.nan, "not_finite"), (50.0, "loss_spike")])
 def test_the_callback_stops_a_real_trainer_at_the_planted_step(tmp_path, capsys, factor, signal):
-    check = HealthCheck(HealthSettings(), "sft", 1e-2)
+    check = HealthMonitor(HealthSettings(), "sft", 1e-2)
     trainer = planted_trainer(tmp_path, 12, factor, check)
     with pytest.raises(TrainingHealthError) as info:
         trainer.train()
@@ -159,7 +159,7 @@ def test_the_callback_stops_a_real_trainer_at_the_planted_step(tmp_path, capsys,
 
 
 def test_the_callback_lets_a_healthy_real_run_finish(tmp_path, capsys):
-    check = HealthCheck(HealthSettings(), "sft", 1e-2)
+    check = HealthMonitor(HealthSettings(), "sft", 1e-2)
     trainer = planted_trainer(tmp_path, 0, 1.0, check)
     trainer.train()
     assert trainer.state.global_step == 30 and check.summary()["status"] == "ok" and check.logs_checked == 30
@@ -231,7 +231,7 @@ def test_an_overfitting_dpo_run_is_flagged_in_log_metrics_and_report(base, tmp_p
     sft = json.loads((tmp_path / "sft.json").read_text())
     assert sft["health"]["status"] == "ok"
     training = {"sft": sft, "dpo": metrics}
-    md = report_guidance.markdown(training, {"dpo": {"metrics": {"implicit_reward_accuracy": 0.6}}}, None)
+    md = document.markdown("t", [health_section(training, {"dpo": {"metrics": {"implicit_reward_accuracy": 0.6}}})])
     assert "Health warnings" in md and "DPO: accuracy_high" in md
     assert "preference accuracy above the overfitting bound" in md and "Overfitting check" in md
 
@@ -270,26 +270,14 @@ def test_wandb_without_the_package_is_refused_by_name(tmp_path):
     assert "wandb: expected the wandb package to be installed" in str(info.value)
 
 
-def test_evaluation_progress_bars_only_on_a_terminal(monkeypatch):
-    import sys
-
-    from prefalign.train.watch import tracking
-
-    batches = range(0, 10, 5)
-    assert tracking.progress(batches, "generating") is batches  # a log file: untouched
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    bar = tracking.progress(batches, "generating")
-    assert bar is not batches and list(bar) == [0, 5]
-
-
 def test_a_resumed_run_replays_the_logs_before_its_checkpoint():
     # Resuming restores the trainer state's log history: the summary must be the uninterrupted run's.
     logs = overfitting([0.9, 0.95, 0.97, 0.98])
     history = [{**entry, "step": 10 * (i + 1)} for i, entry in enumerate(logs)]
-    whole = HealthCheck(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
+    whole = HealthMonitor(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
     for entry in history:
         whole.observe(entry, entry["step"])
-    resumed = HealthCheck(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
+    resumed = HealthMonitor(HealthSettings(accuracy_after_steps=0), "dpo", 5e-6, beta=0.1)
     callback = HealthCallback(resumed)
     state = types.SimpleNamespace(log_history=history[:2], global_step=20, is_local_process_zero=True)
     callback.on_train_begin(None, state, None)

@@ -3,11 +3,10 @@
 import json
 
 import pytest
-
-from prefalign.evaluation.judges import TaskJudge, make_judge
-from prefalign.settings import ConfigError
-
 from tiny_reward_model import conversation, preference_rows, run_on, train_tiny_reward_model
+
+from prefalign.errors import ConfigError
+from prefalign.evaluation.judges import TaskJudge, make_judge
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,7 @@ def test_judge_settings_are_checked_up_front(tmp_path):
 
 
 def test_task_judge_refuses_a_prompt_it_cannot_verify():
-    from prefalign.records import RecordError
+    from prefalign.errors import RecordError
 
     with pytest.raises(RecordError, match="not one of the task templates"):
         TaskJudge().score([[{"role": "user", "content": "hello"}]], ["hi"])

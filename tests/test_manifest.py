@@ -11,11 +11,10 @@ import subprocess
 import sys
 
 import pytest
-
-from prefalign.provenance import manifest
-from prefalign.settings import ConfigError
-
 from conftest import BIN
+
+from prefalign.errors import ConfigError
+from prefalign.provenance import manifest
 
 TOKEN = "hf_manifestTestToken0123456789"
 

@@ -4,16 +4,14 @@ import gzip
 import json
 
 import pytest
+from conftest import read_jsonl, run_cli
+from data_fixtures import hh, oasst_message, oasst_tree, shp, ultrafeedback, write_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prefalign.data.filters import FilterSettings
 from prefalign.data.normalize import NormalizeSettings, normalize
-from prefalign.records import RecordError
-from prefalign.settings import ConfigError
-
-from conftest import read_jsonl, run_cli
-from data_fixtures import hh, oasst_message, oasst_tree, shp, ultrafeedback, write_rows
+from prefalign.errors import ConfigError, RecordError
 
 
 def run(tmp_path, raw, filters=None, **settings):
@@ -290,8 +288,9 @@ def test_cli_error_is_one_clear_line_not_a_traceback(tmp_path):
     path.write_text('{"chosen": "x", "rejected": 5}\n')
     outputs = ["--records", tmp_path / "n.jsonl", "--rejects", tmp_path / "r.jsonl", "--stats", tmp_path / "s.json"]
     result = run_cli("normalize", "--input", path, *outputs, check=False)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 3  # an input error (a config error exits 2)
+    assert "Traceback" not in result.stderr and "input error" in result.stderr
+    assert list(tmp_path.iterdir()) == [path]  # a failed step leaves no half-written output
     assert f"{path}:1: key 'chosen'" in result.stderr
     result = run_cli("normalize", *outputs, check=False)
     assert result.returncode == 2 and "expected a raw file (--input) or a hub dataset (--hub-id)" in result.stderr

@@ -6,12 +6,12 @@ import copy
 
 import pytest
 import yaml
+from conftest import REPO, run_cli, write_lines
 
 from prefalign.config import presets
 from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
-from prefalign.settings import ConfigError
-
-from conftest import REPO, run_cli, write_lines
+from prefalign.errors import ConfigError
+from prefalign.runtime import Machine
 
 SCHEMA = load_schema()
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -182,7 +182,8 @@ def test_init_plans_by_the_detected_gpu(tmp_path, model, machine, preset, gpu_co
     from prefalign.config import init as init_config
 
     args = argparse.Namespace(model=model, dataset=["synthetic"], preset=None, revision=None, format=None)
-    plan = init_config.plan(args, init_config.Machine(*machine))
+    name, memory = machine
+    plan = init_config.plan(args, Machine(cuda=name is not None, gpu_name=name, memory_gib=memory))
     assert (plan.preset, plan.gpu_count) == (preset, gpu_count)
     path = tmp_path / "config.yaml"
     path.write_text(init_config.render(plan, "prefalign init (test)"))

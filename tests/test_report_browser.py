@@ -6,9 +6,8 @@ test_workflow.py (the embedded default's report).
 
 import os
 
-import pytest
-
 import browser
+import pytest
 
 needs_chromium = pytest.mark.skipif(
     not browser.available() and not os.environ.get("CI"),

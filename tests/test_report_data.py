@@ -2,12 +2,13 @@
 
 import re
 
-from prefalign.report import data as report_data
+from data_fixtures import hh, oasst_tree, write_rows
+
 from prefalign.data.filters import FilterSettings
 from prefalign.data.normalize import NormalizeSettings, normalize
 from prefalign.data.split import SplitSettings, split
-
-from data_fixtures import hh, oasst_tree, write_rows
+from prefalign.report import document
+from prefalign.report.data import data_section
 
 
 def stats_of_a_small_run(tmp_path):
@@ -25,21 +26,21 @@ def stats_of_a_small_run(tmp_path):
 
 def test_markdown_has_the_ledger_stages_mix_and_histograms(tmp_path):
     datasets, mix = stats_of_a_small_run(tmp_path)
-    text = report_data.markdown(datasets, mix)
-    assert text.startswith("## Data ledger")
+    text = document.markdown("t", [data_section(datasets, mix)])
+    assert text.startswith("# t\n\n## Data ledger")
     assert "| hh | hh-rlhf |" in text and "identical 1, too_long 1" in text
     assert "| oa | adapt | row | 8 | 3 pairs from 7 rows | 1 | not_in_pair 1 |" in text
     assert "| (mix) | cap | pair | 33 | 23 | 10 | over_cap 10 |" in text
     mix_total = re.search(r"\| total \| (\d+) \| (\d+) \|", text)
     assert int(mix_total[1]) + int(mix_total[2]) == mix["kept"]
-    assert "hh (characters):" in text and "hh (ChatML bytes):" in text
+    assert "### hh (characters)" in text and "### hh (ChatML bytes)" in text
     assert "| 8-15 | 30 | 0 | 0 |" in text  # the 30 kept hh prompts are 14-15 characters long
 
 
 def test_html_is_self_contained_and_escaped(tmp_path):
     datasets, mix = stats_of_a_small_run(tmp_path)
     datasets[0]["dataset"] = "<hh & co>"
-    page = report_data.html(datasets, mix)
-    assert "<svg" in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    page = document.html("t", [data_section(datasets, mix)])
+    assert "<svg" in page and "http:" not in page and "https:" not in page  # names no outside address
     assert "&lt;hh &amp; co&gt;" in page and "<hh & co>" not in page
-    assert page.count("<table>") == 3
+    assert page.count("<table>") == 3 + page.count("<details")  # ledger, stages, mix; a table per histogram

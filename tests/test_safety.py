@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, run_cli
 
 from prefalign.config.schema import check_safety, load_config, load_schema, step_settings, with_defaults
-from prefalign.settings import ConfigError, to_cli_flags
-
-from conftest import REPO, run_cli
+from prefalign.errors import ConfigError
+from prefalign.settings import to_cli_flags
 
 SCHEMA = load_schema(REPO / "schemas" / "config.schema.yaml")
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -2,14 +2,15 @@ import argparse
 
 import pytest
 
-from prefalign.train.base_model import BaseModelSettings
-from prefalign.evaluation.evaluate import EvalSettings
 from prefalign.data.filters import FilterSettings
 from prefalign.data.normalize import NormalizeSettings
-from prefalign.report.render import ReportSettings
-from prefalign.settings import ConfigError, to_cli_flags
 from prefalign.data.split import SplitSettings
 from prefalign.data.synthetic import SyntheticSettings
+from prefalign.errors import ConfigError
+from prefalign.evaluation.evaluate import EvalSettings
+from prefalign.report.render import ReportSettings
+from prefalign.settings import to_cli_flags
+from prefalign.train.base_model import BaseModelSettings
 from prefalign.train.dpo import DPOSettings
 from prefalign.train.sft import SFTSettings
 

@@ -14,7 +14,6 @@ import sys
 from collections import Counter
 
 import pytest
-
 from conftest import BIN, REPO
 
 sys.path.insert(0, str(REPO / "tests" / "slurm"))

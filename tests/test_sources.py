@@ -6,7 +6,6 @@ import io
 import json
 
 import pytest
-
 from conftest import read_jsonl, run_cli
 from data_fixtures import dataset_card, fake_hub_dataset, hh, ultrafeedback
 
@@ -104,7 +103,7 @@ def test_an_uncached_commit_offline_is_a_clear_error(tmp_path, hub):
     fake_hub_dataset(hub, "fakeorg/fake-hh", REV_A, {"README.md": dataset_card({"default": {"train": "t.jsonl"}}),
                                                      "t.jsonl": jsonl_bytes([hh("q", "a", "b")])})
     result = normalize(tmp_path, "--hub-id", "fakeorg/fake-hh", "--revision", REV_B, check=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 3 and "Traceback" not in result.stderr
     assert f"hf://datasets/fakeorg/fake-hh@{REV_B} [train]: not in the local hub cache" in result.stderr
     assert "HF_HUB_OFFLINE=0" in result.stderr
 
@@ -114,5 +113,5 @@ def test_load_dataset_failures_name_the_dataset(tmp_path, hub):
                                                      "t.jsonl": jsonl_bytes([hh("q", "a", "b")])})
     result = normalize(tmp_path, "--hub-id", "fakeorg/fake-hh", "--revision", REV_A, "--split", "validation",
                        check=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 3 and "Traceback" not in result.stderr
     assert f"hf://datasets/fakeorg/fake-hh@{REV_A} [validation]: datasets.load_dataset failed" in result.stderr

@@ -4,12 +4,12 @@ import json
 import random
 
 import pytest
-
-from prefalign.records import make_record, message, prompt_key, write_jsonl
-from prefalign.settings import ConfigError
-from prefalign.data.split import SplitSettings, split
-
 from conftest import read_jsonl, run_cli
+
+from prefalign.data.split import SplitSettings, split
+from prefalign.errors import ConfigError
+from prefalign.jsonl import write_jsonl
+from prefalign.records import make_record, message, prompt_key
 
 WORDS = ("river stone maple cloud amber lantern harbor velvet copper meadow falcon quartz willow ember summit "
          "orchid canyon glacier thistle cobalt").split()
@@ -173,7 +173,7 @@ def test_a_damaged_input_line_names_file_and_line(tmp_path):
         handle.write('{"id": "x"}\n')
     result = run_cli("split", "--inputs", path, "--train", tmp_path / "t.jsonl", "--test", tmp_path / "e.jsonl",
                      "--rejects", tmp_path / "r.jsonl", "--stats", tmp_path / "s.json", check=False)
-    assert result.returncode == 2 and f"{path}:3: not a normalized record (KeyError" in result.stderr
+    assert result.returncode == 3 and f"{path}:3: not a normalized record (KeyError" in result.stderr
 
 
 def test_cli_split(tmp_path):

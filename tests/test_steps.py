@@ -12,10 +12,9 @@ import math
 import os
 
 import pytest
+from conftest import read_jsonl, run_cli
 
 from prefalign.data import tasks
-
-from conftest import read_jsonl, run_cli
 
 TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
         "--threads", "1"]

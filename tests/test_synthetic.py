@@ -1,13 +1,11 @@
-import json
 
 import pytest
+from conftest import read_jsonl
 
 from prefalign.data import tasks
 from prefalign.data.adapters import ADAPTERS, Where
-from prefalign.settings import ConfigError
 from prefalign.data.synthetic import SyntheticSettings, generate
-
-from conftest import read_jsonl
+from prefalign.errors import ConfigError
 
 
 def test_same_seed_same_bytes(tmp_path):

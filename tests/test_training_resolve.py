@@ -7,8 +7,9 @@ bench/results/).
 
 import pytest
 
-from prefalign.settings import ConfigError
-from prefalign.train.common import Machine, TrainSettings, resolve, trainer_kwargs
+from prefalign.errors import ConfigError
+from prefalign.runtime import Machine
+from prefalign.train.common import TrainSettings, resolve, trainer_kwargs
 
 CPU = Machine(cuda=False)
 CPU_WITH_UNSLOTH = Machine(cuda=False, unsloth_installed=True)

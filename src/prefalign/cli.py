@@ -17,8 +17,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from prefalign import __version__
-from prefalign.records import RecordError
-from prefalign.settings import ConfigError
+from prefalign.errors import PrefalignError
 
 # step name -> (module, one-line description)
 STEPS = {
@@ -60,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args._module.main(args)
-    except (ConfigError, RecordError) as exc:
-        print(f"prefalign {args.step}: error: {exc}", file=sys.stderr)
-        return 2
+    except PrefalignError as exc:  # what the user must fix: said in words, with its own exit status
+        print(f"prefalign {args.step}: {exc.kind}: {exc}", file=sys.stderr)
+        return exc.exit_status
     return 0
 
 

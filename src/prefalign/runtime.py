@@ -1,19 +1,27 @@
-"""What every training and evaluation step sets up the same way: threads, seeds, device,
-and a description of the software and hardware it ran on (for metrics and the manifest)."""
+"""The machine a step runs on: seeds and threads, the GPU, the process's rank, the container,
+and a record of the software and hardware for metrics and the manifest.
+
+One home for each fact: `Machine.detect()` (GPU and Unsloth), `world_size`/`local_rank`/
+`is_main_process` (DDP under `accelerate launch`), `container_engine` (Apptainer, podman,
+Docker). torch is imported only where a GPU is asked about, so light steps stay light.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
 import random
 import sys
+from dataclasses import dataclass
 
 PACKAGES = (
     "prefalign", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers",
     "bitsandbytes", "unsloth", "unsloth_zoo", "torchao", "snakemake", "numpy",
 )
+IMAGE_INFO = "/etc/prefalign/image.json"  # written by containers/*.Containerfile
 
 
 def setup(seed: int, threads: int) -> None:
@@ -31,6 +39,107 @@ def setup(seed: int, threads: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
 
+
+# ---------------------------------------------------------------- processes (DDP)
+
+def world_size() -> int:
+    """Processes of this run: `accelerate launch --num_processes N` sets WORLD_SIZE."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """True in a single process and in rank 0 of a DDP run: the one that writes shared files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+# ---------------------------------------------------------------- the GPU
+
+@dataclass(frozen=True)
+class Machine:
+    """The facts about this machine that decide backend, precision, preset and device."""
+
+    cuda: bool
+    gpu_name: str | None = None
+    compute_capability: tuple[int, int] | None = None
+    gpu_count: int = 0  # GPUs visible to this process
+    driver: str | None = None
+    unsloth_installed: bool = False
+    memory_gib: float | None = None
+    cuda_version: str | None = None
+
+    @classmethod
+    def detect(cls) -> "Machine":
+        installed = importlib.util.find_spec("unsloth") is not None
+        try:
+            import torch
+        except ImportError:
+            return cls(cuda=False, unsloth_installed=installed)
+        if not torch.cuda.is_available():
+            return cls(cuda=False, unsloth_installed=installed)
+        props = torch.cuda.get_device_properties(0)
+        return cls(True, props.name, (props.major, props.minor), torch.cuda.device_count(), nvidia_driver(),
+                   installed, props.total_memory / 2**30, torch.version.cuda)
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.cuda else "cpu"
+
+    def describe(self) -> str:
+        return "no CUDA GPU" if not self.cuda else f"{self.gpu_name}, {self.memory_gib:.0f} GiB"
+
+
+def nvidia_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8") as handle:
+            first = handle.readline()
+    except OSError:
+        return None
+    for token in first.split():
+        if token[:1].isdigit() and "." in token:
+            return token
+    return None
+
+
+# ---------------------------------------------------------------- the container
+
+def container_engine(environ=os.environ) -> tuple[str | None, str | None]:
+    """(engine, image file): apptainer (with the image it runs), podman, docker, or (None, None) on the host."""
+    image_file = environ.get("APPTAINER_CONTAINER") or environ.get("SINGULARITY_CONTAINER")
+    if image_file:
+        return "apptainer", image_file
+    if os.path.exists("/run/.containerenv"):
+        return "podman", None
+    if os.path.exists("/.dockerenv"):
+        return "docker", None
+    return None, None
+
+
+def container() -> dict | None:
+    """The container image this step runs in (for environment.json), or None on the host.
+
+    Apptainer names the image file it runs (for the SIFs made by containers/build.sh the name
+    carries the file's sha256); prefalign's images also describe themselves in IMAGE_INFO
+    (version, git revision, lock file and its sha256, base image).
+    """
+    engine, image_file = container_engine()
+    info: dict = {}
+    if engine == "apptainer":
+        info = {"engine": engine, "file": image_file}
+    elif engine:
+        info = {"engine": engine}
+    try:
+        with open(IMAGE_INFO, encoding="utf-8") as handle:
+            info["image"] = json.load(handle)
+    except (OSError, ValueError):
+        pass
+    return info or None
+
+
+# ---------------------------------------------------------------- the record
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
@@ -53,71 +162,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware() -> dict:
-    """CPU model and, where CUDA is present, GPU name, compute capability and driver."""
-    info = {"machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count()}
-    if "torch" in sys.modules or _has_torch():
-        import torch
+def cpu_hardware() -> dict:
+    return {"machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count()}
 
-        if torch.cuda.is_available():
-            props = torch.cuda.get_device_properties(0)
+
+def hardware() -> dict:
+    """CPU model and, where CUDA is present, GPU name, count, compute capability, memory and driver."""
+    info = cpu_hardware()
+    if "torch" in sys.modules or importlib.util.find_spec("torch") is not None:
+        machine = Machine.detect()
+        if machine.cuda:
             info["gpu"] = {
-                "name": props.name,
-                "count": torch.cuda.device_count(),
-                "compute_capability": f"{props.major}.{props.minor}",
-                "memory_gib": round(props.total_memory / 2**30, 1),
-                "cuda": torch.version.cuda,
-                "driver": nvidia_driver(),
+                "name": machine.gpu_name,
+                "count": machine.gpu_count,
+                "compute_capability": f"{machine.compute_capability[0]}.{machine.compute_capability[1]}",
+                "memory_gib": round(machine.memory_gib, 1),
+                "cuda": machine.cuda_version,
+                "driver": machine.driver,
             }
     return info
-
-
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def nvidia_driver() -> str | None:
-    try:
-        with open("/proc/driver/nvidia/version", encoding="utf-8") as handle:
-            first = handle.readline()
-    except OSError:
-        return None
-    for token in first.split():
-        if token[:1].isdigit() and "." in token:
-            return token
-    return None
-
-
-IMAGE_INFO = "/etc/prefalign/image.json"  # written by containers/*.Containerfile
-
-
-def container() -> dict | None:
-    """The container image this step runs in, or None on the host.
-
-    Apptainer names the image file it runs (APPTAINER_CONTAINER: for the SIFs made by
-    containers/build.sh the name carries the file's sha256); prefalign's images also describe
-    themselves in IMAGE_INFO (version, git revision, lock file and its sha256, base image).
-    """
-    info: dict = {}
-    for var in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
-        if os.environ.get(var):
-            info = {"engine": "apptainer", "file": os.environ[var]}
-            break
-    else:
-        if os.path.exists("/run/.containerenv"):
-            info = {"engine": "podman"}
-        elif os.path.exists("/.dockerenv"):
-            info = {"engine": "docker"}
-    try:
-        with open(IMAGE_INFO, encoding="utf-8") as handle:
-            info["image"] = json.load(handle)
-    except (OSError, ValueError):
-        pass
-    return info or None
 
 
 def environment() -> dict:

@@ -15,12 +15,11 @@ import types
 import typing
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A setting has a value the step cannot use; the message names the key."""
+from prefalign.errors import ConfigError
 
 
-def check(ok: bool, key: str, expected: str, got: Any) -> None:
+def expect(ok: bool, key: str, expected: str, got: Any) -> None:
+    """Raise ConfigError `key: expected <expected>, got <got>` unless `ok`: a settings class's check."""
     if not ok:
         raise ConfigError(f"{key}: expected {expected}, got {got!r}")
 

@@ -26,9 +26,17 @@ from pathlib import Path
 import yaml
 
 from prefalign.config import presets
-from prefalign.config.schema import (apply_presets, check_config, format_errors, load_schema, load_yaml, property_schema,
-                              step_settings, with_defaults)
-from prefalign.settings import ConfigError
+from prefalign.config.schema import (
+    apply_presets,
+    check_config,
+    format_errors,
+    load_schema,
+    property_schema,
+    step_settings,
+    with_defaults,
+)
+from prefalign.errors import ConfigError
+from prefalign.yamlio import load_yaml
 
 NUMBER_AS_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 

@@ -33,9 +33,10 @@ from pathlib import Path
 
 from prefalign import __version__
 from prefalign.config import presets
-from prefalign.settings import ConfigError
+from prefalign.errors import ConfigError
+from prefalign.hashing import is_commit
+from prefalign.runtime import Machine
 
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SYNTHETIC = {"synth_hh": {"format": "hh-rlhf", "source": "synthetic", "records": 3000},
              "synth_shp": {"format": "shp", "source": "synthetic", "records": 1500}}
@@ -45,26 +46,6 @@ PRETRAINED_ON_CPU = {
     "sft": {"use_lora": True, "learning_rate": 2e-4, "adam_beta2": 0.95},
     "dpo": {"learning_rate": 5e-6, "adam_beta2": 0.95, "loss_type": ["sigmoid"], "loss_weights": None},
 }
-
-
-@dataclass
-class Machine:
-    gpu_name: str | None
-    gpu_memory_gib: float | None
-
-    @classmethod
-    def detect(cls) -> "Machine":
-        try:
-            import torch
-        except ImportError:
-            return cls(None, None)
-        if not torch.cuda.is_available():
-            return cls(None, None)
-        props = torch.cuda.get_device_properties(0)
-        return cls(props.name, props.total_memory / 2**30)
-
-    def describe(self) -> str:
-        return "no CUDA GPU" if self.gpu_name is None else f"{self.gpu_name}, {self.gpu_memory_gib:.0f} GiB"
 
 
 # ---------------------------------------------------------------- model and datasets
@@ -83,7 +64,7 @@ def model_section(spec: str, revision: str | None) -> dict:
         raise ConfigError(f"model: expected tiny, a local model folder or a hub id (owner/name), got {spec!r}")
     if revision is None:
         revision = hub_commit(spec)
-    if not COMMIT.match(revision):
+    if not is_commit(revision):
         raise ConfigError(f"revision: expected a 40-hex-digit commit of {spec} (branches and tags move), "
                           f"got {revision!r}")
     return {"source": "pretrained", "name_or_path": spec, "revision": revision}
@@ -177,9 +158,9 @@ def plan(args: argparse.Namespace, machine: Machine | None) -> Plan:
     """What to write; `machine` is None when --preset was given (nothing is detected then)."""
     model = model_section(args.model, args.revision)
     datasets, sample = dataset_entries(args.dataset, args.format)
-    machine = machine or Machine(None, None)
+    machine = machine or Machine(cuda=False)
     notes = [f"Machine: {machine.describe()}."] if args.preset is None else [f"Preset {args.preset} as asked."]
-    preset = args.preset or presets.pick(machine.gpu_memory_gib)
+    preset = args.preset or presets.pick(machine.memory_gib)
     gpu_count = None
     overrides: dict = {}
     if model["source"] == "tiny" and preset != "cpu-demo":
@@ -190,8 +171,8 @@ def plan(args: argparse.Namespace, machine: Machine | None) -> Plan:
         overrides = PRETRAINED_ON_CPU
         notes.append("A pretrained model on the CPU: LoRA SFT at 2e-4 and DPO at 5e-6 (the practice) instead of "
                      "cpu-demo's from-scratch learning rates; expect hours, not minutes.")
-    if args.preset is None and machine.gpu_name is not None:
-        notes.append(f"Preset chosen from the GPU's memory ({machine.gpu_memory_gib:.0f} GiB).")
+    if args.preset is None and machine.cuda:
+        notes.append(f"Preset chosen from the GPU's memory ({machine.memory_gib:.0f} GiB).")
     return Plan(model, datasets, sample, preset, gpu_count, overrides, notes)
 
 

@@ -29,7 +29,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from prefalign.settings import ConfigError
+from prefalign import tables
+from prefalign.errors import ConfigError
+from prefalign.yamlio import where
 
 # Keys shared by every GPU preset: the optimizer and schedule practice.
 _OPTIMIZER = {"lr_scheduler": "cosine", "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.95}
@@ -121,21 +123,21 @@ def expand_samples(config: dict, sources: list[Path], schema: dict) -> dict[str,
     datasets = config["datasets"]
     problems, caps = [], {}
     for i, entry in enumerate(entries):
-        where = _where(sources, ["sample", i])
+        at = where(sources, ["sample", i])
         match = SAMPLE.match(str(entry))
         if match is None:
-            problems.append(f"{where}sample[{i}]: expected <dataset>:<count>, got {entry!r}")
+            problems.append(f"{at}sample[{i}]: expected <dataset>:<count>, got {entry!r}")
             continue
         name, count = match["name"], int(match["count"])
         dataset = datasets.get(name)
         if not isinstance(dataset, dict):
-            problems.append(f"{where}sample[{i}]: expected a dataset named in `datasets` "
+            problems.append(f"{at}sample[{i}]: expected a dataset named in `datasets` "
                             f"({', '.join(map(str, datasets))}), got {name!r}")
         elif name in caps:
-            problems.append(f"{where}sample[{i}]: {name} is sampled twice; give one cap per dataset")
+            problems.append(f"{at}sample[{i}]: {name} is sampled twice; give one cap per dataset")
         elif dataset.get(SAMPLE_KEY) not in (None, count):
-            other = _where(sources, ["datasets", name, SAMPLE_KEY]).rstrip(": ")
-            problems.append(f"{where}sample[{i}]: {name}:{count} contradicts datasets.{name}.{SAMPLE_KEY}: "
+            other = where(sources, ["datasets", name, SAMPLE_KEY]).rstrip(": ")
+            problems.append(f"{at}sample[{i}]: {name}:{count} contradicts datasets.{name}.{SAMPLE_KEY}: "
                             f"{dataset[SAMPLE_KEY]}{f' ({other})' if other else ''}; set the cap in one place")
         else:
             dataset[SAMPLE_KEY] = count
@@ -143,12 +145,6 @@ def expand_samples(config: dict, sources: list[Path], schema: dict) -> dict[str,
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return caps
-
-
-def _where(sources: list[Path], keys: list) -> str:
-    from prefalign.config.schema import _where as where  # imported late: prefalign.config.schema imports this module
-
-    return where(sources, keys)
 
 
 def values(name: str) -> dict[str, Any]:
@@ -205,7 +201,4 @@ def _shown(value) -> str:
 
 def markdown_table() -> str:
     """The README's presets table (tests/test_presets.py checks the README carries this text)."""
-    header, rows = table_rows()
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return tables.markdown(*table_rows())

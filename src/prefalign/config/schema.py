@@ -13,57 +13,20 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import yaml
-
-from prefalign.settings import ConfigError
+from prefalign.errors import ConfigError
+from prefalign.hashing import is_commit
+from prefalign.yamlio import load_yaml, where
 
 SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 _TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
                "array": "a list", "object": "a mapping", "null": "null"}
 
 
-def load_yaml(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
-
-
 def load_schema(path: Path = SCHEMA) -> dict:
     return load_yaml(path)
-
-
-def key_line(path: Path, keys: Iterable[Any]) -> int | None:
-    """1-based line where the key path is set in the YAML file `path`, or None."""
-    try:
-        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    line = None
-    for key in keys:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == str(key)), None)
-            if match is None:
-                return line
-            line = next(k for k, v in node.value if k.value == str(key)).start_mark.line + 1
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
 
 
 def _describe(schema: dict) -> str:
@@ -127,19 +90,14 @@ def format_errors(errors, sources: list[Path], root: dict | None = None) -> list
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=str)
             path = path + extra[:1]
         key = ".".join(str(p) for p in path) or "<top level>"
-        where = None
-        for source in reversed(sources):
-            line = key_line(source, path)
-            if line is not None:
-                where = f"{source}:{line}"
-                break
+        located = where(sources, path)
         declared = property_schema(root, list(error.absolute_path)) if root else error.schema
         description = declared.get("description") if error.validator != "additionalProperties" else None
         got = "" if error.validator in ("additionalProperties", "required") else f", got {error.instance!r}"
         text = f"{key}: expected {_expected(error)}{got}"
         if description:
             text += f" ({' '.join(description.split())})"
-        messages.append(f"{where}: {text}" if where else text)
+        messages.append(f"{located}{text}")
     return messages
 
 
@@ -154,7 +112,7 @@ def check_config(config: dict, schema: dict | None = None, sources: Iterable[Pat
     not_numbers = list(_nan_paths(config))
     if not_numbers:
         raise ConfigError("invalid config:\n  " + "\n  ".join(
-            f"{_where(sources, path)}{'.'.join(map(str, path))}: expected a number, got nan" for path in not_numbers))
+            f"{where(sources, path)}{'.'.join(map(str, path))}: expected a number, got nan" for path in not_numbers))
     errors = list(Draft202012Validator(schema).iter_errors(config))
     if errors:
         lines = format_errors(errors, sources, schema)
@@ -215,17 +173,6 @@ def apply_presets(config: dict, sources: Iterable[Path] = (), schema: dict | Non
     return presets.resolve(config, [Path(s) for s in sources], schema if schema is not None else load_schema())
 
 
-COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-def _where(sources: list[Path], keys: list) -> str:
-    for source in reversed(sources):
-        line = key_line(source, keys)
-        if line is not None:
-            return f"{source}:{line}: "
-    return ""
-
-
 def hub_artifacts(config: dict) -> Iterator[tuple[list, str, Any]]:
     """(key path of the revision, hub id, revision) of every hub model and dataset the config names.
 
@@ -253,15 +200,15 @@ def check_safety(config: dict, sources: Iterable[Path] = ()) -> None:
     problems = []
     if config.get("strict", True):
         for keys, hub_id, revision in hub_artifacts(config):
-            if not (isinstance(revision, str) and COMMIT.fullmatch(revision)):
+            if not is_commit(revision):
                 problems.append(
-                    f"{_where(sources, keys) or _where(sources, keys[:-1])}{'.'.join(keys)}: expected a 40-hex-digit "
+                    f"{where(sources, keys)}{'.'.join(keys)}: expected a 40-hex-digit "
                     f"commit for hub artifact {hub_id!r}, got {revision!r} (strict: true pins every hub model and "
                     "dataset so reruns load the same bytes; set strict: false to allow unpinned ones)")
     for name in config.get("datasets", {}):
         text = str(name)
         if text in ("", ".", "..") or any(c in text for c in "/\\\0") or text.startswith("."):
-            problems.append(f"{_where(sources, ['datasets', name])}datasets.{name}: expected a name that is one "
+            problems.append(f"{where(sources, ['datasets', name])}datasets.{name}: expected a name that is one "
                             f"path component (it names results/data/<name>/), got {text!r}")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
@@ -273,14 +220,7 @@ def _build(section: str, cls, values: dict, sources: list[Path], line_keys: list
         return cls(**values)
     except ConfigError as exc:
         key = str(exc).split(":", 1)[0]
-        where = None
-        for source in reversed(sources):
-            line = key_line(source, line_keys + [key]) or key_line(source, line_keys)
-            if line is not None:
-                where = f"{source}:{line}"
-                break
-        message = f"{section}.{exc}"
-        raise ConfigError(f"invalid config:\n  {where + ': ' if where else ''}{message}") from None
+        raise ConfigError(f"invalid config:\n  {where(sources, line_keys + [key])}{section}.{exc}") from None
 
 
 def normalize_values(name: str, dataset: dict, data: dict) -> dict:
@@ -323,14 +263,14 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     Building them runs each step's own checks, so a value the schema allows but a step cannot
     use (hidden_size not divisible by num_heads, say) is refused before any rule runs.
     """
-    from prefalign.train.base_model import BaseModelSettings
-    from prefalign.evaluation.compare import CompareSettings
-    from prefalign.evaluation.evaluate import REFERENCES, EvalSettings
     from prefalign.data.filters import FilterSettings
     from prefalign.data.normalize import NormalizeSettings
-    from prefalign.report.render import ReportSettings
     from prefalign.data.split import SplitSettings
     from prefalign.data.synthetic import SyntheticSettings
+    from prefalign.evaluation.compare import CompareSettings
+    from prefalign.evaluation.evaluate import REFERENCES, EvalSettings
+    from prefalign.report.render import ReportSettings
+    from prefalign.train.base_model import BaseModelSettings
     from prefalign.train.dpo import DPOSettings
     from prefalign.train.sft import SFTSettings
 
@@ -340,13 +280,13 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     data = config["data"]
     out: dict[str, Any] = {}
     for name, dataset in config["datasets"].items():
-        where = ["datasets", name]
+        keys = ["datasets", name]
         if dataset["source"] == "synthetic":
             out[f"synth:{name}"] = _build(f"datasets.{name}", SyntheticSettings, {
                 "format": dataset["format"], "records": dataset["records"], "seed": config["seed"], "name": name,
-                **config["synthetic"]}, sources, where)
+                **config["synthetic"]}, sources, keys)
         out[f"normalize:{name}"] = _build(f"datasets.{name}", NormalizeSettings,
-                                          normalize_values(name, dataset, data), sources, where)
+                                          normalize_values(name, dataset, data), sources, keys)
     out["filters"] = _build("data", FilterSettings, filter_values(config), sources, ["data"])
     caps = [f"{name}={d['cap']}" for name, d in config["datasets"].items() if d["cap"] is not None]
     out["split"] = _build("data", SplitSettings, {
@@ -364,9 +304,7 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
             "beta": config["dpo"]["beta"]}, sources, ["eval"])
     for i, (model, baseline) in enumerate(config["eval"].get("comparisons", [])):
         if model == baseline or not {model, baseline} <= set(config["eval"]["models"]):
-            where = next((f"{s}:{key_line(s, ['eval', 'comparisons', i])}: " for s in reversed(sources)
-                          if key_line(s, ["eval", "comparisons", i])), "")
-            raise ConfigError(f"invalid config:\n  {where}eval.comparisons: expected two different models of "
+            raise ConfigError(f"invalid config:\n  {where(sources, ['eval', 'comparisons', i])}eval.comparisons: expected two different models of "
                               f"eval.models ({', '.join(config['eval']['models'])}), got [{model}, {baseline}]")
     out["compare"] = _build("eval", CompareSettings, {"bootstrap_samples": config["eval"]["bootstrap_samples"],
                                                       "seed": config["seed"]}, sources, ["eval"])

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-from prefalign.settings import Settings, check
 from prefalign.data.token_count import TokenCounter, make_counter
+from prefalign.settings import Settings, expect
 
 
 @dataclass
@@ -47,10 +47,10 @@ class FilterSettings(Settings):
                                                         "whitespace-normalized) within the dataset"})
 
     def __post_init__(self):
-        check(self.min_score_ratio >= 0, "min_score_ratio", "a number >= 0", self.min_score_ratio)
-        check(self.max_chars >= 0, "max_chars", "an integer >= 0 (0 = no limit)", self.max_chars)
-        check(self.max_tokens >= 0, "max_tokens", "an integer >= 0 (0 = no limit)", self.max_tokens)
-        check(bool(self.tokenizer), "tokenizer", "'bytes' or a tokenizer folder / hub id", self.tokenizer)
+        expect(self.min_score_ratio >= 0, "min_score_ratio", "a number >= 0", self.min_score_ratio)
+        expect(self.max_chars >= 0, "max_chars", "an integer >= 0 (0 = no limit)", self.max_chars)
+        expect(self.max_tokens >= 0, "max_tokens", "an integer >= 0 (0 = no limit)", self.max_tokens)
+        expect(bool(self.tokenizer), "tokenizer", "'bytes' or a tokenizer folder / hub id", self.tokenizer)
 
 
 def text(messages) -> str:
@@ -74,7 +74,7 @@ def content_key(record) -> bytes:
 
 
 class RecordFilters:
-    """The filters above, configured once; `verdict` returns (reason, detail) or None to keep."""
+    """The filters above, configured once; `drop_reason` returns (reason, detail) or None to keep."""
 
     def __init__(self, settings: FilterSettings, languages: list[str] | tuple[str, ...] = ()):
         self.settings = settings
@@ -98,7 +98,7 @@ class RecordFilters:
             return [None] * len(records)
         return self.counter.lengths(records)
 
-    def verdict(self, record: dict, tokens: tuple[int, int, int] | None = None) -> tuple[str, str] | None:
+    def drop_reason(self, record: dict, tokens: tuple[int, int, int] | None = None) -> tuple[str, str] | None:
         for reason, method in self.checks:
             detail = method(record, tokens)
             if detail:

@@ -18,11 +18,8 @@ import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.data.jsonl import JsonlWriter
-
-
-class AccountingError(AssertionError):
-    """The counts do not add up: a record was lost or counted twice (a bug, never bad input)."""
+from prefalign.errors import AccountingError
+from prefalign.jsonl import JsonlWriter
 
 
 @dataclass
@@ -43,7 +40,7 @@ class Stage:
 
 
 class Ledger:
-    """Stages in order plus the rejects file; use as a context manager so the file is closed."""
+    """Stages in order plus the rejects file; as a context manager it keeps the file only on success."""
 
     def __init__(self, path: Path, stages: list[tuple[str, str]]):
         self.stages = {name: Stage(name, unit) for name, unit in stages}
@@ -71,7 +68,7 @@ class Ledger:
             total.update(s.dropped)
         return dict(sorted(total.items()))
 
-    def check(self, units_in: int, kept: int, kept_written: int, label: str) -> None:
+    def assert_balanced(self, units_in: int, kept: int, kept_written: int, label: str) -> None:
         """Raise AccountingError unless every stage and the whole step add up."""
         problems = []
         previous = None
@@ -98,7 +95,7 @@ class Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.writer.__exit__(*exc)  # the rejects file appears only when the step succeeded
 
 
 def assert_accounted(stats: dict) -> None:

@@ -26,11 +26,12 @@ from pathlib import Path
 from prefalign.data import adapters
 from prefalign.data.adapters import oasst1
 from prefalign.data.filters import FilterSettings, RecordFilters
-from prefalign.data.jsonl import JsonlWriter
 from prefalign.data.ledger import Ledger, assert_accounted
-from prefalign.records import RecordError, write_json
-from prefalign.settings import ConfigError, Settings, check
-from prefalign.data.sources import COMMIT, FILE_FORMATS, HubDataset, LocalFile
+from prefalign.data.sources import FILE_FORMATS, HubDataset, LocalFile
+from prefalign.errors import ConfigError, RecordError
+from prefalign.hashing import is_commit
+from prefalign.jsonl import JsonlWriter, write_json
+from prefalign.settings import Settings, expect
 
 LENGTH_BINS = [0, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 CHUNK = 1024  # records filtered per batch (token counting is batched)
@@ -65,14 +66,14 @@ class NormalizeSettings(Settings):
                 "or every higher- against every lower-ranked one)"})
 
     def __post_init__(self):
-        check(self.format in adapters.FORMATS, "format", f"one of {', '.join(adapters.FORMATS)}", self.format)
-        check(self.on_bad_record in ("error", "quarantine"), "on_bad_record", "'error' or 'quarantine'", self.on_bad_record)
-        check(self.max_records is None or self.max_records >= 0, "max_records", "an integer >= 0 or none", self.max_records)
-        check(self.file_format in FILE_FORMATS, "file_format", f"one of {', '.join(FILE_FORMATS)}", self.file_format)
+        expect(self.format in adapters.FORMATS, "format", f"one of {', '.join(adapters.FORMATS)}", self.format)
+        expect(self.on_bad_record in ("error", "quarantine"), "on_bad_record", "'error' or 'quarantine'", self.on_bad_record)
+        expect(self.max_records is None or self.max_records >= 0, "max_records", "an integer >= 0 or none", self.max_records)
+        expect(self.file_format in FILE_FORMATS, "file_format", f"one of {', '.join(FILE_FORMATS)}", self.file_format)
         if self.hub_id is not None:
-            check(self.revision is not None and COMMIT.fullmatch(self.revision) is not None, "revision",
+            expect(is_commit(self.revision), "revision",
                   "a 40-hex-digit commit for a hub dataset (pinned, so reruns read the same data)", self.revision)
-        check(self.pairing in oasst1.PAIRINGS, "pairing", f"one of {', '.join(oasst1.PAIRINGS)}", self.pairing)
+        expect(self.pairing in oasst1.PAIRINGS, "pairing", f"one of {', '.join(oasst1.PAIRINGS)}", self.pairing)
 
     def source(self, input_path: Path | None):
         if self.hub_id is not None:
@@ -227,9 +228,9 @@ class Normalizer:
                 continue
             counts = next(tokens)
             stage.count_in += 1
-            verdict = self.filters.verdict(record, counts)
-            if verdict:
-                self.write_drop(where, "filter", *verdict, record_id=record["id"])
+            reason = self.filters.drop_reason(record, counts)
+            if reason:
+                self.write_drop(where, "filter", *reason, record_id=record["id"])
                 continue
             stage.count_out += 1
             self.records.write(record)
@@ -239,21 +240,22 @@ class Normalizer:
     # ---------------------------------------------------------------- the run
 
     def run(self) -> dict:
-        try:
+        """Read, adapt, filter and account; the output files appear only when all of it succeeded."""
+        with self.records, self.ledger:  # a failure anywhere discards both files (prefalign.jsonl)
             if self.settings.format in adapters.TREE_FORMATS:
                 self.run_tree()
             else:
                 self.run_rows()
             self.flush()
-        finally:
-            self.records.close()
-            self.ledger.close()
+            return self.stats()
+
+    def stats(self) -> dict:
         read, adapt, filt = self.ledger["read"], self.ledger["adapt"], self.ledger["filter"]
         if read.count_in == 0 and self.settings.max_records != 0:
             raise RecordError(f"{self.label}: no records (the file is empty)")
         # Tree formats: the rows used by pairs are replaced by the pairs they make.
         units_in = read.count_in - (adapt.used if adapt.used is not None else adapt.count_out) + adapt.count_out
-        self.ledger.check(units_in, filt.count_out, self.records.count, self.settings.name)
+        self.ledger.assert_balanced(units_in, filt.count_out, self.records.count, self.settings.name)
         stats = {
             "dataset": self.settings.name,
             "file": self.label,

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import gzip
 import io
-import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from prefalign.data import jsonl
-from prefalign.records import RecordError
+from prefalign import jsonl
+from prefalign.errors import RecordError
+from prefalign.hashing import is_commit
 
 FILE_FORMATS = ("auto", "jsonl", "json", "parquet")
-COMMIT = re.compile(r"[0-9a-f]{40}")
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
@@ -68,7 +67,7 @@ class LocalFile:
         return reader[self.resolved_format()]()
 
     def _open(self):
-        return gzip.open(self.path, "rb") if self.path.name.lower().endswith(".gz") else open(self.path, "rb")
+        return jsonl.open_binary(self.path)
 
     def _first_line_is_json(self) -> bool:
         """True when the first non-blank line is a JSON object by itself: then the file is JSON Lines."""
@@ -91,14 +90,8 @@ class LocalFile:
     def _jsonl_rows(self):
         line_no = 0
         try:
-            with self._open() as handle:
-                for line_no, raw in enumerate(handle, 1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        yield line_no, jsonl.loads(raw), None
-                    except ValueError as exc:
-                        yield line_no, None, jsonl.problem(raw, exc)
+            for line_no, value, problem in jsonl.iter_json_lines(self.path):
+                yield line_no, value, problem
         except _GZIP_ERRORS as exc:
             raise RecordError(f"{self.path}:{line_no + 1}: not a readable gzip stream ({exc})") from None
 
@@ -153,7 +146,7 @@ class HubDataset:
     data_files: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if not COMMIT.fullmatch(self.revision or ""):
+        if not is_commit(self.revision):
             raise RecordError(f"hub dataset {self.repo_id}: revision must be a 40-hex-digit commit (pinned, so "
                               f"reruns read the same data), got {self.revision!r}")
 

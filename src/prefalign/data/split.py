@@ -27,12 +27,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
+from prefalign.data.decontaminate import overlap, prompt_ngrams, question_ngrams
+from prefalign.data.dedup import NearDuplicates
 from prefalign.data.filters import content_key
-from prefalign.data.jsonl import JsonlWriter, loads
 from prefalign.data.ledger import Ledger, assert_accounted
-from prefalign.records import RecordError, prompt_key, write_json
-from prefalign.settings import ConfigError, Settings, check
+from prefalign.errors import ConfigError, RecordError
+from prefalign.jsonl import JsonlWriter, iter_lines, loads, write_json
+from prefalign.records import prompt_key
+from prefalign.settings import Settings, expect
 
 CHUNK = 1024  # records sketched per rensa call
 STAGES = ["read", "exact_dedup", "near_dedup", "cap", "split", "decontaminate"]
@@ -60,22 +62,22 @@ class SplitSettings(Settings):
     threads: int = field(default=1, metadata={"help": "threads of the MinHash library (rensa)"})
 
     def __post_init__(self):
-        check(0.0 < self.test_fraction < 1.0, "test_fraction", "a number strictly between 0 and 1", self.test_fraction)
-        check(0.0 < self.near_dup_threshold <= 1.0, "near_dup_threshold", "a number in (0, 1]",
+        expect(0.0 < self.test_fraction < 1.0, "test_fraction", "a number strictly between 0 and 1", self.test_fraction)
+        expect(0.0 < self.near_dup_threshold <= 1.0, "near_dup_threshold", "a number in (0, 1]",
               self.near_dup_threshold)
-        check(self.near_dup_ngram >= 1, "near_dup_ngram", "an integer >= 1", self.near_dup_ngram)
-        check(self.minhash_perms >= 8 and self.minhash_perms % 8 == 0, "minhash_perms",
+        expect(self.near_dup_ngram >= 1, "near_dup_ngram", "an integer >= 1", self.near_dup_ngram)
+        expect(self.minhash_perms >= 8 and self.minhash_perms % 8 == 0, "minhash_perms",
               "a multiple of 8, at least 8", self.minhash_perms)
-        check(self.decontam_ngram >= 1, "decontam_ngram", "an integer >= 1", self.decontam_ngram)
-        check(0.0 < self.decontam_overlap <= 1.0, "decontam_overlap", "a number in (0, 1]", self.decontam_overlap)
-        check(self.threads >= 1, "threads", "an integer >= 1", self.threads)
+        expect(self.decontam_ngram >= 1, "decontam_ngram", "an integer >= 1", self.decontam_ngram)
+        expect(0.0 < self.decontam_overlap <= 1.0, "decontam_overlap", "a number in (0, 1]", self.decontam_overlap)
+        expect(self.threads >= 1, "threads", "an integer >= 1", self.threads)
         self.cap_by_source()  # refuses malformed caps now, not after the first pass
 
     def cap_by_source(self) -> dict[str, int]:
         caps = {}
         for item in self.caps:
             name, _, number = item.partition("=")
-            check(bool(name) and number.isdigit(), "caps", "NAME=N entries with N an integer >= 0", item)
+            expect(bool(name) and number.isdigit(), "caps", "NAME=N entries with N an integer >= 0", item)
             caps[name] = int(number)
         return caps
 
@@ -90,7 +92,7 @@ def in_test(record: dict, settings: SplitSettings) -> bool:
 
 
 @dataclass
-class Pass1:
+class FirstPass:
     """What the first pass keeps per record (index = position in the concatenated inputs)."""
 
     sources: list[str] = field(default_factory=list)
@@ -102,11 +104,8 @@ class Pass1:
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (input number, byte offset) per record
 
 
-def first_pass(inputs: list[Path], settings: SplitSettings, dedup: bool) -> Pass1:
-    from prefalign.data.decontaminate import question_ngrams
-    from prefalign.data.dedup import NearDuplicates
-
-    state = Pass1()
+def first_pass(inputs: list[Path], settings: SplitSettings, dedup: bool) -> FirstPass:
+    state = FirstPass()
     first_seen: dict[bytes, int] = {}
     chunk: list[dict] = []
     with RecordLoader(inputs, state.offsets) as load:
@@ -121,7 +120,7 @@ def first_pass(inputs: list[Path], settings: SplitSettings, dedup: bool) -> Pass
                                                f"{settings.near_dup_ngram}-grams: {sims})")
 
         for number, path in enumerate(inputs):
-            for line, offset, raw in read_lines(path):
+            for line, offset, raw in iter_lines(path):
                 record = parse_record(path, line, raw)
                 index = len(state.ids)
                 state.offsets.append((number, offset))
@@ -148,7 +147,7 @@ def first_pass(inputs: list[Path], settings: SplitSettings, dedup: bool) -> Pass
     return state
 
 
-def apply_caps(state: Pass1, settings: SplitSettings) -> None:
+def apply_caps(state: FirstPass, settings: SplitSettings) -> None:
     """Keep at most the cap of each dataset: the live pairs whose salted id hash is smallest."""
     for source, cap in settings.cap_by_source().items():
         live = [i for i, s in enumerate(state.sources) if s == source and i not in state.verdicts]
@@ -169,16 +168,6 @@ def parse_record(path: Path, line: int, raw: bytes) -> dict:
     except (ValueError, KeyError, TypeError) as exc:
         raise RecordError(f"{path}:{line}: not a normalized record ({type(exc).__name__}: {exc})") from None
     return record
-
-
-def read_lines(path: Path):
-    """(line number, byte offset, line) of every non-blank line."""
-    offset = 0
-    with open(path, "rb") as handle:
-        for line, raw in enumerate(handle, 1):
-            if raw.strip():
-                yield line, offset, raw
-            offset += len(raw)
 
 
 class RecordLoader:
@@ -205,8 +194,6 @@ class RecordLoader:
 def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_path: Path, rejects_path: Path,
           dedup: bool = True) -> dict:
     """Merge `inputs` and write train, test and the ledger; returns the stats."""
-    from prefalign.data.decontaminate import overlap, prompt_ngrams
-
     state = first_pass(inputs, settings, dedup)
     unknown = sorted(set(settings.cap_by_source()) - set(state.sources))
     if unknown:
@@ -223,7 +210,7 @@ def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_pa
             Ledger(rejects_path, [(name, "pair") for name in STAGES]) as ledger:
         index = 0
         for path in inputs:
-            for line, _, raw in read_lines(path):
+            for line, _, raw in iter_lines(path):
                 if index >= len(state.ids):
                     raise RecordError(f"{path}:{line}: the inputs grew while the split step read them")
                 verdict = state.verdicts.get(index)
@@ -246,7 +233,7 @@ def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_pa
                     per_source[source][reason] += 1
                 else:
                     target = "test" if state.test[index] else "train"
-                    (test if target == "test" else train).write_raw(raw if raw.endswith(b"\n") else raw + b"\n")
+                    (test if target == "test" else train).write_raw(raw)
                     per_source[source][target] += 1
                     prompts[target].add(state.prompt_keys[index])
                 index += 1
@@ -254,7 +241,7 @@ def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_pa
             raise RecordError(f"the inputs shrank while the split step read them ({len(state.ids)} then {index} "
                               "records)")
         kept = train.count + test.count
-        ledger.check(index, kept, kept, "the split")
+        ledger.assert_balanced(index, kept, kept, "the split")
         stats = {
             "in": index,
             "kept": kept,

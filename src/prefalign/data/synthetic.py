@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.data import tasks as task_lib
-from prefalign.settings import Settings, check
+from prefalign.settings import Settings, expect
 
 FORMATS = ("hh-rlhf", "shp", "pairs")
 DEFECTS = ("tie", "duplicate", "prompt_mismatch", "empty_reply")
@@ -52,12 +52,12 @@ class SyntheticSettings(Settings):
     )
 
     def __post_init__(self):
-        check(self.format in FORMATS, "format", f"one of {', '.join(FORMATS)}", self.format)
-        check(self.records >= 1, "records", "an integer >= 1", self.records)
+        expect(self.format in FORMATS, "format", f"one of {', '.join(FORMATS)}", self.format)
+        expect(self.records >= 1, "records", "an integer >= 1", self.records)
         unknown = [t for t in self.tasks if t not in task_lib.TASKS]
-        check(not unknown and self.tasks, "tasks", f"a non-empty list from {', '.join(task_lib.TASKS)}", self.tasks)
+        expect(not unknown and self.tasks, "tasks", f"a non-empty list from {', '.join(task_lib.TASKS)}", self.tasks)
         for key in ("garbled_fraction", "multi_turn_fraction", "defect_fraction", "low_ratio_fraction"):
-            check(0.0 <= getattr(self, key) <= 1.0, key, "a number between 0 and 1", getattr(self, key))
+            expect(0.0 <= getattr(self, key) <= 1.0, key, "a number between 0 and 1", getattr(self, key))
 
 
 @dataclass

@@ -13,11 +13,9 @@ Counts are per part: (prompt, chosen, rejected), each with its template overhead
 
 from __future__ import annotations
 
-import re
+from prefalign.errors import ConfigError
+from prefalign.hashing import is_commit
 
-from prefalign.settings import ConfigError
-
-COMMIT = re.compile(r"[0-9a-f]{40}")
 # The tiny model's template (prefalign.train.base_model.CHATML_TEMPLATE), per message.
 _CHATML_OVERHEAD = {role: len(f"<|im_start|>{role}\n".encode()) + len("<|im_end|>\n".encode())
                     for role in ("system", "user", "assistant")}
@@ -86,7 +84,7 @@ def make_counter(tokenizer: str, revision: str | None = None) -> TokenCounter:
     from pathlib import Path
 
     local = Path(tokenizer).is_dir()
-    if not local and not (revision and COMMIT.fullmatch(revision)):
+    if not local and not is_commit(revision):
         raise ConfigError(f"tokenizer_revision: expected a 40-hex-digit commit for hub tokenizer {tokenizer!r} "
                           f"(pinned, so reruns count the same tokens), got {revision!r}")
     from transformers import AutoTokenizer

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import html
 import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.records import RecordError, load_records, write_json
-from prefalign.settings import Settings, check
+from prefalign.errors import RecordError
+from prefalign.evaluation import intervals
+from prefalign.hashing import sha256_file
+from prefalign.jsonl import read_jsonl, write_json
+from prefalign.settings import Settings, expect
 
 BOOTSTRAP_SAMPLES = 10_000
-CONFIDENCE = 0.95
 SHEET_COLUMNS = ["item", "prompt", "answer_a", "answer_b", "preference", "comment"]
 PREFERENCES = {"a": "A", "b": "B", "tie": "tie"}
 
@@ -44,7 +45,7 @@ class ABSettings(Settings):
     seed: int = field(default=1234, metadata={"help": "seed of the item order and of the A/B sides"})
 
     def __post_init__(self):
-        check(isinstance(self.items, int) and self.items >= 1, "items", "an integer >= 1", self.items)
+        expect(isinstance(self.items, int) and self.items >= 1, "items", "an integer >= 1", self.items)
 
 
 # ---------------------------------------------------------------- export
@@ -127,23 +128,19 @@ def sheet_html(items: list[dict], title: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def export(args: argparse.Namespace) -> None:
     settings = ABSettings.from_args(args)
-    sft, dpo = load_records(args.sft_generations), load_records(args.dpo_generations)
-    test = load_records(args.test) if args.test else []
+    sft, dpo = read_jsonl(args.sft_generations), read_jsonl(args.dpo_generations)
+    test = read_jsonl(args.test) if args.test else []
     items, facts = sheet_items(sft, dpo, test, settings)
-    check(bool(items), "items", "at least one prompt where SFT and DPO answered differently",
+    expect(bool(items), "items", "at least one prompt where SFT and DPO answered differently",
           f"{facts['candidates']} shared prompts, {facts['skipped_identical']} identical")
     write_sheet_csv(args.sheet_csv, items)
     args.sheet_html.parent.mkdir(parents=True, exist_ok=True)
     args.sheet_html.write_text(sheet_html(items, "Which answer is better?"), encoding="utf-8")
     write_json(args.key, {
         "settings": settings.to_dict(), **facts, "items": len(items),
-        "sources": {"sft": sha256(args.sft_generations), "dpo": sha256(args.dpo_generations)},
+        "sources": {"sft": sha256_file(args.sft_generations), "dpo": sha256_file(args.dpo_generations)},
         "key": [{"item": i["item"], "id": i["id"], "A": i["a"], "B": i["b"]} for i in items],
     })
     print(f"wrote {len(items)} items to {args.sheet_csv} and {args.sheet_html} (key: {args.key}; "
@@ -194,35 +191,21 @@ def read_ratings(paths: list[Path], known_items: set[int]) -> tuple[list[Rating]
 
 def win_rate(ratings: list[Rating], key: dict[int, dict], seed: int) -> dict:
     """DPO's win rate over SFT: (wins + ties/2) / ratings, with a bootstrap interval over items."""
-    outcome = {}  # item -> list of DPO scores (1 win, 0.5 tie, 0 loss)
-    wins = losses = ties = 0
+    expect(bool(ratings), "ratings", "at least one rated item (A, B or tie in the preference column)", 0)
     sides = {"A": 0, "B": 0, "tie": 0}
+    scores = []  # per rating: 1 DPO preferred, 0.5 tie, 0 SFT preferred
     for rating in ratings:
         sides[rating.preference] += 1
-        if rating.preference == "tie":
-            score = 0.5
-            ties += 1
-        else:
-            score = 1.0 if key[rating.item][rating.preference] == "dpo" else 0.0
-            wins, losses = wins + (score == 1.0), losses + (score == 0.0)
-        outcome.setdefault(rating.item, []).append(score)
-    n = len(ratings)
-    check(n > 0, "ratings", "at least one rated item (A, B or tie in the preference column)", 0)
-    items = sorted(outcome)
-    rng = random.Random(seed)
-    estimates = []
-    for _ in range(BOOTSTRAP_SAMPLES):
-        scores = [s for _ in items for s in outcome[items[rng.randrange(len(items))]]]
-        estimates.append(sum(scores) / len(scores))
-    estimates.sort()
-    tail = (1 - CONFIDENCE) / 2
-    low = estimates[int(tail * BOOTSTRAP_SAMPLES)]
-    high = estimates[min(BOOTSTRAP_SAMPLES - 1, int((1 - tail) * BOOTSTRAP_SAMPLES))]
+        scores.append(0.5 if rating.preference == "tie" else
+                      1.0 if key[rating.item][rating.preference] == "dpo" else 0.0)
+    n, wins, ties = len(scores), scores.count(1.0), scores.count(0.5)
+    items = [r.item for r in ratings]
+    low, high = intervals.bootstrap_interval(scores, BOOTSTRAP_SAMPLES, seed, clusters=items)
     return {
-        "model": "dpo", "baseline": "sft", "ratings": n, "items_rated": len(items),
-        "raters": len({r.rater for r in ratings}), "wins": wins, "losses": losses, "ties": ties,
-        "win_rate": (wins + 0.5 * ties) / n, "interval": [low, high], "confidence": CONFIDENCE,
-        "method": f"(DPO preferred + ties/2) / ratings; {CONFIDENCE:.0%} percentile bootstrap over items, "
+        "model": "dpo", "baseline": "sft", "ratings": n, "items_rated": len(set(items)),
+        "raters": len({r.rater for r in ratings}), "wins": wins, "losses": n - wins - ties, "ties": ties,
+        "win_rate": sum(scores) / n, "interval": [low, high], "confidence": intervals.LEVEL,
+        "method": f"(DPO preferred + ties/2) / ratings; {intervals.LEVEL:.0%} percentile bootstrap over items, "
                   f"{BOOTSTRAP_SAMPLES} resamples, seed {seed}",
         "chosen_side": sides,
     }

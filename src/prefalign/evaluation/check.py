@@ -24,16 +24,17 @@ import math
 import sys
 from pathlib import Path
 
-from prefalign.config.schema import key_line, load_yaml
-from prefalign.settings import ConfigError
+from prefalign import tables
+from prefalign.errors import ConfigError
+from prefalign.yamlio import load_yaml, where
 
 ENTRY_KEYS = ("value", "tolerance", "min", "max")
 TOP_KEYS = ("description", "metrics")
 
 
 def _where(path: Path, keys: list) -> str:
-    line = key_line(path, keys)
-    return f"{path}:{line}" if line else str(path)
+    """`file:line` of the key (or its deepest set parent) in the expected file, else the file."""
+    return where([path], keys).removesuffix(": ") or str(path)
 
 
 def load_expected(path: Path) -> dict[str, dict]:
@@ -129,9 +130,7 @@ def format_table(rows: list[dict]) -> str:
     body = [[r["metric"], _num(r["value"]), r["expected"] or "-", f"[{_num(r['low'])}, {_num(r['high'])}]",
              r["status"] + (f" (not found: {', '.join(r['missing'])})" if r["status"] == "MISSING" else "")]
             for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]) + "\n"
+    return tables.text(header, body)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.evaluation import intervals
-from prefalign.records import load_records, write_json
-from prefalign.settings import Settings, check
+from prefalign.jsonl import read_jsonl, write_json
+from prefalign.settings import Settings, expect
 
 
 @dataclass
@@ -31,7 +31,7 @@ class CompareSettings(Settings):
     seed: int = field(default=1234, metadata={"help": "seed of the bootstrap"})
 
     def __post_init__(self):
-        check(self.bootstrap_samples >= 1, "bootstrap_samples", "an integer >= 1", self.bootstrap_samples)
+        expect(self.bootstrap_samples >= 1, "bootstrap_samples", "an integer >= 1", self.bootstrap_samples)
 
 
 def outcomes(model_scores: list[float], baseline_scores: list[float]) -> list[float]:
@@ -55,12 +55,12 @@ def win_rate(points: list[float], settings: CompareSettings) -> dict:
 
 def compare(model: tuple[dict, list[dict]], baseline: tuple[dict, list[dict]], settings: CompareSettings) -> dict:
     (model_result, model_rows), (base_result, base_rows) = model, baseline
-    check(model_result["judge"] == base_result["judge"], "judge",
+    expect(model_result["judge"] == base_result["judge"], "judge",
           f"both models scored by the same judge ({model_result['model']}: {model_result['judge']})",
           f"{base_result['model']}: {base_result['judge']}")
     by_id = {row["id"]: row for row in base_rows}
     matched = [(row, by_id[row["id"]]) for row in model_rows if row["id"] in by_id]
-    check(bool(matched), "generations", "answers to common prompts", "no prompt answered by both")
+    expect(bool(matched), "generations", "answers to common prompts", "no prompt answered by both")
     unmatched = len(model_rows) + len(base_rows) - 2 * len(matched)
     greedy = outcomes([a["score"] for a, _ in matched], [b["score"] for _, b in matched])
     sampled = outcomes([a["sampled"]["score"] for a, _ in matched], [b["sampled"]["score"] for _, b in matched])
@@ -77,7 +77,7 @@ def compare(model: tuple[dict, list[dict]], baseline: tuple[dict, list[dict]], s
 
 def load(pair: list[Path]) -> tuple[dict, list[dict]]:
     metrics, generations = pair
-    return json.loads(Path(metrics).read_text(encoding="utf-8")), load_records(Path(generations))
+    return json.loads(Path(metrics).read_text(encoding="utf-8")), read_jsonl(Path(generations))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

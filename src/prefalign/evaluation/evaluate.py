@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
-from prefalign.evaluation import intervals
 from prefalign.data import tasks
-from prefalign.train.watch.tracking import progress
+from prefalign.evaluation import intervals
 from prefalign.evaluation.judges import JUDGES, Judge, make_judge
-from prefalign.records import last_user_message, load_records, prompt_key, write_json, write_jsonl
-from prefalign.settings import Settings, check
-
+from prefalign.jsonl import read_jsonl, write_json, write_jsonl
+from prefalign.progress import progress
+from prefalign.records import last_user_turn, prompt_key
+from prefalign.runtime import Machine
+from prefalign.settings import Settings, expect
 
 # The workflow's checkpoints and the reference each one's implicit reward and KL are measured against.
 REFERENCES = {"base": "base", "sft": "base", "dpo": "sft"}
@@ -65,11 +66,11 @@ class EvalSettings(Settings):
     threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
 
     def __post_init__(self):
-        check(self.beta > 0, "beta", "a number > 0", self.beta)
+        expect(self.beta > 0, "beta", "a number > 0", self.beta)
         for key in ("judge_prompts", "max_new_tokens", "batch_size", "threads", "bootstrap_samples"):
-            check(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
-        check(self.judge in JUDGES, "judge", f"one of {', '.join(JUDGES)}", self.judge)
-        check(self.judge != "reward_model" or bool(self.reward_model), "reward_model",
+            expect(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
+        expect(self.judge in JUDGES, "judge", f"one of {', '.join(JUDGES)}", self.judge)
+        expect(self.judge != "reward_model" or bool(self.reward_model), "reward_model",
               "a reward model folder when judge is reward_model", self.reward_model)
 
 
@@ -184,7 +185,7 @@ def judge_prompts(records: list[dict], limit: int, judge: Judge | None = None) -
     chosen, seen = [], set()
     for record in records:
         key = prompt_key(record["prompt"])
-        scorable = judge.can_score(record["prompt"]) if judge else tasks.parse(last_user_message(record)) is not None
+        scorable = judge.can_score(record["prompt"]) if judge else tasks.parse(last_user_turn(record["prompt"])) is not None
         if key in seen or not scorable:
             continue
         seen.add(key)
@@ -254,7 +255,7 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, judged: list[d
 
     rows = []
     for record, g, s, gs, ss, lr in zip(judged, greedy, sampled, greedy_scores, sampled_scores, log_ratios):
-        question = last_user_message(record)
+        question = last_user_turn(record["prompt"])
         rows.append({
             "id": record["id"], "prompt": question, "answer": g["answer"], "tokens": g["tokens"],
             "expected": tasks.expected_answer(question), "correct": tasks.judge(question, g["answer"]), "score": gs,
@@ -297,18 +298,15 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, judged: list[d
 
 def eval_device() -> tuple[str, dict]:
     """Where to evaluate: the first CUDA GPU in its checkpoint's own dtype, else the CPU in fp32."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda", {"dtype": "auto"}
-    return "cpu", {}
+    machine = Machine.detect()
+    return machine.device, {"dtype": "auto"} if machine.cuda else {}
 
 
 def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: EvalSettings):
     """(result, generation rows, pair rows) of one checkpoint against its reference."""
     runtime.setup(settings.seed, settings.threads)
-    records = load_records(test_path)
-    check(bool(records), "test", "a non-empty test split", str(test_path))
+    records = read_jsonl(test_path)
+    expect(bool(records), "test", "a non-empty test split", str(test_path))
     judge = make_judge(settings.judge, settings.reward_model, settings.batch_size)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -26,17 +26,11 @@ from pathlib import Path
 from typing import Protocol
 
 from prefalign.data import tasks
-from prefalign.records import RecordError
-from prefalign.settings import check
+from prefalign.errors import RecordError
+from prefalign.records import last_user_turn
+from prefalign.settings import expect
 
 JUDGES = ("task", "reward_model")
-
-
-def last_user(prompt: list[dict]) -> str:
-    for m in reversed(prompt):
-        if m["role"] == "user":
-            return m["content"]
-    return ""
 
 
 class Judge(Protocol):
@@ -55,14 +49,14 @@ class TaskJudge:
     name = "task"
 
     def can_score(self, prompt: list[dict]) -> bool:
-        return tasks.parse(last_user(prompt)) is not None
+        return tasks.parse(last_user_turn(prompt)) is not None
 
     def score(self, prompts: list[list[dict]], answers: list[str]) -> list[float]:
         scores = []
         for prompt, answer in zip(prompts, answers):
-            verdict = tasks.judge(last_user(prompt), answer)
+            verdict = tasks.judge(last_user_turn(prompt), answer)
             if verdict is None:
-                raise RecordError(f"task judge: prompt is not one of the task templates: {last_user(prompt)!r}")
+                raise RecordError(f"task judge: prompt is not one of the task templates: {last_user_turn(prompt)!r}")
             scores.append(1.0 if verdict else 0.0)
         return scores
 
@@ -78,10 +72,10 @@ class RewardModelJudge:
     def __init__(self, path: Path, batch_size: int = 64):
         path = Path(path)
         config_file = path / "config.json"
-        check(config_file.is_file(), "reward_model", "a folder with a reward model (config.json, safetensors)", str(path))
+        expect(config_file.is_file(), "reward_model", "a folder with a reward model (config.json, safetensors)", str(path))
         config = json.loads(config_file.read_text(encoding="utf-8"))
         architectures = config.get("architectures") or []
-        check(any(a.endswith("ForSequenceClassification") for a in architectures), "reward_model",
+        expect(any(a.endswith("ForSequenceClassification") for a in architectures), "reward_model",
               "a sequence-classification checkpoint (config.json architectures *ForSequenceClassification)",
               f"{path} ({', '.join(architectures) or 'no architectures'})")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -91,7 +85,7 @@ class RewardModelJudge:
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=False, use_safetensors=True).eval()
-        check(self.model.config.num_labels == 1, "reward_model", "a model with one output label (a scalar reward)",
+        expect(self.model.config.num_labels == 1, "reward_model", "a model with one output label (a scalar reward)",
               f"{path} (num_labels={self.model.config.num_labels})")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -137,8 +131,8 @@ class RewardModelJudge:
 
 def make_judge(kind: str, reward_model: str | Path | None = None, batch_size: int = 64) -> Judge:
     """The judge named `kind` (task or reward_model; reward_model needs the model's folder)."""
-    check(kind in JUDGES, "judge", f"one of {', '.join(JUDGES)}", kind)
+    expect(kind in JUDGES, "judge", f"one of {', '.join(JUDGES)}", kind)
     if kind == "task":
         return TaskJudge()
-    check(reward_model is not None, "reward_model", "a reward model folder when judge is reward_model", reward_model)
+    expect(reward_model is not None, "reward_model", "a reward model folder when judge is reward_model", reward_model)
     return RewardModelJudge(Path(reward_model), batch_size)

@@ -30,16 +30,18 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
+import platform
 import re
 import subprocess
 from pathlib import Path, PurePosixPath
 
 from prefalign import __version__
-from prefalign.train.checkpoints import sha256_file  # one streaming hasher for checkpoints and artifacts
-from prefalign.settings import ConfigError
+from prefalign.errors import ConfigError
+from prefalign.hashing import canonical_sha256, sha256_file
+from prefalign.jsonl import write_text
+from prefalign.runtime import container_engine, cpu_hardware, package_versions
 
 MANIFEST_VERSION = 1
 OUTPUT_ROOTS = ("results", "logs", "benchmarks")
@@ -65,10 +67,6 @@ def files_of(path: Path) -> list[Path]:
 
 def describe(path: Path) -> dict:
     return {"sha256": sha256_file(path), "size": path.stat().st_size}
-
-
-def canonical_sha256(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 # ---------------------------------------------------------------- the plan (built in rules/manifest.smk)
@@ -250,29 +248,17 @@ def container_info(environ=os.environ) -> dict:
     image: $PREFALIGN_IMAGE (the name and tag the build sets). runtime: apptainer, docker,
     podman, or None outside a container.
     """
-    runtime = None
-    image_file = environ.get("APPTAINER_CONTAINER") or environ.get("SINGULARITY_CONTAINER")
-    if image_file:
-        runtime = "apptainer"
-    elif Path("/run/.containerenv").exists():
-        runtime = "podman"
-    elif Path("/.dockerenv").exists():
-        runtime = "docker"
+    engine, image_file = container_engine(environ)
     digest, source = environ.get(IMAGE_DIGEST_VAR) or None, IMAGE_DIGEST_VAR
     if digest is None and image_file and Path(image_file).is_file():
         digest, source = "sha256:" + sha256_file(Path(image_file)), "sha256 of the image file"
-    return {"runtime": runtime, "image": environ.get(IMAGE_NAME_VAR) or image_file or None,
+    return {"runtime": engine, "image": environ.get(IMAGE_NAME_VAR) or image_file or None,
             "digest": digest, "digest_source": source if digest else None}
 
 
 def own_environment() -> dict:
     """Package versions and CPU of the manifest job (torch is not imported: GPUs come from the jobs)."""
-    import platform
-
-    from prefalign import runtime
-
-    return {"packages": runtime.package_versions(), "platform": platform.platform(),
-            "hardware": {"machine": platform.machine(), "cpu": runtime.cpu_model(), "cpu_count": os.cpu_count()}}
+    return {"packages": package_versions(), "platform": platform.platform(), "hardware": cpu_hardware()}
 
 
 def secret_values(environ=os.environ) -> dict[str, str]:
@@ -342,12 +328,8 @@ def build(plan: dict, workflow_dir: Path | None) -> dict:
 
 
 def write(manifest: dict, out: Path) -> None:
-    """Write scrubbed JSON under a temporary name, then rename: never half a manifest."""
-    text = scrub(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    """Write scrubbed JSON atomically: never half a manifest."""
+    write_text(out, scrub(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"))
 
 
 # ---------------------------------------------------------------- CLI

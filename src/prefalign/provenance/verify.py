@@ -13,8 +13,9 @@ import json
 import sys
 from pathlib import Path, PurePosixPath
 
-from prefalign.provenance.manifest import files_of, sha256_file
-from prefalign.settings import ConfigError
+from prefalign.errors import ConfigError
+from prefalign.hashing import sha256_file
+from prefalign.provenance.manifest import files_of
 
 
 def root_of(manifest_path: Path, manifest: dict) -> Path:

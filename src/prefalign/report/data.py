@@ -1,6 +1,6 @@
 """The report's data section, from the normalize and split stats files.
 
-`markdown(datasets, split)` and `html(datasets, split)` return the whole section: where every
+`data_section(datasets, split)` builds the whole section: where every
 raw row went (per dataset: rows read, kept, dropped by reason), the counts of every stage
 of both steps, the mix per source (train, test and what the mix dropped), and length
 histograms of the kept pairs (characters, and tokens where the token filter counted them).
@@ -10,6 +10,8 @@ The HTML draws the histograms as inline SVG, so report.html stays one self-conta
 from __future__ import annotations
 
 import html as escape
+
+from prefalign.report.document import Details, Heading, Section, Svg, Table, Text
 
 FIELDS = ("prompt", "chosen", "rejected")
 COLOURS = {"prompt": "#3060a0", "chosen": "#2e8b57", "rejected": "#c0504d"}
@@ -74,37 +76,6 @@ def histogram_rows(hist: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-# ---------------------------------------------------------------- markdown
-
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    cells = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
-
-
-def markdown(datasets: list[dict], split: dict) -> str:
-    out = ["## Data ledger\n",
-           "Every raw row is kept or dropped with a reason (rejects.jsonl); `in = kept + dropped` is checked "
-           "by the data steps.\n", md_table(*ledger_rows(datasets, split)),
-           "### Stages\n", md_table(*stage_rows(datasets, split)),
-           "### The mix\n", md_table(*mix_rows(split)),
-           "### Lengths of the kept pairs\n"]
-    for stats in datasets:
-        for unit, hist in histograms(stats):
-            header, rows = histogram_rows(hist)
-            out += [f"{stats['dataset']} ({unit}):\n", md_table(header, rows) if rows else "_no kept pairs_\n"]
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------- html
-
-def html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{escape.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td{' class=num' if c.isdigit() else ''}>{escape.escape(c)}</td>" for c in row)
-                   + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def svg_histogram(title: str, hist: dict) -> str:
     """Grouped bars (prompt, chosen, rejected) per length bin, heights relative to the largest count."""
     counts = {f: hist[f]["counts"] for f in FIELDS}
@@ -132,17 +103,17 @@ def svg_histogram(title: str, hist: dict) -> str:
     return "".join(parts)
 
 
-def html(datasets: list[dict], split: dict) -> str:
+def data_section(datasets: list[dict], split: dict) -> Section:
     legend = " ".join(f"<span style='color:{c}'>&#9632;</span> {f}" for f, c in COLOURS.items())
-    parts = ["<h2 id=data>Data ledger</h2>",
-             "<p>Every raw row is kept or dropped with a reason (rejects.jsonl); <code>in = kept + dropped</code> "
-             "is checked by the data steps.</p>",
-             html_table(*ledger_rows(datasets, split)),
-             "<h3>Stages</h3>", html_table(*stage_rows(datasets, split)),
-             "<h3>The mix</h3>", html_table(*mix_rows(split)),
-             f"<h3>Lengths of the kept pairs</h3><p>{legend}</p><div class=histograms>"]
+    blocks = [Text("Every raw row is kept or dropped with a reason (rejects.jsonl); `in = kept + dropped` is checked "
+                   "by the data steps."),
+              Table(*ledger_rows(datasets, split)),
+              Heading("Stages"), Table(*stage_rows(datasets, split)),
+              Heading("The mix"), Table(*mix_rows(split)),
+              Heading("Lengths of the kept pairs"), Svg(f"<p>{legend}</p>")]
     for stats in datasets:
         for unit, hist in histograms(stats):
-            parts.append(svg_histogram(f"{stats['dataset']} ({unit})", hist))
-    parts.append("</div>")
-    return "\n".join(parts)
+            title = f"{stats['dataset']} ({unit})"
+            header, rows = histogram_rows(hist)
+            blocks += [Svg(svg_histogram(title, hist)), Details(title, Table(header, rows))]
+    return Section("data", "Data ledger", blocks)

@@ -13,17 +13,18 @@ given; writes only the two reports.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.report import data as report_data
-from prefalign.report import sections as report_guidance
+from prefalign.hashing import sha256_file
+from prefalign.jsonl import read_jsonl, write_text
+from prefalign.report import document
 from prefalign.report import plots as report_plots
-from prefalign.records import load_records
-from prefalign.settings import Settings, check
+from prefalign.report.data import data_section
+from prefalign.report.document import Bullets, Details, Figure, Heading, Section, Table, Text
+from prefalign.report.sections import ab_section, health_section
+from prefalign.settings import Settings, expect
 
 # (key, label, format); intervals are shown where evaluate wrote one for the key.
 METRICS = [
@@ -55,7 +56,7 @@ class ReportSettings(Settings):
     sample_generations: int = field(default=12, metadata={"help": "side-by-side answers shown"})
 
     def __post_init__(self):
-        check(self.sample_generations >= 0, "sample_generations", "an integer >= 0", self.sample_generations)
+        expect(self.sample_generations >= 0, "sample_generations", "an integer >= 0", self.sample_generations)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class RunOutputs:
     base: dict
     environment: dict
     manifest: dict | None  # {"path", "sha256", "size"} of the manifest file, when given
+    ab: dict | None  # the human A/B win rate, once ratings are imported
 
     @classmethod
     def load(cls, args) -> "RunOutputs":
@@ -86,20 +88,21 @@ class RunOutputs:
         names = list(evaluations)
         manifest = None
         if args.manifest:
-            blob = Path(args.manifest).read_bytes()
-            manifest = {"path": str(args.manifest), "sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}
+            manifest = {"path": str(args.manifest), "sha256": sha256_file(args.manifest),
+                        "size": Path(args.manifest).stat().st_size}
         return cls(
             evaluations=evaluations,
-            generations={name: load_records(Path(p)) for name, p in zip(names, args.generations)},
-            pairs={name: load_records(Path(p)) for name, p in zip(names, args.pairs or [])},
+            generations={name: read_jsonl(Path(p)) for name, p in zip(names, args.generations)},
+            pairs={name: read_jsonl(Path(p)) for name, p in zip(names, args.pairs or [])},
             comparisons=[read(p) for p in args.comparisons or []],
             datasets=[read(p) for p in args.dataset_stats],
             split=read(args.split_stats),
             training={"sft": read(args.sft_metrics), "dpo": read(args.dpo_metrics)},
-            histories={"sft": load_records(args.sft_log), "dpo": load_records(args.dpo_log)},
+            histories={"sft": read_jsonl(args.sft_log), "dpo": read_jsonl(args.dpo_log)},
             base=read(args.base_info),
             environment=read(args.environment),
             manifest=manifest,
+            ab=read(args.ab_result) if args.ab_result else None,
         )
 
 
@@ -133,7 +136,7 @@ def shown(answer: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def verdict(correct) -> str:
+def mark(correct) -> str:
     return "" if correct is None else " ✓" if correct else " ✗"
 
 
@@ -238,9 +241,9 @@ def generations_table(run: RunOutputs, limit: int) -> tuple[list[str], list[list
             if other is None:
                 cells += ["", ""]
                 continue
-            cells.append(shown(other["answer"]) + verdict(other.get("correct")))
+            cells.append(shown(other["answer"]) + mark(other.get("correct")))
             sampled = other.get("sampled")
-            cells.append("" if sampled is None else shown(sampled["answer"]) + verdict(sampled.get("correct")))
+            cells.append("" if sampled is None else shown(sampled["answer"]) + mark(sampled.get("correct")))
         rows.append(cells)
     return header, rows
 
@@ -287,111 +290,65 @@ def train_rows(run: RunOutputs, step: str) -> list[list[str]]:
     return [[k, fmt(v, ".4g") if isinstance(v, float) else str(v)] for k, v in run.training[step]["train"].items()]
 
 
-# ---------------------------------------------------------------- markdown
+# ---------------------------------------------------------------- the sections
 
-def md_table(header, rows) -> str:
-    if not header:
-        return "_none_\n"
-    esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in esc]
-    return "\n".join(lines) + "\n"
+def summary_section(run: RunOutputs) -> Section:
+    return Section("summary", "Summary", [Table(*summary_table(run), html_id="summary-table"),
+                                          Bullets(summary_lines(run))])
 
 
-def render_markdown(run: RunOutputs, settings: ReportSettings) -> str:
-    out = [f"# {settings.title}\n", "## Summary\n", md_table(*summary_table(run))]
-    out += [f"- {line}" for line in summary_lines(run)]
-    out += ["", "## Evaluation on the held-out split\n", md_table(*metrics_table(run))]
-    out += [f"{line}\n" for line in interval_methods(run)]
-    out += ["### Judge win rates\n", md_table(*comparisons_table(run))]
-    out += ["Plots of the intervals and of the reward-margin distributions are in report.html.\n"]
-    out += ["## Training\n", "Curves are plotted in report.html.\n"]
+def evaluation_section(run: RunOutputs, images: dict[str, str | None]) -> Section:
+    blocks = [Table(*metrics_table(run), html_id="metrics-table")]
+    blocks += [Text(line, note=True) for line in interval_methods(run)]
+    blocks += [Figure(images.get("intervals"), "held-out metrics with 95% intervals"),
+               Heading("Judge win rates"), Table(*comparisons_table(run), html_id="win-rates"),
+               Heading("Reward-margin distributions"), Figure(images.get("margins"), "reward margin histograms")]
+    return Section("evaluation", "Evaluation on the held-out split", blocks)
+
+
+def training_section(run: RunOutputs, images: dict[str, str | None]) -> Section:
+    blocks = []
     for step in ("sft", "dpo"):
-        out += [f"### {step.upper()}\n", md_table(["metric", "value"], train_rows(run, step))]
-    out += [report_data.markdown(run.datasets, run.split)]
-    out += ["## Sample generations\n", "Greedy and sampled (seeded) answers to the same held-out prompts; "
-            "✓/✗: the task verifier.\n", md_table(*generations_table(run, settings.sample_generations))]
-    out += ["## Resolved settings\n"]
-    for step, values in settings_tables(run).items():
-        out += [f"### {step}\n", md_table(["key", "value"], [[k, json.dumps(v)] for k, v in values.items()])]
-    out += ["## Software and hardware\n", md_table(["item", "value"], [[k, str(v)] for k, v in environment_lines(run)])]
-    out += ["## Manifest\n", md_table(["item", "value"], [[k, v] for k, v in manifest_lines(run)])]
-    return "\n".join(out)
+        blocks += [Heading(step.upper()), Figure(images.get(f"curves:{step}"), f"{step} training curves"),
+                   Table(["metric", "value"], train_rows(run, step))]
+    return Section("training", "Training", blocks)
 
 
-# ---------------------------------------------------------------- html
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
-color:#1d232b;line-height:1.45}
-h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #d8dde3;padding-bottom:.2em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #d8dde3;padding:.25em .6em;
-text-align:left;vertical-align:top}th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
-img{max-width:100%;display:block;margin:.5em 0}.summary li{margin:.2em 0}code{background:#f2f4f7;padding:0 .2em}
-details{margin:.4em 0}nav a{margin-right:.8em}.note{color:#5a6270;font-size:.9em}
-"""
-SECTIONS = [("summary", "Summary"), ("evaluation", "Evaluation"), ("training", "Training"), ("data", "Data ledger"),
-            ("generations", "Generations"), ("settings", "Settings"), ("environment", "Software and hardware"),
-            ("manifest", "Manifest")]
+def generations_section(run: RunOutputs, limit: int) -> Section:
+    return Section("generations", "Sample generations", [
+        Text("Greedy and sampled (seeded) answers to the same held-out prompts; ✓/✗: the task verifier.", note=True),
+        Table(*generations_table(run, limit), html_id="generations")])
 
 
-def html_table(header, rows, table_id: str | None = None) -> str:
-    if not header:
-        return "<p><em>none</em></p>"
-    attr = f' id="{table_id}"' if table_id else ""
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = []
-        for c in row:
-            text = str(c)
-            numeric = text.replace(".", "", 1).replace("-", "", 1).isdigit()
-            cells.append(f"<td{' class=num' if numeric else ''}>{html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def settings_section(run: RunOutputs) -> Section:
+    return Section("settings", "Resolved settings", [
+        Details(step, Table(["key", "value"], [[k, json.dumps(v)] for k, v in values.items()]))
+        for step, values in settings_tables(run).items()])
 
 
-def html_image(png_base64: str | None, alt: str) -> str:
-    if png_base64 is None:
-        return ""
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{png_base64}'>"
+def environment_section(run: RunOutputs) -> Section:
+    return Section("environment", "Software and hardware",
+                   [Table(["item", "value"], [[k, str(v)] for k, v in environment_lines(run)])])
 
 
-def render_html(run: RunOutputs, settings: ReportSettings, images: dict[str, str | None]) -> str:
-    title = html.escape(settings.title)
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>",
-             # The page loads nothing: a tight policy makes any accidental outside reference fail loudly.
-             "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; img-src data:; "
-             "style-src 'unsafe-inline'\">",
-             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
-             f"<h1>{title}</h1>",
-             "<nav>" + "".join(f"<a href='#{key}'>{label}</a>" for key, label in SECTIONS) + "</nav>",
-             "<h2 id=summary>Summary</h2>", html_table(*summary_table(run), table_id="summary-table"),
-             "<ul class=summary>"]
-    parts += [f"<li>{html.escape(line)}</li>" for line in summary_lines(run)]
-    parts += ["</ul>", "<h2 id=evaluation>Evaluation on the held-out split</h2>",
-              html_table(*metrics_table(run), table_id="metrics-table")]
-    parts += [f"<p class=note>{html.escape(line)}</p>" for line in interval_methods(run)]
-    parts += [html_image(images.get("intervals"), "held-out metrics with 95% intervals"),
-              "<h3>Judge win rates</h3>", html_table(*comparisons_table(run), table_id="win-rates"),
-              "<h3>Reward-margin distributions</h3>", html_image(images.get("margins"), "reward margin histograms"),
-              "<h2 id=training>Training</h2>"]
-    for step in ("sft", "dpo"):
-        parts += [f"<h3>{step.upper()}</h3>", html_image(images.get(f"curves:{step}"), f"{step} training curves"),
-                  html_table(["metric", "value"], train_rows(run, step))]
-    parts.append(report_data.html(run.datasets, run.split))
-    parts += ["<h2 id=generations>Sample generations</h2>",
-              "<p class=note>Greedy and sampled (seeded) answers to the same held-out prompts; ✓/✗: the task "
-              "verifier.</p>", html_table(*generations_table(run, settings.sample_generations), table_id="generations"),
-              "<h2 id=settings>Resolved settings</h2>"]
-    for step, values in settings_tables(run).items():
-        parts.append(f"<details open><summary>{html.escape(step)}</summary>"
-                     + html_table(["key", "value"], [[k, json.dumps(v)] for k, v in values.items()]) + "</details>")
-    parts += ["<h2 id=environment>Software and hardware</h2>",
-              html_table(["item", "value"], [[k, str(v)] for k, v in environment_lines(run)]),
-              "<h2 id=manifest>Manifest</h2>", html_table(["item", "value"], manifest_lines(run), table_id="manifest"),
-              "</body></html>"]
-    return "\n".join(p for p in parts if p) + "\n"
+def manifest_section(run: RunOutputs) -> Section:
+    return Section("manifest", "Manifest", [Table(["item", "value"], manifest_lines(run), html_id="manifest")])
+
+
+def report_sections(run: RunOutputs, settings: ReportSettings, images: dict[str, str | None]) -> list[Section]:
+    """Every section in reading order: what a reviewer needs first (results, then warnings) comes first."""
+    return [
+        summary_section(run),
+        health_section(run.training, run.evaluations),
+        ab_section(run.ab),
+        evaluation_section(run, images),
+        training_section(run, images),
+        data_section(run.datasets, run.split),
+        generations_section(run, settings.sample_generations),
+        settings_section(run),
+        environment_section(run),
+        manifest_section(run),
+    ]
 
 
 def render_images(run: RunOutputs) -> dict[str, str | None]:
@@ -418,22 +375,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-info", type=Path, required=True, help="prefalign_base.json of the base model")
     parser.add_argument("--environment", type=Path, required=True, help="environment.json of the DPO step")
     parser.add_argument("--manifest", type=Path, help="the run's manifest (JSON, optional): its sha256 is shown")
+    parser.add_argument("--ab-result", type=Path, help="human A/B win rate (JSON from `prefalign ab import`, optional)")
     parser.add_argument("--md", type=Path, required=True, help="output: report.md")
     parser.add_argument("--html", type=Path, required=True, help="output: self-contained report.html")
-    report_guidance.add_arguments(parser)
     ReportSettings.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:
     settings = ReportSettings.from_args(args)
-    check(len(args.generations) == len(args.eval_metrics), "generations", "one file per --eval-metrics file",
+    expect(len(args.generations) == len(args.eval_metrics), "generations", "one file per --eval-metrics file",
           [str(p) for p in args.generations])
-    check(not args.pairs or len(args.pairs) == len(args.eval_metrics), "pairs", "one file per --eval-metrics file",
+    expect(not args.pairs or len(args.pairs) == len(args.eval_metrics), "pairs", "one file per --eval-metrics file",
           [str(p) for p in args.pairs])
     run = RunOutputs.load(args)
-    args.md.parent.mkdir(parents=True, exist_ok=True)
-    md, page = report_guidance.extend(render_markdown(run, settings), render_html(run, settings, render_images(run)),
-                                      run, args)  # training health and human A/B sections
-    args.md.write_text(md, encoding="utf-8")
-    args.html.write_text(page, encoding="utf-8")
+    sections = report_sections(run, settings, render_images(run))
+    write_text(args.md, document.markdown(settings.title, sections))
+    write_text(args.html, document.html(settings.title, sections))
     print(f"wrote {args.md} and {args.html}")

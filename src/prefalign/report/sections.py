@@ -1,17 +1,13 @@
 """The report's guidance sections: training health (from each training step's metrics.json)
 and the human A/B win rate (from `prefalign ab import`, when the config names ratings).
 
-prefalign.report.render calls `add_arguments` and `extend`; the sections are placed right after the
-report's summary (before its second heading), so warnings are seen first. Reads only the
-files it is given.
+prefalign.report.render places them right after the report's summary, so warnings are seen
+first. Reads only what it is given.
 """
 
 from __future__ import annotations
 
-import argparse
-import html
-import json
-from pathlib import Path
+from prefalign.report.document import Section, Table, Text
 
 SIGNALS = {
     "not_finite": "NaN or infinite loss",
@@ -20,15 +16,6 @@ SIGNALS = {
     "accuracy_low": "preference accuracy stuck near chance",
     "kl_high": "drift from the reference beyond kl_max",
 }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ab-result", type=Path, help="human A/B win rate (JSON from `prefalign ab import`, optional)")
-
-
-def load_ab(args: argparse.Namespace) -> dict | None:
-    path = getattr(args, "ab_result", None)
-    return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
 
 
 # ---------------------------------------------------------------- content
@@ -89,44 +76,13 @@ def ab_lines(ab: dict | None) -> list[str]:
     ]
 
 
-# ---------------------------------------------------------------- rendering
+# ---------------------------------------------------------------- the sections
 
-def markdown(training: dict[str, dict], evaluations: dict[str, dict], ab: dict | None) -> str:
-    from prefalign.report.render import md_table
-
-    out = ["## Training health\n", *[f"{line}\n" for line in health_summary(training, evaluations)],
-           md_table(*health_rows(training)), "## Human A/B evaluation\n"]
-    out += [f"{line}\n" for line in ab_lines(ab)]
-    return "\n".join(out) + "\n"
+def health_section(training: dict[str, dict], evaluations: dict[str, dict]) -> Section:
+    blocks = [Text(line) for line in health_summary(training, evaluations)]
+    return Section("health", "Training health", blocks + [Table(*health_rows(training), html_id="health")])
 
 
-def html_sections(training: dict[str, dict], evaluations: dict[str, dict], ab: dict | None) -> str:
-    from prefalign.report.render import html_table
-
-    parts = ["<h2 id=health>Training health</h2>"]
-    parts += [f"<p>{html.escape(line)}</p>" for line in health_summary(training, evaluations)]
-    parts += [html_table(*health_rows(training), table_id="health"), "<h2 id=ab>Human A/B evaluation</h2>"]
-    parts += [f"<p{' id=ab-win-rate' if i == 0 and ab else ''}>{html.escape(line)}</p>"
-              for i, line in enumerate(ab_lines(ab))]
-    return "\n".join(parts) + "\n"
-
-
-def insert(text: str, section: str, heading: str) -> str:
-    """`section` placed before the second `heading` of `text` (after the summary), or appended."""
-    first = text.find(heading)
-    second = text.find(heading, first + len(heading)) if first >= 0 else -1
-    if second < 0:
-        closing = text.rfind("</body>")
-        return text[:closing] + section + text[closing:] if closing >= 0 else text + "\n" + section
-    at = second + 1 if heading.startswith("\n") else second
-    return text[:at] + section + text[at:]
-
-
-def extend(md_text: str, html_text: str, run, args: argparse.Namespace) -> tuple[str, str]:
-    """The rendered report.md and report.html with the health and A/B sections added.
-
-    `run`: the report's loaded outputs (its `training` metrics and `evaluations` are read).
-    """
-    ab = load_ab(args)
-    return (insert(md_text, markdown(run.training, run.evaluations, ab), "\n## "),
-            insert(html_text, html_sections(run.training, run.evaluations, ab), "<h2"))
+def ab_section(ab: dict | None) -> Section:
+    return Section("ab", "Human A/B evaluation",
+                   [Text(line, html_id="ab-win-rate" if i == 0 and ab else None) for i, line in enumerate(ab_lines(ab))])

@@ -13,14 +13,15 @@ prefalign_base.json (what was built or loaded, parameter count, file digests).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.records import load_records, write_json
-from prefalign.settings import ConfigError, Settings, check
+from prefalign import runtime
+from prefalign.errors import ConfigError
+from prefalign.hashing import is_commit, sha256_file
+from prefalign.jsonl import read_jsonl, write_json
+from prefalign.settings import Settings, expect
 
 SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
 CHATML_TEMPLATE = (
@@ -29,7 +30,6 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass
@@ -48,15 +48,15 @@ class BaseModelSettings(Settings):
     threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
 
     def __post_init__(self):
-        check(self.source in ("tiny", "pretrained"), "source", "'tiny' or 'pretrained'", self.source)
+        expect(self.source in ("tiny", "pretrained"), "source", "'tiny' or 'pretrained'", self.source)
         if self.source == "pretrained":
-            check(bool(self.name_or_path), "name_or_path", "a hub id or local folder when source is pretrained",
+            expect(bool(self.name_or_path), "name_or_path", "a hub id or local folder when source is pretrained",
                   self.name_or_path)
-        check(self.vocab_size >= 300, "vocab_size", "an integer >= 300 (256 bytes + specials + merges)",
+        expect(self.vocab_size >= 300, "vocab_size", "an integer >= 300 (256 bytes + specials + merges)",
               self.vocab_size)
-        check(self.hidden_size % self.num_heads == 0, "hidden_size", f"a multiple of num_heads ({self.num_heads})",
+        expect(self.hidden_size % self.num_heads == 0, "hidden_size", f"a multiple of num_heads ({self.num_heads})",
               self.hidden_size)
-        check(self.threads >= 1, "threads", "an integer >= 1", self.threads)
+        expect(self.threads >= 1, "threads", "an integer >= 1", self.threads)
 
 
 def corpus(records: list[dict]):
@@ -124,9 +124,9 @@ def load_pretrained(settings: BaseModelSettings):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(settings.name_or_path).is_dir()
-    pinned = settings.revision is not None and COMMIT.fullmatch(settings.revision) is not None
+    pinned = is_commit(settings.revision)
     if not local and settings.strict:
-        check(pinned, "revision", "a 40-hex-digit commit for a hub model (pinned, so reruns load the same weights)",
+        expect(pinned, "revision", "a 40-hex-digit commit for a hub model (pinned, so reruns load the same weights)",
               settings.revision)
     elif not local and not pinned:
         print(f"warning: {settings.name_or_path} is not pinned to a commit (strict: false); a rerun may load other "
@@ -152,7 +152,7 @@ def load_pretrained(settings: BaseModelSettings):
 
 def file_digests(folder: Path) -> dict[str, str]:
     return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        p.name: sha256_file(p)
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name != "prefalign_base.json"
     }
@@ -166,14 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    from prefalign import runtime
-
     settings = BaseModelSettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True))
     runtime.setup(settings.seed, settings.threads)
     if settings.source == "tiny":
-        check(args.train is not None, "train", "a records file (--train) to train the tiny tokenizer on", None)
-        model, tokenizer = build_tiny(load_records(args.train), settings)
+        expect(args.train is not None, "train", "a records file (--train) to train the tiny tokenizer on", None)
+        model, tokenizer = build_tiny(read_jsonl(args.train), settings)
     else:
         model, tokenizer = load_pretrained(settings)
     args.out.mkdir(parents=True, exist_ok=True)

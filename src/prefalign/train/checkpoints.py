@@ -31,9 +31,7 @@ running loss is exact only at a logging step, where the trainer has just drained
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 import re
 import shutil
 import sys
@@ -42,39 +40,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from prefalign.hashing import canonical_sha256, sha256_file, tree_digest
+from prefalign.jsonl import write_json
+from prefalign.runtime import is_main_process, package_versions
+
 RECORD = "prefalign_checkpoint.json"
 KEEP = 2  # the newest and the one before: a corrupt newest checkpoint falls back to the previous
 _NAME = re.compile(r"checkpoint-(\d+)")
-_CHUNK = 1 << 20
 FLAG_HELP = ("folder for resumable checkpoints (kept across a killed run, resumed after a sha256 check, "
              "deleted when the step succeeds); none = no checkpoints")
 # Library versions that change the numbers: a checkpoint written under others is stale.
 _VERSIONED = ("torch", "transformers", "trl", "peft", "accelerate")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def tree_digest(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and contents, sorted)."""
-    path = Path(path)
-    if path.is_file():
-        return sha256_file(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\n".encode())
-    return digest.hexdigest()
-
-
 def fingerprint(settings: dict, inputs: Iterable[Path]) -> str:
     """What a checkpoint must match to be resumed: settings, input contents, library versions."""
-    from prefalign.runtime import package_versions
-
     versions = package_versions()
     material = {
         # checkpoint_steps only decides where the run can be cut; it does not change the numbers.
@@ -82,24 +62,7 @@ def fingerprint(settings: dict, inputs: Iterable[Path]) -> str:
         "inputs": [tree_digest(Path(p)) for p in inputs],
         "versions": {name: versions.get(name) for name in _VERSIONED},
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
-
-
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON to a temporary name in the same folder, then rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    return canonical_sha256(material)
 
 
 def file_table(folder: Path) -> dict[str, dict]:
@@ -112,7 +75,7 @@ def file_table(folder: Path) -> dict[str, dict]:
 
 
 def write_record(folder: Path, step: int, run_fingerprint: str, counters: dict) -> None:
-    write_json_atomic(folder / RECORD, {"step": step, "fingerprint": run_fingerprint, "counters": counters,
+    write_json(folder / RECORD, {"step": step, "fingerprint": run_fingerprint, "counters": counters,
                                         "files": file_table(folder)})
 
 
@@ -121,7 +84,7 @@ def step_of(folder: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def problem(folder: Path, run_fingerprint: str) -> str | None:
+def unusable_reason(folder: Path, run_fingerprint: str) -> str | None:
     """Why `folder` must not be resumed from (incomplete, corrupt, stale), or None if it is good."""
     record_path = folder / RECORD
     if not record_path.is_file():
@@ -155,11 +118,6 @@ def problem(folder: Path, run_fingerprint: str) -> str | None:
     return None
 
 
-def main_process() -> bool:
-    """False in the other processes of a DDP run (accelerate launch sets RANK); they leave deleting to rank 0."""
-    return os.environ.get("RANK", "0") == "0"
-
-
 def candidates(root: Path) -> list[Path]:
     """checkpoint-<step> folders under root, newest first."""
     if not root.is_dir():
@@ -190,14 +148,14 @@ class Checkpoints:
         if not self.enabled:
             return None
         for folder in candidates(self.folder):
-            why = problem(folder, self.run_fingerprint)
+            why = unusable_reason(folder, self.run_fingerprint)
             if why is None:
                 record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
                 self.resumed_counters = record.get("counters") or {}
                 say(f"resuming from {folder.name} (step {record['step']}), verified by sha256")
                 return str(folder)
             say(f"{folder.name}: {why}; discarded")
-            if main_process():
+            if is_main_process():  # other DDP ranks leave deleting to rank 0
                 shutil.rmtree(folder, ignore_errors=True)
         say(f"no usable checkpoint in {self.folder}: training from step 0")
         return None

@@ -1,6 +1,6 @@
-"""What the SFT and DPO steps share: settings common to both trainers, backend and precision
-resolution, model loading for each backend, the TRL arguments they have in common, saving
-the trained model, and saving what the trainer logged.
+"""What the SFT and DPO trainers share up to training: the settings common to both, backend
+and precision resolution, model loading for each backend, and the TRL arguments they have in
+common. (Saving is prefalign.train.saving; the step around them is prefalign.train.step.)
 
 Backends: `trl` runs anywhere; `unsloth` needs a CUDA GPU and the gpu environment; `auto`
 takes Unsloth when a CUDA device is present and Unsloth is installed, else TRL.
@@ -12,26 +12,21 @@ Impossible combinations are refused by `resolve` before any model is loaded.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import json
 import logging
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.train import checkpoints
-from prefalign.settings import ConfigError, Settings, check
+from prefalign.runtime import Machine, local_rank, world_size
+from prefalign.settings import Settings, expect
+from prefalign.train import checkpoints, unsloth
 
 BACKENDS = ("auto", "trl", "unsloth")
 PRECISIONS = ("auto", "fp32", "bf16", "fp8", "4bit")
 CHECKPOINTING = ("none", "standard", "unsloth")
-# LoRA targets: every projection of a Llama-style block (attention and MLP).
-PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 FP8_MIN_CAPABILITY = (9, 0)
-# What TRL logs that depends on the clock rather than on the computation: kept out of the
-# saved training log so two runs of the same config give byte-identical artifacts.
-TIMING_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "epoch_time")
 
 
 @dataclass
@@ -64,49 +59,24 @@ class TrainSettings(Settings):
     threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
 
     def __post_init__(self):
-        check(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)
-        check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
-        check(self.gradient_checkpointing in CHECKPOINTING, "gradient_checkpointing",
+        expect(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)
+        expect(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+        expect(self.gradient_checkpointing in CHECKPOINTING, "gradient_checkpointing",
               f"one of {', '.join(CHECKPOINTING)}", self.gradient_checkpointing)
         for key in ("max_steps", "batch_size", "gradient_accumulation_steps", "max_length", "logging_steps",
                     "lora_r", "lora_alpha", "threads"):
-            check(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key, "an integer >= 1",
+            expect(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key, "an integer >= 1",
                   getattr(self, key))
-        check(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "a number > 0",
+        expect(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "a number > 0",
               self.learning_rate)
-        check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
-        check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
+        expect(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
+        expect(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
         for key in ("adam_beta1", "adam_beta2"):
-            check(0.0 < getattr(self, key) < 1.0, key, "a number in (0, 1)", getattr(self, key))
+            expect(0.0 < getattr(self, key) < 1.0, key, "a number in (0, 1)", getattr(self, key))
         # A checkpoint on a logging step holds the exact running loss (prefalign.train.checkpoints).
-        check(isinstance(self.checkpoint_steps, int) and self.checkpoint_steps >= 0
+        expect(isinstance(self.checkpoint_steps, int) and self.checkpoint_steps >= 0
               and self.checkpoint_steps % self.logging_steps == 0, "checkpoint_steps",
               f"0 or a multiple of logging_steps ({self.logging_steps})", self.checkpoint_steps)
-
-
-@dataclass(frozen=True)
-class Machine:
-    """The facts about this machine that decide backend and precision."""
-
-    cuda: bool
-    gpu_name: str | None = None
-    compute_capability: tuple[int, int] | None = None
-    gpu_count: int = 0  # GPUs the run trains on: one per process under `accelerate launch`
-    driver: str | None = None
-    unsloth_installed: bool = False
-
-    @classmethod
-    def detect(cls) -> "Machine":
-        import torch
-
-        from prefalign.runtime import nvidia_driver
-
-        installed = importlib.util.find_spec("unsloth") is not None
-        if not torch.cuda.is_available():
-            return cls(cuda=False, unsloth_installed=installed)
-        props = torch.cuda.get_device_properties(0)
-        count = world_size() if world_size() > 1 else 1  # GPUs this run trains on
-        return cls(True, props.name, (props.major, props.minor), count, nvidia_driver(), installed)
 
 
 @dataclass(frozen=True)
@@ -130,8 +100,8 @@ def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved
     reasons = []
 
     if settings.backend == "unsloth":
-        check(machine.cuda, "backend", "trl or auto on a machine without a CUDA GPU (Unsloth needs one)", "unsloth")
-        check(machine.unsloth_installed, "backend",
+        expect(machine.cuda, "backend", "trl or auto on a machine without a CUDA GPU (Unsloth needs one)", "unsloth")
+        expect(machine.unsloth_installed, "backend",
               "trl or auto: unsloth is not installed here (the gpu environment, envs/gpu.lock.txt, has it)", "unsloth")
         backend = "unsloth"
     elif settings.backend == "auto":
@@ -156,19 +126,19 @@ def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved
                        "fp8 needs the unsloth backend" if backend != "unsloth" else "fp8 needs LoRA (use_lora)")
             reasons.append(f"precision auto: bf16 ({why_not})")
     elif precision in ("bf16", "4bit"):
-        check(machine.cuda, "precision", "fp32 or auto on a machine without a CUDA GPU", precision)
+        expect(machine.cuda, "precision", "fp32 or auto on a machine without a CUDA GPU", precision)
     elif precision == "fp8":
-        check(machine.cuda, "precision", "fp32 or auto on a machine without a CUDA GPU", precision)
-        check(fp8_possible, "precision",
+        expect(machine.cuda, "precision", "fp32 or auto on a machine without a CUDA GPU", precision)
+        expect(fp8_possible, "precision",
               f"bf16, 4bit or auto on this GPU: fp8 needs compute capability >= 9.0, "
               f"{machine.gpu_name} has {cc[0]}.{cc[1]}" if cc else "bf16", precision)
-        check(backend == "unsloth", "precision", "bf16 or 4bit with the trl backend: fp8 training runs through Unsloth",
+        expect(backend == "unsloth", "precision", "bf16 or 4bit with the trl backend: fp8 training runs through Unsloth",
               precision)
     if precision in ("fp8", "4bit"):
-        check(settings.use_lora, "use_lora", f"true with precision {precision} (quantized weights stay frozen)",
+        expect(settings.use_lora, "use_lora", f"true with precision {precision} (quantized weights stay frozen)",
               settings.use_lora)
     if settings.gradient_checkpointing == "unsloth":
-        check(backend == "unsloth", "gradient_checkpointing", "none or standard with the trl backend", "unsloth")
+        expect(backend == "unsloth", "gradient_checkpointing", "none or standard with the trl backend", "unsloth")
 
     if not machine.cuda:
         return Resolved(backend, precision, "cpu", why="; ".join(reasons))
@@ -183,29 +153,8 @@ def pin_single_gpu() -> None:
     GPUs are used through `accelerate launch` (gpu.count > 1) instead. Must run before torch
     initializes CUDA; a CUDA_VISIBLE_DEVICES set by the user or a scheduler is kept.
     """
-    import os
-
     if "WORLD_SIZE" not in os.environ and "CUDA_VISIBLE_DEVICES" not in os.environ:
         os.environ["CUDA_VISIBLE_DEVICES"] = "0"
-
-
-def world_size() -> int:
-    """Processes of this training run: `accelerate launch --num_processes N` sets WORLD_SIZE."""
-    import os
-
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def local_rank() -> int:
-    import os
-
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def is_main_process() -> bool:
-    import os
-
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def quiet_libraries() -> None:
@@ -226,9 +175,7 @@ def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
     with TRL, the trainer wraps the model with `peft_config` itself.
     """
     if resolved.backend == "unsloth":
-        from prefalign.train import unsloth as unsloth_backend
-
-        model, tokenizer = unsloth_backend.load(path, settings, resolved)
+        model, tokenizer = unsloth.load(path, settings, resolved)
         return model, tokenizer, None
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -308,84 +255,3 @@ def trainer_kwargs(settings: TrainSettings, resolved: Resolved, output_dir: Path
         if "activation_checkpointing" not in names and "gradient_checkpointing" in names:
             kwargs["gradient_checkpointing"] = kwargs.pop("activation_checkpointing")
     return kwargs
-
-
-def save_trained(trainer, tokenizer_dir: Path, base_dir: Path, out: Path, settings: TrainSettings,
-                 resolved: Resolved, adapter_out: Path | None = None) -> None:
-    """Save the trained policy as a plain, merged checkpoint in `out` (and the adapter).
-
-    In-place merging is exact for unquantized TRL models. A quantized (fp8, 4bit) or
-    Unsloth-patched policy is merged by loading the unquantized base checkpoint and applying
-    the saved adapter to it, so the output never depends on the training precision's storage.
-    """
-    import tempfile
-
-    from transformers import AutoTokenizer
-
-    if not trainer.is_world_process_zero():  # under DDP every process holds the same weights
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    if not settings.use_lora:
-        trainer.model.save_pretrained(out)
-    elif resolved.backend == "trl" and resolved.precision in ("fp32", "bf16"):
-        if adapter_out is not None:
-            save_adapter(trainer.model, adapter_out)
-        trainer.model.merge_and_unload().save_pretrained(out)
-    else:
-        with tempfile.TemporaryDirectory(prefix="prefalign-adapter-") as scratch:
-            adapter = adapter_out or Path(scratch)
-            save_adapter(trainer.model, adapter)
-            merge_adapter(base_dir, adapter).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
-def save_adapter(model, folder: Path) -> None:
-    """model.save_pretrained(folder) with adapter_config.json the same bytes on every run.
-
-    PEFT keeps target_modules ("all-linear" expanded) as a set and writes it as list(set):
-    in string-hash order, which differs between processes. Set-valued settings are written
-    sorted (and restored afterwards, so the live model is untouched).
-    """
-    saved = {}
-    for name, config in getattr(model, "peft_config", {}).items():
-        for key, value in vars(config).items():
-            if isinstance(value, set):
-                saved[(name, key)] = value
-                setattr(config, key, sorted(value))
-    try:
-        model.save_pretrained(folder)
-    finally:
-        for (name, key), value in saved.items():
-            setattr(model.peft_config[name], key, value)
-
-
-def merge_adapter(base_dir: Path, adapter_dir: Path):
-    """The base checkpoint (in its own dtype) with a LoRA adapter merged into its weights."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", use_safetensors=True)
-    return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-
-
-def log_history(trainer) -> list[dict]:
-    """TRL's logged metrics, one dict per logging step, without the clock-dependent keys."""
-    return [{k: v for k, v in entry.items() if k not in TIMING_KEYS} for entry in trainer.state.log_history]
-
-
-def write_log_history(path: Path, history: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for entry in history:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
-
-
-def last_logged(history: list[dict], key: str):
-    for entry in reversed(history):
-        if key in entry:
-            return entry[key]
-    return None
-
-
-__all__ = ["ConfigError", "Machine", "Resolved", "TrainSettings", "resolve"]

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 PATCHED_TOO_LATE = ("trl", "transformers", "peft")
+# LoRA targets: every projection of a Llama-style block (attention and MLP), as Unsloth names them.
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def activate(dpo: bool = False) -> None:
@@ -33,8 +35,6 @@ def load(path: Path, settings, resolved):
     """(model, tokenizer) from Unsloth: quantized as resolved, LoRA attached when asked."""
     import torch
     from unsloth import FastLanguageModel
-
-    from prefalign.train.common import PROJECTIONS
 
     kwargs = dict(
         model_name=str(path),

@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefalign.train.watch import health
-from prefalign.train.watch import tracking
+from prefalign.train.watch import health, tracking
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Watch:
-    check: health.HealthCheck
+    monitor: health.HealthMonitor
     report_to: list[str]
     progress: object | None
 
@@ -37,9 +36,9 @@ class Watch:
         tracking_settings = tracking.TrackingSettings.from_args(args)
         print("watch:", json.dumps({"health": health_settings.to_dict(), "tracking": tracking_settings.to_dict()},
                                    sort_keys=True), flush=True)
-        check = health.HealthCheck(health_settings, step, settings.learning_rate, getattr(settings, "beta", None))
+        monitor = health.HealthMonitor(health_settings, step, settings.learning_rate, getattr(settings, "beta", None))
         sinks = tracking.report_to(tracking_settings, args.tensorboard_dir, step)
-        return cls(check, sinks, tracking.progress_callback(step))
+        return cls(monitor, sinks, tracking.progress_callback(step))
 
     def callbacks(self) -> list:
-        return [health.HealthCallback(self.check)] + ([self.progress] if self.progress is not None else [])
+        return [health.HealthCallback(self.monitor)] + ([self.progress] if self.progress is not None else [])

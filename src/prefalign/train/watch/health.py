@@ -19,7 +19,7 @@ rejected), so max(|rewards/chosen|, |rewards/rejected|) / beta is the mean log-r
 reply in nats. It is measured on the dataset's replies, not on samples of the policy (the
 evaluation's KL is); a large value still means the policy moved far from its reference.
 
-`HealthCheck` is pure (fed log dicts, returns findings; unit-tested with fabricated logs);
+`HealthMonitor` is pure (fed log dicts, returns findings; unit-tested with fabricated logs);
 `HealthCallback` feeds it from a Trainer. Assumes logging_nan_inf_filter=False (training.trainer_kwargs),
 or transformers would hide NaN losses from the log.
 """
@@ -30,7 +30,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from prefalign.settings import ConfigError, Settings, check
+from prefalign.errors import TrainingError
+from prefalign.settings import Settings, expect
 from prefalign.train.watch.events import Callback
 
 ACCURACY_WINDOW = 3  # logged accuracies averaged by the accuracy checks
@@ -55,20 +56,20 @@ class HealthSettings(Settings):
                                                           "this (nats per reply; 0: off)"})
 
     def __post_init__(self):
-        check(self.spike_factor == 0 or self.spike_factor > 1, "spike_factor", "0 (off) or a number > 1",
+        expect(self.spike_factor == 0 or self.spike_factor > 1, "spike_factor", "0 (off) or a number > 1",
               self.spike_factor)
-        check(self.spike_min_jump >= 0, "spike_min_jump", "a number >= 0", self.spike_min_jump)
-        check(isinstance(self.spike_window, int) and self.spike_window >= 1, "spike_window", "an integer >= 1",
+        expect(self.spike_min_jump >= 0, "spike_min_jump", "a number >= 0", self.spike_min_jump)
+        expect(isinstance(self.spike_window, int) and self.spike_window >= 1, "spike_window", "an integer >= 1",
               self.spike_window)
         for key in ("accuracy_high", "accuracy_low"):
-            check(0.0 <= getattr(self, key) <= 1.0, key, "a number in [0, 1]", getattr(self, key))
-        check(self.accuracy_low < self.accuracy_high, "accuracy_low", f"below accuracy_high ({self.accuracy_high})",
+            expect(0.0 <= getattr(self, key) <= 1.0, key, "a number in [0, 1]", getattr(self, key))
+        expect(self.accuracy_low < self.accuracy_high, "accuracy_low", f"below accuracy_high ({self.accuracy_high})",
               self.accuracy_low)
-        check(self.accuracy_after_steps >= 0, "accuracy_after_steps", "an integer >= 0", self.accuracy_after_steps)
-        check(self.kl_max >= 0, "kl_max", "a number >= 0", self.kl_max)
+        expect(self.accuracy_after_steps >= 0, "accuracy_after_steps", "an integer >= 0", self.accuracy_after_steps)
+        expect(self.kl_max >= 0, "kl_max", "a number >= 0", self.kl_max)
 
 
-class TrainingHealthError(ConfigError):
+class TrainingHealthError(TrainingError):
     """Training diverged (NaN/inf or a loss spike): the settings, usually the learning rate, must change."""
 
 
@@ -93,7 +94,7 @@ class _Seen:
     extreme: float = 0.0
 
 
-class HealthCheck:
+class HealthMonitor:
     """Reads logged metrics in order; returns what they show. One per training run.
 
     `step`: "sft" or "dpo" (names the keys in the advice); `learning_rate` and `beta` (DPO)
@@ -237,14 +238,14 @@ class HealthCheck:
 
 
 class HealthCallback(Callback):
-    """Feeds a HealthCheck every log of a Trainer; stops training on a stop signal.
+    """Feeds a HealthMonitor every log of a Trainer; stops training on a stop signal.
 
     On a stop it sets `should_training_stop` (the trainer ends its loop and closes its loggers,
     so TensorBoard keeps the events up to the stop) and raises TrainingHealthError from
     on_train_end, so the step fails without saving a model.
     """
 
-    def __init__(self, health: HealthCheck):
+    def __init__(self, health: HealthMonitor):
         self.health = health
 
     def on_train_begin(self, args, state, control, **kwargs):

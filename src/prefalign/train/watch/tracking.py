@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.settings import ConfigError, Settings, check
+from prefalign.errors import ConfigError
+from prefalign.progress import clock
+from prefalign.settings import Settings, expect
 from prefalign.train.watch.events import Callback
 
 WANDB_MODES = ("online", "offline")
@@ -31,7 +33,7 @@ class TrackingSettings(Settings):
     wandb_mode: str = field(default="online", metadata={"help": f"W&B mode: {', '.join(WANDB_MODES)}"})
 
     def __post_init__(self):
-        check(self.wandb_mode in WANDB_MODES, "wandb_mode", f"one of {', '.join(WANDB_MODES)}", self.wandb_mode)
+        expect(self.wandb_mode in WANDB_MODES, "wandb_mode", f"one of {', '.join(WANDB_MODES)}", self.wandb_mode)
 
 
 def installed(package: str) -> bool:
@@ -95,25 +97,10 @@ class ProgressLines(Callback):
         if state.is_local_process_zero:
             elapsed = time.monotonic() - self.start
             left = elapsed / share - elapsed if share > 0 else 0.0
-            print(f"{self.step_name}: step {state.global_step}/{total} ({share:.0%}), {_clock(elapsed)} elapsed, "
-                  f"~{_clock(left)} left", flush=True)
+            print(f"{self.step_name}: step {state.global_step}/{total} ({share:.0%}), {clock(elapsed)} elapsed, "
+                  f"~{clock(left)} left", flush=True)
 
 
 def progress_callback(step_name: str) -> ProgressLines | None:
     """Progress lines where stderr is not a terminal (a rule's log file); None in a terminal."""
     return None if sys.stderr.isatty() else ProgressLines(step_name)
-
-
-def progress(batches, description: str):
-    """`batches` with a progress bar on the terminal (evaluation loops); unchanged in a log file."""
-    if not sys.stderr.isatty():
-        return batches
-    from tqdm.auto import tqdm
-
-    return tqdm(batches, desc=description, unit="batch", leave=False)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -1,0 +1,106 @@
+"""The training step both `prefalign sft` and `prefalign dpo` are: one skeleton, one main().
+
+    set up      pin the GPU, resolve backend and precision (refusing what cannot run here),
+                activate Unsloth before anything imports transformers, seed, threads
+    load        the policy (and its tokenizer, LoRA config) from the starting checkpoint
+    train       the step's TRL trainer on the train split, in a checkpoint workspace that
+                resumes a killed run from its newest verified checkpoint
+    save        the merged checkpoint (and adapter), the log history, metrics.json,
+                environment.json; then the checkpoints are deleted
+
+A step (prefalign.train.sft, prefalign.train.dpo) supplies only what differs: its settings
+class, how records become its dataset, how its trainer is built, and which logged metrics
+its summary keeps. Raises ConfigError for settings this machine cannot run, before any model
+is loaded; TrainingError (prefalign.train.watch.health) when training diverges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from prefalign import runtime
+from prefalign.jsonl import read_jsonl, write_json
+from prefalign.train import checkpoints, common, saving, unsloth, watch
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    name: str  # sft or dpo: the CLI step, the checkpoint-folder prefix, the health monitor's label
+    settings_class: type
+    start_flag: str  # the starting checkpoint's flag: --base (SFT) or --sft (DPO)
+    start_help: str
+    dataset: Callable[[list[dict]], object]  # canonical records -> the trainer's dataset
+    # (model, tokenizer, peft_config, dataset, settings, shared_args, callbacks) -> a TRL trainer, where
+    # shared_args(ConfigClass) gives the TrainingArguments both trainers share (common.trainer_kwargs)
+    trainer: Callable
+    logged: tuple[str, ...]  # metrics whose last logged value goes into metrics.json's `train`
+    first_loss: bool = False  # also record the loss at step 1 (DPO: ln 2 there)
+
+    def train(self, start: Path, train_path: Path, out: Path | None, settings, callbacks=(), report_to=(),
+              checkpoint_dir: Path | None = None, adapter_out: Path | None = None) -> tuple[dict, list[dict]]:
+        """Train from checkpoint `start` and save to `out` (None: train only, as the benchmarks do).
+
+        Returns (metrics, log history)."""
+        common.pin_single_gpu()
+        resolved = common.resolve(settings)  # refuses impossible settings before loading anything
+        print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
+        if resolved.backend == "unsloth":
+            unsloth.activate(dpo=self.name == "dpo")
+        runtime.setup(settings.seed, settings.threads)
+        common.quiet_libraries()
+
+        model, tokenizer, peft_config = common.load_policy(start, settings, resolved)
+        dataset = self.dataset(read_jsonl(train_path))
+        with checkpoints.workspace(checkpoint_dir, settings, [start, train_path], f"prefalign-{self.name}-") as ckpt:
+            def shared_args(config_class) -> dict:
+                return common.trainer_kwargs(settings, resolved, ckpt.folder, config_class, report_to, ckpt.enabled)
+
+            trainer = self.trainer(model, tokenizer, peft_config, dataset, settings, shared_args, list(callbacks))
+            result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
+        if out is not None:
+            saving.save_trained(trainer, start, start, out, settings, resolved, adapter_out)
+
+        history = saving.log_history(trainer)
+        summary = {"steps": result.global_step, "examples": len(dataset), "train_loss": result.training_loss,
+                   **{key: saving.last_logged(history, key) for key in self.logged}}
+        if self.first_loss:
+            summary["first_loss"] = next((e["loss"] for e in history if "loss" in e), None)
+        metrics = {"settings": settings.to_dict(), "resolved": dataclasses.asdict(resolved), "train": summary}
+        return metrics, history
+
+    # ---------------------------------------------------------------- the CLI
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(f"--{self.start_flag}", type=Path, required=True, help=self.start_help)
+        parser.add_argument("--train", type=Path, required=True, help="training records (JSONL)")
+        parser.add_argument("--out", type=Path, required=True, help=f"output folder: the merged {self.name.upper()} "
+                                                                    "checkpoint")
+        parser.add_argument("--adapter-out", type=Path, help="output folder: the LoRA adapter (LoRA only)")
+        parser.add_argument("--metrics", type=Path, required=True,
+                            help="output: settings, resolved device, results (JSON)")
+        parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
+        parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
+        parser.add_argument("--checkpoint-dir", type=Path, help=checkpoints.FLAG_HELP)
+        self.settings_class.add_arguments(parser)
+        watch.add_arguments(parser)  # health monitor, TensorBoard / W&B
+
+    def main(self, args: argparse.Namespace) -> None:
+        settings = self.settings_class.from_args(args)
+        print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)  # the resolved config first
+        watcher = watch.Watch.from_args(args, self.name, settings)
+        metrics, history = self.train(getattr(args, self.start_flag), args.train, args.out, settings,
+                                      watcher.callbacks(), watcher.report_to, args.checkpoint_dir, args.adapter_out)
+        metrics["health"] = watcher.monitor.summary()
+        if not runtime.is_main_process():  # one process writes; all trained the same model
+            return
+        saving.write_log_history(args.log_history, history)
+        write_json(args.metrics, metrics)
+        if args.environment:
+            write_json(args.environment, runtime.environment())
+        checkpoints.clear(args.checkpoint_dir)
+        print(f"{self.name}:", json.dumps(metrics["train"], sort_keys=True))
