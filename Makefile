@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # torch is pinned by version in its own step: the CPU build's hash differs from PyPI's (a
-# CUDA build), so it cannot sit in the hashed lock. Set TORCH_INDEX to take the CPU build
-# from PyTorch's index on machines without a local wheel, e.g.
-#   make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# CUDA build), so it cannot sit in the hashed lock. On a machine whose pip would fetch the CUDA
+# build, set TORCH_INDEX to an index of CPU wheels (PyTorch publishes one):
+#   make run TORCH_INDEX=<URL of a CPU torch index>
 TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.prefalign-installed
@@ -47,19 +47,21 @@ lint: venv
 	snakemake --lint
 	snakefmt --check Snakefile rules/
 
-# Re-resolve the lock after editing envs/cpu.in (needs the package index).
+# Re-resolve the lock after editing envs/cpu.in (needs the package index: the one pip is configured
+# with, PIP_INDEX_URL, else uv's own default or UV_INDEX_URL).
+LOCK_INDEX = $(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL))
 lock: venv
 	$(BIN)/python -m pip install --quiet uv==0.13.9
 	UV_FIND_LINKS=$${PIP_FIND_LINKS:-} $(BIN)/python -m uv pip compile envs/cpu.in --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-emit-package torch \
-	  --index-url https://pypi.org/simple -o envs/cpu.lock.txt
+	  $(LOCK_INDEX) -o envs/cpu.lock.txt
 
 # The gpu environment (Unsloth's pins) for CUDA images and GPU nodes: Linux x86-64, Python 3.12.
 lock-gpu: venv
 	$(BIN)/python -m pip install --quiet uv==0.13.9
 	$(BIN)/python -m uv pip compile envs/gpu.in --override envs/gpu-overrides.txt --generate-hashes \
 	  --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
-	  --index-url https://pypi.org/simple -o envs/gpu.lock.txt
+	  $(LOCK_INDEX) -o envs/gpu.lock.txt
 
 bench: venv
 	python bench/workflow_wall.py

@@ -1,14 +1,12 @@
 # prefalign: raw preference datasets -> filtered JSONL -> SFT -> DPO -> evaluation report.
 #
 # This file is the table of contents. Helpers and target lists live in rules/common.smk; each
-# stage's rules in rules/<stage>.smk; each rule is one call of the `prefalign` CLI.
+# stage's rules in rules/<stage>.smk; each rule is one call of the `prefalign` CLI. The config is
+# the --configfile(s) given, else the embedded demo config.yaml (rules/common.smk resolves it).
 
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-
-configfile: "config.yaml"
 
 
 include: "rules/common.smk"

@@ -6,9 +6,9 @@ Setups (one subprocess each, so Unsloth's import-time patches never touch the TR
   unsloth-bf16-std  the same with standard checkpointing (recompute only), for comparison
   unsloth-4bit  Unsloth QLoRA (NF4), bf16 compute
   unsloth-fp8   Unsloth LoRA on row-wise FP8 weights
-Each runs `prefalign.train.dpo.train` (the workflow's step, not a copy) on a random-init Llama
+Each runs `prefalign.train.dpo.DPO.train` (the workflow's step, not a copy) on a random-init Llama
 (shape `1.1b`: hidden 2048, MLP 8192, 16 layers, 32/8 heads, vocab 32000, untied: 1.104 B
-parameters, FACTS.md), every sequence exactly `--seq` tokens, LoRA r16 on all projections,
+parameters), every sequence exactly `--seq` tokens, LoRA r16 on all projections,
 batch 16, `--warmup` untimed steps then `--steps` timed ones. Tokens/s counts chosen and
 rejected sequences (batch x 2 x seq per step) over the median step time. MFU = 8 N tokens/s
 over the bf16 matmul peak measured in the same run (8192^3 products). Peak memory is

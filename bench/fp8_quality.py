@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 def dpo_and_eval(run: Path, precision: str, seed: int, work: Path) -> dict:
-    from prefalign.config.schema import load_config, step_settings
+    from prefalign.config.resolve import load_config
+    from prefalign.config.steps import step_settings
     from prefalign.settings import to_cli_flags
 
     settings = step_settings(load_config(REPO / "config.yaml"))

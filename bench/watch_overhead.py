@@ -43,7 +43,8 @@ VARIANTS = {
 def flags(section: str) -> list[str]:
     """The step's flags from the embedded default's resolved config, as the workflow passes them."""
     sys.path.insert(0, str(REPO / "src"))
-    from prefalign.config.schema import load_config, step_settings
+    from prefalign.config.resolve import load_config
+    from prefalign.config.steps import step_settings
     from prefalign.settings import to_cli_flags
 
     settings = step_settings(load_config(REPO / "config.yaml"), [REPO / "config.yaml"])[section]

@@ -1,8 +1,13 @@
-# Config validation, the steps' typed settings, and target lists.
-# Validation runs once, here, before any rule: a bad key stops the workflow with the file,
-# line and key, what was expected, and the key's description.
+# The config, resolved once, here, before any rule: a bad key stops the workflow with the file,
+# line and key, what was expected, and the key's description. Then the steps' typed settings
+# and the target lists.
+#
+# A config is what runs: the files given with --configfile (merged in order), or, when none is
+# given, the embedded demo (config.yaml); --config key=value overrides apply on top. The same
+# function resolves it for `prefalign config check|show` and the manifest (prefalign.config.resolve).
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -11,34 +16,26 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from prefalign.config.schema import (
-    apply_presets,
-    check_config,
-    load_schema,
-    step_settings,
-)
-from prefalign.config.command import key_paths as config_key_paths
+from prefalign.config.resolve import merge, read_files, resolve_mapping
+from prefalign.config.schema import load_schema
 from prefalign.evaluation.evaluate import REFERENCES
 from prefalign.errors import ConfigError
 from prefalign.settings import to_cli_flags
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+DEMO_CONFIG = Path(workflow.basedir) / "config.yaml"
+CONFIG_FILES = [Path(f) for f in workflow.configfiles] or [DEMO_CONFIG]
 
 try:
-    check_config(config, load_schema(SCHEMA), workflow.configfiles)
-    # The preset fills what the config leaves unset, before the schema's defaults: validation,
-    # params (rerun detection) and the steps' settings all see the resolved values.
-    USER_KEYS = sorted(config_key_paths(config))
-    PRESET = apply_presets(config, workflow.configfiles)
+    given = config if workflow.configfiles else merge(read_files(CONFIG_FILES), config)
+    RESOLVED = resolve_mapping(given, CONFIG_FILES, load_schema(SCHEMA))
 except ConfigError as error:
     raise WorkflowError(str(error))
 
-validate(config, str(SCHEMA))  # fills in the schema's defaults
-
-try:
-    SETTINGS = step_settings(config, workflow.configfiles)
-except ConfigError as error:
-    raise WorkflowError(str(error))
+validate(RESOLVED.config, str(SCHEMA))  # Snakemake's own check of the resolved config
+config.clear()
+config.update(RESOLVED.config)
+SETTINGS, PRESET, USER_KEYS = RESOLVED.settings, RESOLVED.preset, RESOLVED.user_keys
 
 DATASETS = list(config["datasets"])
 SYNTHETIC = [
@@ -47,13 +44,19 @@ SYNTHETIC = [
 EVAL_MODELS = list(config["eval"]["models"])
 
 
+def one_of(names):
+    """A wildcard pattern matching exactly these names; matching nothing when there are none
+    (an empty alternation would match the empty string)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
 wildcard_constraints:
-    dataset="|".join(DATASETS),
-    model="|".join(EVAL_MODELS),
+    dataset=one_of(DATASETS),
+    model=one_of(EVAL_MODELS),
 
 
 def flags(key):
-    """The CLI flags of step settings `key` (see prefalign.config.schema.step_settings)."""
+    """The CLI flags of step settings `key` (see prefalign.config.steps.step_settings)."""
     return to_cli_flags(SETTINGS[key].to_dict())
 
 

@@ -14,7 +14,7 @@ rule generate_synthetic_raw:
     benchmark:
         "benchmarks/generate_synthetic_raw/{dataset}.tsv"
     wildcard_constraints:
-        dataset="|".join(SYNTHETIC),
+        dataset=one_of(SYNTHETIC),
     container:
         container_image("cpu")
     threads: 1
@@ -64,7 +64,7 @@ rule split_dataset:
         container_image("cpu")
     threads: config["threads"]
     params:
-        flags=f"{flags('split')} {'--dedup' if config['data']['dedup'] else '--no-dedup'}",
+        flags=flags("split"),
     shell:
         "prefalign split --inputs {input.normalized} --train {output.train} --test {output.test}"
         " --rejects {output.rejects} --stats {output.stats} {params.flags} > {log} 2>&1"

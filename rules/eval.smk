@@ -45,7 +45,7 @@ rule compare_models:
     benchmark:
         "benchmarks/compare_models/{model}_vs_{baseline}.tsv"
     wildcard_constraints:
-        baseline="|".join(EVAL_MODELS),
+        baseline=one_of(EVAL_MODELS),
     container:
         container_image("cpu")
     threads: 1

@@ -5,7 +5,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign.config.resolve import apply_presets, load_config
+from prefalign.config.schema import check_config, load_schema, with_defaults
+from prefalign.config.steps import step_settings
 from prefalign.errors import ConfigError
 
 SCHEMA = load_schema(REPO / "schemas" / "config.schema.yaml")
@@ -99,9 +101,8 @@ def test_schema_errors(change, expected):
 def test_step_checks_run_before_any_rule(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text((REPO / "config.yaml").read_text().replace("hidden_size: 128", "hidden_size: 130"))
-    config = load_config(path, SCHEMA)
     with pytest.raises(ConfigError, match=r"config.yaml:\d+: model.hidden_size: expected a multiple of num_heads"):
-        step_settings(config, [path])
+        load_config(path, SCHEMA)  # the one resolution runs every step's checks
 
 
 def test_local_dataset_needs_a_path():
@@ -169,10 +170,9 @@ def test_shipped_configs_validate_as_overlays_of_the_default(path):
 def test_comparisons_must_name_evaluated_models(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text((REPO / "config.yaml").read_text().replace("models: [base, sft, dpo]", "models: [base, sft]"))
-    config = load_config(path, SCHEMA)
     with pytest.raises(ConfigError, match=r"config.yaml:\d+: eval.comparisons: expected two different models of "
                                           r"eval.models \(base, sft\), got \[dpo, sft\]"):
-        step_settings(config, [path])
+        load_config(path, SCHEMA)
 
 
 def test_reward_model_judge_needs_its_folder(tmp_path):

@@ -28,7 +28,9 @@ from conftest import REPO, read_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign.config.resolve import apply_presets, load_config
+from prefalign.config.schema import check_config, load_schema, with_defaults
+from prefalign.config.steps import step_settings
 from prefalign.data import adapters, synthetic
 from prefalign.data.filters import FilterSettings
 from prefalign.data.normalize import NormalizeSettings, normalize
@@ -220,7 +222,7 @@ def row_strategy(name: str):
 
 
 def canonical_problem(record) -> str | None:
-    """Why `record` is not a canonical preference record (DESIGN.md, "Data contract"), or None."""
+    """Why `record` is not a canonical preference record (prefalign.records, the data contract), or None."""
     if not isinstance(record, dict):
         return "not a dict"
     for key in ("id", "source"):

@@ -8,8 +8,10 @@ import pytest
 import yaml
 from conftest import REPO, run_cli, write_lines
 
-from prefalign.config import presets
-from prefalign.config.schema import apply_presets, check_config, load_config, load_schema, step_settings, with_defaults
+from prefalign import presets
+from prefalign.config.resolve import apply_presets, load_config
+from prefalign.config.schema import check_config, load_schema, with_defaults
+from prefalign.config.steps import step_settings
 from prefalign.errors import ConfigError
 from prefalign.runtime import Machine
 

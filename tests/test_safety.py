@@ -16,7 +16,9 @@ import pytest
 import yaml
 from conftest import REPO, run_cli
 
-from prefalign.config.schema import check_safety, load_config, load_schema, step_settings, with_defaults
+from prefalign.config.resolve import load_config
+from prefalign.config.schema import load_schema, with_defaults
+from prefalign.config.steps import check_safety, step_settings
 from prefalign.errors import ConfigError
 from prefalign.settings import to_cli_flags
 

@@ -31,9 +31,7 @@ def prose(rng: random.Random, n: int) -> str:
 def run(tmp_path, inputs, **settings):
     """split() into tmp_path/out; returns (train, test, ledger, stats)."""
     out = tmp_path / "out"
-    dedup = settings.pop("dedup", True)
-    stats = split(inputs, SplitSettings(**settings), out / "train.jsonl", out / "test.jsonl", out / "rejects.jsonl",
-                  dedup)
+    stats = split(inputs, SplitSettings(**settings), out / "train.jsonl", out / "test.jsonl", out / "rejects.jsonl")
     train, test, ledger = (read_jsonl(out / f"{name}.jsonl") for name in ("train", "test", "rejects"))
     assert stats["in"] == stats["kept"] + stats["dropped"] == len(train) + len(test) + len(ledger)
     for before, after in zip(stats["stages"], stats["stages"][1:]):

@@ -16,7 +16,6 @@ read; `check` reports every schema problem at once, then the first a step's own 
 from __future__ import annotations
 
 import argparse
-import copy
 import difflib
 import json
 import re
@@ -25,57 +24,12 @@ from pathlib import Path
 
 import yaml
 
-from prefalign.config import presets
-from prefalign.config.schema import (
-    apply_presets,
-    check_config,
-    format_errors,
-    load_schema,
-    property_schema,
-    step_settings,
-    with_defaults,
-)
+from prefalign import presets
+from prefalign.config.resolve import read_files, resolve, resolve_mapping
+from prefalign.config.schema import format_errors, load_schema, property_schema
 from prefalign.errors import ConfigError
-from prefalign.yamlio import load_yaml
 
 NUMBER_AS_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-
-
-# ---------------------------------------------------------------- loading
-
-def merge(base: dict, overlay: dict) -> dict:
-    """`overlay` merged into `base` (recursively for mappings): Snakemake's order of config files."""
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def read_files(paths: list[Path]) -> dict:
-    config: dict = {}
-    for path in paths:
-        data = load_yaml(path)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
-        config = merge(config, data)
-    return config
-
-
-def resolve(paths: list[Path]) -> tuple[dict, dict]:
-    """(resolved config, what the preset filled); raises ConfigError like the workflow would."""
-    schema = load_schema()
-    config = read_files(paths)
-    check_config(config, schema, paths)
-    done = apply_presets(config, paths, schema)
-    config = with_defaults(config, schema)
-    check_config(config, schema, paths)
-    step_settings(config, paths)
-    return config, done
 
 
 # ---------------------------------------------------------------- check
@@ -90,8 +44,7 @@ def problems(paths: list[Path]) -> list[str]:
     if errors:
         return [explain(error, paths, schema) for error in errors]
     try:
-        apply_presets(config, paths, schema)
-        step_settings(with_defaults(config, schema), paths)
+        resolve_mapping(config, paths, schema)
     except ConfigError as exc:
         return [line.strip() for line in str(exc).splitlines() if line.strip() and line.strip() != "invalid config:"]
     return []
@@ -143,7 +96,8 @@ def run_check(paths: list[Path]) -> int:
             print(f"  {i}. {text}")
         print("\nEvery key, its meaning and its default: schemas/config.schema.yaml (README, \"Configuration\").")
         return 1
-    config, done = resolve(paths)
+    resolved = resolve(paths)
+    config, done = resolved.config, resolved.preset
     datasets = ", ".join(f"{name} ({d['source']} {d['format']}" + (f", first {d['max_records']} records" if
                                                                       d.get("max_records") is not None else "") + ")"
                          for name, d in config["datasets"].items())
@@ -176,16 +130,6 @@ def provenance(config: dict, done: dict, user_keys: set[str]) -> dict[str, str]:
     return marks
 
 
-def key_paths(config: dict) -> set[str]:
-    """`section` and `section.key` of every key a (not yet completed) config sets."""
-    paths = set()
-    for section, value in config.items():
-        paths.add(section)
-        if isinstance(value, dict) and section != "datasets":
-            paths.update(f"{section}.{k}" for k in value)
-    return paths
-
-
 def render(config: dict, marks: dict[str, str], header: list[str]) -> str:
     """The resolved config as YAML, one key per line, each marked with where its value came from."""
     def flow(value) -> str:
@@ -208,8 +152,9 @@ def render(config: dict, marks: dict[str, str], header: list[str]) -> str:
 
 
 def run_show(paths: list[Path]) -> int:
-    config, done = resolve(paths)
-    marks = provenance(config, done, key_paths(read_files(paths)))
+    resolved = resolve(paths)
+    config, done = resolved.config, resolved.preset
+    marks = provenance(config, done, set(resolved.user_keys))
     header = [f"The resolved config of {' + '.join(map(str, paths))}: every key the workflow reads.",
               f"Marked: `# preset {done['preset']}` (filled by the preset), `# default` (the schema default);",
               "unmarked keys are set in the file(s)."]

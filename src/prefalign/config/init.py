@@ -11,7 +11,7 @@ whose format (hh-rlhf, shp, pairs) is read from its first record or given with -
 `:N` after any of them caps it at N raw records (the config's `sample` shorthand).
 
 --preset defaults to this machine's: cpu-demo without a CUDA GPU, else by the GPU's memory
-(prefalign.config.presets.pick); the tiny model always trains with cpu-demo's values (they are for
+(prefalign.presets.pick); the tiny model always trains with cpu-demo's values (they are for
 a model trained from scratch), with gpu.count 1 on a GPU machine. A pretrained model on the
 CPU gets the practice's LoRA learning rates instead of cpu-demo's from-scratch ones.
 
@@ -31,8 +31,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign import __version__
-from prefalign.config import presets
+from prefalign import __version__, presets
+from prefalign.config.resolve import resolve
 from prefalign.errors import ConfigError
 from prefalign.hashing import is_commit
 from prefalign.runtime import Machine
@@ -251,8 +251,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    from prefalign.config.command import resolve
-
     if args.out.exists() and not args.force:
         raise ConfigError(f"out: {args.out} exists; pass --force to overwrite it or --out another file")
     machine = Machine.detect() if args.preset is None else None

@@ -27,6 +27,7 @@ from prefalign.settings import Settings, expect
 
 @dataclass
 class FilterSettings(Settings):
+    SECTION = "data"
     drop_empty: bool = field(default=True, metadata={"help": "drop pairs with a blank reply or no non-blank user turn"})
     drop_identical: bool = field(default=True, metadata={"help": "drop pairs whose chosen and rejected are the same text"})
     max_chars: int = field(
@@ -36,9 +37,10 @@ class FilterSettings(Settings):
         default=0, metadata={"help": "drop pairs whose prompt plus longer reply, as the chat template renders "
                                      "them, exceeds this many tokens of `tokenizer`; 0 = no limit"})
     tokenizer: str = field(
-        default="bytes", metadata={"help": "what max_tokens counts: 'bytes' (UTF-8 bytes of the ChatML rendering: "
-                                           "an upper bound for any byte-level BPE such as the tiny model's) or a "
-                                           "tokenizer folder / hub model id"})
+        default="auto", metadata={"help": "what max_tokens counts: 'bytes' (UTF-8 bytes of the ChatML rendering: "
+                                          "an upper bound for any byte-level BPE such as the tiny model's), a "
+                                          "tokenizer folder / hub model id, or 'auto': in the workflow the pretrained "
+                                          "model's tokenizer (model.name_or_path at model.revision), else bytes"})
     tokenizer_revision: str | None = field(
         default=None, metadata={"help": "hub tokenizer: the commit to load (40 hex digits)"})
     min_score_ratio: float = field(

@@ -39,11 +39,13 @@ CHUNK = 1024  # records filtered per batch (token counting is batched)
 
 @dataclass
 class NormalizeSettings(Settings):
+    SECTION = "datasets.*"
     format: str = field(default="hh-rlhf", metadata={"help": f"raw format: {', '.join(adapters.FORMATS)}"})
-    name: str = field(default="dataset", metadata={"help": "dataset name: the records' `source` and id prefix"})
+    name: str = field(default="dataset", metadata={
+        "job": True, "help": "dataset name: the records' `source` and id prefix"})
     split: str = field(default="train", metadata={"help": "the hub split to read; also the split name in record ids"})
     on_bad_record: str = field(
-        default="error", metadata={"help": "malformed row: 'error' stops with file:line and key, 'quarantine' ledgers it"}
+        default="error", metadata={"key": "data.on_bad_record", "help": "malformed row: 'error' stops with file:line and key, 'quarantine' ledgers it"}
     )
     max_records: int | None = field(default=None, metadata={"help": "read at most this many raw rows; none = all"})
     file_format: str = field(default="auto", metadata={

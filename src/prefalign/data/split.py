@@ -42,8 +42,11 @@ STAGES = ["read", "exact_dedup", "near_dedup", "cap", "split", "decontaminate"]
 
 @dataclass
 class SplitSettings(Settings):
+    SECTION = "data"
     test_fraction: float = field(default=0.1, metadata={"help": "share of prompts held out for evaluation (0-1)"})
     split_seed: str = field(default="prefalign", metadata={"help": "salt of the prompt hash; change it for another split"})
+    dedup: bool = field(default=True, metadata={
+        "help": "drop pairs whose content repeats an earlier pair of any dataset (whitespace-normalized)"})
     near_dedup: bool = field(default=True, metadata={
         "help": "drop near duplicates: prompt, chosen and rejected each near-identical to an earlier pair"})
     near_dup_threshold: float = field(default=0.8, metadata={
@@ -57,9 +60,9 @@ class SplitSettings(Settings):
     decontam_overlap: float = field(default=0.5, metadata={
         "help": "decontamination: share of a training prompt's n-grams found in test prompts that makes it "
                 "contaminated (0-1]"})
-    caps: list[str] = field(default_factory=list, metadata={
+    caps: list[str] = field(default_factory=list, metadata={"derived": "datasets.*.cap", 
         "help": "per-dataset caps as NAME=N: keep at most N pairs of dataset NAME in the mix"})
-    threads: int = field(default=1, metadata={"help": "threads of the MinHash library (rensa)"})
+    threads: int = field(default=2, metadata={"key": "threads", "help": "threads of the MinHash library (rensa)"})
 
     def __post_init__(self):
         expect(0.0 < self.test_fraction < 1.0, "test_fraction", "a number strictly between 0 and 1", self.test_fraction)
@@ -104,7 +107,7 @@ class FirstPass:
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (input number, byte offset) per record
 
 
-def first_pass(inputs: list[Path], settings: SplitSettings, dedup: bool) -> FirstPass:
+def first_pass(inputs: list[Path], settings: SplitSettings) -> FirstPass:
     state = FirstPass()
     first_seen: dict[bytes, int] = {}
     chunk: list[dict] = []
@@ -130,7 +133,7 @@ def first_pass(inputs: list[Path], settings: SplitSettings, dedup: bool) -> Firs
                 state.prompt_keys.append(key)
                 test = salted_fraction(settings.split_seed, key) < settings.test_fraction
                 state.test.append(test)
-                if dedup:
+                if settings.dedup:
                     first = first_seen.setdefault(content_key(record), index)
                     if first != index:
                         state.verdicts[index] = ("exact_dedup", "duplicate", f"same content as {state.ids[first]}")
@@ -191,10 +194,9 @@ class RecordLoader:
             handle.close()
 
 
-def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_path: Path, rejects_path: Path,
-          dedup: bool = True) -> dict:
+def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_path: Path, rejects_path: Path) -> dict:
     """Merge `inputs` and write train, test and the ledger; returns the stats."""
-    state = first_pass(inputs, settings, dedup)
+    state = first_pass(inputs, settings)
     unknown = sorted(set(settings.cap_by_source()) - set(state.sources))
     if unknown:
         raise ConfigError(f"caps: no input dataset named {', '.join(unknown)} (datasets: "
@@ -252,7 +254,7 @@ def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_pa
             "prompts": {k: len(v) for k, v in prompts.items()},
             "per_source": {s: dict(sorted(c.items())) for s, c in sorted(per_source.items())},
             "stages": [s.to_dict() for s in ledger.stages.values()],
-            "settings": {**settings.to_dict(), "dedup": dedup},
+            "settings": settings.to_dict(),
         }
     assert_accounted(stats)
     return stats
@@ -264,14 +266,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=Path, required=True, help="output: held-out records (JSONL)")
     parser.add_argument("--rejects", type=Path, required=True, help="output: ledger of the pairs the mix drops (JSONL)")
     parser.add_argument("--stats", type=Path, required=True, help="output: counts per stage, reason and source (JSON)")
-    parser.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=True,
-                        help="drop records whose content repeats an earlier one of any dataset (default: on)")
     SplitSettings.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:
     settings = SplitSettings.from_args(args)
     os.environ.setdefault("RAYON_NUM_THREADS", str(settings.threads))  # before rensa starts its thread pool
-    stats = split(args.inputs, settings, args.train, args.test, args.rejects, args.dedup)
+    stats = split(args.inputs, settings, args.train, args.test, args.rejects)
     write_json(args.stats, stats)
     print(f"train={stats['train']} test={stats['test']} dropped={stats['dropped']} {stats['dropped_by_reason']}")

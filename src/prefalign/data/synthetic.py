@@ -30,10 +30,14 @@ DEFECTS = ("tie", "duplicate", "prompt_mismatch", "empty_reply")
 
 @dataclass
 class SyntheticSettings(Settings):
-    format: str = field(default="hh-rlhf", metadata={"help": f"raw format to write: {', '.join(FORMATS)}"})
-    records: int = field(default=3000, metadata={"help": "number of raw records (lines) to write"})
-    seed: int = field(default=1234, metadata={"help": "random seed; the dataset name is mixed in"})
-    name: str = field(default="synthetic", metadata={"help": "dataset name, mixed into the seed and the ids"})
+    SECTION = "synthetic"
+    format: str = field(default="hh-rlhf", metadata={
+        "key": "datasets.*.format", "help": f"raw format to write: {', '.join(FORMATS)}"})
+    records: int = field(default=1000, metadata={
+        "key": "datasets.*.records", "help": "number of raw records (lines) to write"})
+    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed; the dataset name is mixed in"})
+    name: str = field(default="synthetic", metadata={
+        "job": True, "help": "dataset name, mixed into the seed and the ids"})
     tasks: list[str] = field(
         default_factory=lambda: list(task_lib.TASKS),
         metadata={"help": f"tasks to draw from: {', '.join(task_lib.TASKS)}"},

@@ -78,8 +78,9 @@ class HFCounter(TokenCounter):
 
 
 def make_counter(tokenizer: str, revision: str | None = None) -> TokenCounter:
-    """'bytes', a local tokenizer folder, or a hub model id pinned to a 40-hex commit."""
-    if tokenizer == "bytes":
+    """'bytes' (also what 'auto' means outside the workflow), a local tokenizer folder, or a hub
+    model id pinned to a 40-hex commit."""
+    if tokenizer in ("bytes", "auto"):
         return ByteCounter()
     from pathlib import Path
 

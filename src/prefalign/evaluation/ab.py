@@ -40,9 +40,10 @@ PREFERENCES = {"a": "A", "b": "B", "tie": "tie"}
 
 @dataclass
 class ABSettings(Settings):
+    SECTION = "ab"
     items: int = field(default=50, metadata={"help": "held-out prompts in the sheet (at most)"})
     skip_identical: bool = field(default=True, metadata={"help": "leave out prompts both models answered alike"})
-    seed: int = field(default=1234, metadata={"help": "seed of the item order and of the A/B sides"})
+    seed: int = field(default=1234, metadata={"key": "seed", "help": "seed of the item order and of the A/B sides"})
 
     def __post_init__(self):
         expect(isinstance(self.items, int) and self.items >= 1, "items", "an integer >= 1", self.items)

@@ -27,8 +27,9 @@ from prefalign.settings import Settings, expect
 
 @dataclass
 class CompareSettings(Settings):
+    SECTION = "eval"
     bootstrap_samples: int = field(default=2000, metadata={"help": "resamples of the bootstrap interval"})
-    seed: int = field(default=1234, metadata={"help": "seed of the bootstrap"})
+    seed: int = field(default=1234, metadata={"key": "seed", "help": "seed of the bootstrap"})
 
     def __post_init__(self):
         expect(self.bootstrap_samples >= 1, "bootstrap_samples", "an integer >= 1", self.bootstrap_samples)

@@ -51,9 +51,13 @@ SAMPLING = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
 @dataclass
 class EvalSettings(Settings):
-    name: str = field(default="model", metadata={"help": "label of the evaluated checkpoint (base, sft, dpo, ...)"})
-    reference_name: str = field(default="reference", metadata={"help": "label of its reference checkpoint"})
-    beta: float = field(default=0.1, metadata={"help": "beta of the implicit reward (use the DPO beta)"})
+    SECTION = "eval"
+    name: str = field(default="model", metadata={
+        "job": True, "help": "label of the evaluated checkpoint (base, sft, dpo, ...)"})
+    reference_name: str = field(default="reference", metadata={
+        "job": True, "help": "label of its reference checkpoint"})
+    beta: float = field(default=0.1, metadata={
+        "key": "dpo.beta", "help": "beta of the implicit reward (use the DPO beta)"})
     max_pairs: int | None = field(default=None, metadata={"help": "score at most this many test pairs; none = all"})
     judge_prompts: int = field(default=500, metadata={"help": "distinct test prompts answered and judged (at most)"})
     max_new_tokens: int = field(default=24, metadata={"help": "longest generated answer (tokens)"})
@@ -62,8 +66,9 @@ class EvalSettings(Settings):
     reward_model: str | None = field(default=None, metadata={
         "help": "reward_model judge: folder of a local sequence-classification reward model"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "resamples of each bootstrap interval"})
-    seed: int = field(default=1234, metadata={"help": "random seed (sampled answers, bootstrap)"})
-    threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
+    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed (sampled answers, bootstrap)"})
+    threads: int = field(default=2, metadata={
+        "key": "threads", "help": "torch intra-op threads (part of the result on CPU)"})
 
     def __post_init__(self):
         expect(self.beta > 0, "beta", "a number > 0", self.beta)

@@ -52,6 +52,7 @@ METRICS = [
 
 @dataclass
 class ReportSettings(Settings):
+    SECTION = "report"
     title: str = field(default="prefalign run report", metadata={"help": "title of both reports"})
     sample_generations: int = field(default=12, metadata={"help": "side-by-side answers shown"})
 

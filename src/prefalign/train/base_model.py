@@ -34,18 +34,21 @@ CHATML_TEMPLATE = (
 
 @dataclass
 class BaseModelSettings(Settings):
+    SECTION = "model"
     source: str = field(default="tiny", metadata={"help": "'tiny' (built offline) or 'pretrained' (name_or_path)"})
     name_or_path: str | None = field(default=None, metadata={"help": "pretrained: hub id or local folder"})
     revision: str | None = field(default=None, metadata={"help": "pretrained hub id: the commit to load (40 hex digits)"})
-    strict: bool = field(default=True, metadata={"help": "refuse a hub id without a 40-hex commit revision"})
-    vocab_size: int = field(default=1024, metadata={"help": "tiny: BPE vocabulary size asked for (tokens)"})
+    strict: bool = field(default=True, metadata={
+        "key": "strict", "help": "refuse a hub id without a 40-hex commit revision"})
+    vocab_size: int = field(default=400, metadata={"help": "tiny: BPE vocabulary size asked for (tokens)"})
     hidden_size: int = field(default=128, metadata={"help": "tiny: model width"})
     intermediate_size: int = field(default=384, metadata={"help": "tiny: MLP width"})
     num_layers: int = field(default=2, metadata={"help": "tiny: transformer layers"})
     num_heads: int = field(default=4, metadata={"help": "tiny: attention heads"})
     max_position_embeddings: int = field(default=256, metadata={"help": "tiny: longest sequence (tokens)"})
-    seed: int = field(default=1234, metadata={"help": "random seed of the weight initialization"})
-    threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
+    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed of the weight initialization"})
+    threads: int = field(default=2, metadata={
+        "key": "threads", "help": "torch intra-op threads (part of the result on CPU)"})
 
     def __post_init__(self):
         expect(self.source in ("tiny", "pretrained"), "source", "'tiny' or 'pretrained'", self.source)

@@ -31,6 +31,7 @@ FP8_MIN_CAPABILITY = (9, 0)
 
 @dataclass
 class TrainSettings(Settings):
+    SECTION = "sft"
     backend: str = field(default="auto", metadata={"help": f"training backend: {', '.join(BACKENDS)}"})
     precision: str = field(default="auto", metadata={"help": f"weights/compute precision: {', '.join(PRECISIONS)}"})
     max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
@@ -55,8 +56,10 @@ class TrainSettings(Settings):
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (alpha / r)"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout probability"})
-    seed: int = field(default=1234, metadata={"help": "random seed (data order, initialization of adapters)"})
-    threads: int = field(default=2, metadata={"help": "torch intra-op threads (part of the result on CPU)"})
+    seed: int = field(default=1234, metadata={
+        "key": "seed", "help": "random seed (data order, initialization of adapters)"})
+    threads: int = field(default=2, metadata={
+        "key": "threads", "help": "torch intra-op threads (part of the result on CPU)"})
 
     def __post_init__(self):
         expect(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)

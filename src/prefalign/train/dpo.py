@@ -25,6 +25,7 @@ LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_
 
 @dataclass
 class DPOSettings(TrainSettings):
+    SECTION = "dpo"
     max_steps: int = field(default=150, metadata={"help": "optimizer steps"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate"})
     use_lora: bool = field(default=True, metadata={"help": "train LoRA adapters instead of all weights"})

@@ -21,7 +21,7 @@ from prefalign.train.step import TrainingStep
 
 @dataclass
 class SFTSettings(TrainSettings):
-    pass
+    SECTION = "sft"
 
 
 def sft_dataset(records: list[dict]):

@@ -25,7 +25,7 @@ def activate(dpo: bool = False) -> None:
 
     if dpo:
         # Unsloth's documentation prescribes this call before building a DPOTrainer; in
-        # 2026.10.9 it is a no-op (the import already swapped the trainer in), FACTS.md.
+        # 2026.10.9 it is a no-op (the import already swapped the trainer in; seen on an H100).
         from unsloth import PatchDPOTrainer
 
         PatchDPOTrainer()

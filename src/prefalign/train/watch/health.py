@@ -40,6 +40,7 @@ MIN_SPIKE_HISTORY = 2  # logged losses before the spike check starts (one is a s
 
 @dataclass
 class HealthSettings(Settings):
+    SECTION = "health"
     monitor: bool = field(default=True, metadata={"help": "watch training at every logging step (false: no checks)"})
     stop_on_nan: bool = field(default=True, metadata={"help": "stop on a NaN or infinite loss or gradient norm"})
     spike_factor: float = field(

@@ -26,6 +26,7 @@ WANDB_MODES = ("online", "offline")
 
 @dataclass
 class TrackingSettings(Settings):
+    SECTION = "tracking"
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard event files to --tensorboard-dir"})
     wandb: bool = field(default=False, metadata={"help": "also log to Weights & Biases (needs wandb installed)"})
     wandb_project: str = field(default="prefalign", metadata={"help": "W&B project"})

@@ -2,10 +2,12 @@
 
 `preset: <name>` in the config fills every key of the preset that the config does not set
 itself; keys neither sets take the schema's default. So a user's value always wins, and
-switching the preset (`--configfile` overlay with `preset: gpu-16gb`) changes only what the
-user left open. `apply` runs in prefalign.config.schema before the schema defaults are filled and
-before the steps' typed settings are built, so validation, Snakemake's params (rerun
-detection) and metrics.json all see the same resolved values.
+switching the preset changes only what the user left open. `apply` runs in the config's one
+resolution (prefalign.config.resolve) before the schema defaults are filled and before the
+steps' typed settings are built, so validation, Snakemake's params (rerun detection) and
+metrics.json all see the same resolved values; every step's --help shows the default
+preset's value next to the schema default (prefalign.settings). Kernel data: every stage
+may read it.
 
 The practice the GPU presets encode (from the documents this project started from):
 
@@ -25,13 +27,9 @@ CPU, which needs far larger learning rates than a pretrained one and keeps AdamW
 from __future__ import annotations
 
 import copy
-import re
-from pathlib import Path
 from typing import Any, Iterable
 
 from prefalign import tables
-from prefalign.errors import ConfigError
-from prefalign.yamlio import where
 
 # Keys shared by every GPU preset: the optimizer and schedule practice.
 _OPTIMIZER = {"lr_scheduler": "cosine", "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.95}
@@ -93,58 +91,13 @@ def pick(gpu_memory_gib: float | None) -> str:
     return "gpu-80gb"
 
 
-# `sample: [name:N, ...]` is shorthand for datasets.<name>.<SAMPLE_KEY>: N.
-SAMPLE_KEY = "max_records"
-SAMPLE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):(?P<count>[0-9]+)$")
 DEFAULT = "cpu-demo"  # the schema default of `preset`
 
 
-def resolve(config: dict, sources: list[Path], schema: dict) -> dict:
-    """Expand `sample` caps, then fill the preset's keys the config does not set; in place.
-
-    Assumes `config` passed the schema check (prefalign.config.schema.check_config) and has no
-    defaults filled yet. Raises ConfigError, naming file and line, for a `sample` entry that
-    names no dataset, repeats one, or contradicts the dataset's own cap. Returns
-    {"preset": name, "from_preset": [section.key, ...], "sample": {dataset: cap}}.
-    """
-    caps = expand_samples(config, sources, schema)
-    name = config.get("preset", DEFAULT)
-    filled = apply(config, name) if name is not None else []
-    return {"preset": name, "from_preset": filled, "sample": caps}
-
-
-def expand_samples(config: dict, sources: list[Path], schema: dict) -> dict[str, int]:
-    """`sample: [hh:50000]` -> datasets.hh.max_records = 50000 (in place); {dataset: cap}."""
-    entries = config.get("sample") or []
-    if not entries:
-        return {}
-    if "datasets" not in config:  # the shorthand caps the default datasets too
-        config["datasets"] = copy.deepcopy(schema["properties"]["datasets"]["default"])
-    datasets = config["datasets"]
-    problems, caps = [], {}
-    for i, entry in enumerate(entries):
-        at = where(sources, ["sample", i])
-        match = SAMPLE.match(str(entry))
-        if match is None:
-            problems.append(f"{at}sample[{i}]: expected <dataset>:<count>, got {entry!r}")
-            continue
-        name, count = match["name"], int(match["count"])
-        dataset = datasets.get(name)
-        if not isinstance(dataset, dict):
-            problems.append(f"{at}sample[{i}]: expected a dataset named in `datasets` "
-                            f"({', '.join(map(str, datasets))}), got {name!r}")
-        elif name in caps:
-            problems.append(f"{at}sample[{i}]: {name} is sampled twice; give one cap per dataset")
-        elif dataset.get(SAMPLE_KEY) not in (None, count):
-            other = where(sources, ["datasets", name, SAMPLE_KEY]).rstrip(": ")
-            problems.append(f"{at}sample[{i}]: {name}:{count} contradicts datasets.{name}.{SAMPLE_KEY}: "
-                            f"{dataset[SAMPLE_KEY]}{f' ({other})' if other else ''}; set the cap in one place")
-        else:
-            dataset[SAMPLE_KEY] = count
-            caps[name] = count
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-    return caps
+def value_of(name: str, section: str, key: str, default=None):
+    """What preset `name` sets for `section.key` (`default` when it sets nothing there)."""
+    keys = PRESETS.get(name, {}).get(section, {})
+    return copy.deepcopy(keys[key]) if key in keys else default
 
 
 def values(name: str) -> dict[str, Any]:
