@@ -13,6 +13,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+# What the training steps write (the files a resumed or repeated run must reproduce byte for byte).
+TRAINING_ARTIFACTS = [
+    "results/sft/model/model.safetensors",
+    "results/sft/metrics.json",
+    "results/sft/log_history.jsonl",
+    "results/dpo/model/model.safetensors",
+    "results/dpo/adapter/adapter_model.safetensors",
+    "results/dpo/metrics.json",
+    "results/dpo/log_history.jsonl",
+]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

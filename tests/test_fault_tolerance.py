@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import BIN, REPO
+from conftest import BIN, REPO, TRAINING_ARTIFACTS
 
 from prefalign.train.checkpoints import RECORD
 
@@ -42,15 +42,6 @@ CONFIG = {
     "sft": {"max_steps": 200, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20},
     "dpo": {"max_steps": 120, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20},
 }
-COMPARED = [
-    "results/sft/model/model.safetensors",
-    "results/sft/metrics.json",
-    "results/sft/log_history.jsonl",
-    "results/dpo/model/model.safetensors",
-    "results/dpo/adapter/adapter_model.safetensors",
-    "results/dpo/metrics.json",
-    "results/dpo/log_history.jsonl",
-]
 
 
 def command(workdir: Path, configfile: Path, *args: str) -> list[str]:
@@ -166,7 +157,7 @@ def test_kill_corrupt_and_resume_gives_the_uninterrupted_bytes(reference, config
     assert f"{newest.name}: corrupt: adapter_model.safetensors sha256" in dpo_log
     assert f"resuming from {previous.name}" in dpo_log
 
-    for name in COMPARED:
+    for name in TRAINING_ARTIFACTS:
         assert comparable(workdir / name) == comparable(reference / name), f"{name} differs after the resumes"
     assert not (workdir / "results/checkpoints/train_sft").exists()  # deleted once the step succeeded
     assert not (workdir / "results/checkpoints/train_dpo").exists()

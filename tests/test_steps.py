@@ -53,7 +53,13 @@ def chain(tmp_path_factory):
             "--baseline", root / "eval/sft/metrics.json", root / "eval/sft/generations.jsonl",
             "--out", root / "eval/compare/dpo_vs_sft.json")
     (root / "manifest.json").write_text('{"artifacts": {}}\n')  # stands in for issue 8's manifest
-    run_cli("report", "--eval-metrics", *[root / f"eval/{m}/metrics.json" for m in ("base", "sft", "dpo")],
+    run_cli("report", *report_inputs(root), "--md", root / "report/report.md", "--html", root / "report/report.html")
+    return root
+
+
+def report_inputs(root):
+    """The `prefalign report` flags of the chain's outputs under `root`."""
+    return ["--eval-metrics", *[root / f"eval/{m}/metrics.json" for m in ("base", "sft", "dpo")],
             "--generations", *[root / f"eval/{m}/generations.jsonl" for m in ("base", "sft", "dpo")],
             "--pairs", *[root / f"eval/{m}/pairs.jsonl" for m in ("base", "sft", "dpo")],
             "--comparisons", root / "eval/compare/dpo_vs_sft.json", "--manifest", root / "manifest.json",
@@ -61,9 +67,7 @@ def chain(tmp_path_factory):
             "--split-stats", root / "data/stats.json", "--sft-metrics", root / "sft/metrics.json",
             "--sft-log", root / "sft/log_history.jsonl", "--dpo-metrics", root / "dpo/metrics.json",
             "--dpo-log", root / "dpo/log_history.jsonl", "--base-info", root / "model/base/prefalign_base.json",
-            "--environment", root / "dpo/environment.json", "--md", root / "report/report.md",
-            "--html", root / "report/report.html", "--title", "step test")
-    return root
+            "--environment", root / "dpo/environment.json", "--title", "step test"]
 
 
 def test_data_accounting_adds_up(chain):
@@ -280,17 +284,7 @@ def test_ab_round_trip_puts_the_human_win_rate_in_the_report(chain, tmp_path):
     result = json.loads((ab / "win_rate.json").read_text())
     n = len(rows)
     assert result["win_rate"] == pytest.approx((n - 1) / n)
-    args = [  # the chain's report inputs, plus --ab-result
-        "--eval-metrics", *[chain / f"eval/{m}/metrics.json" for m in ("base", "sft", "dpo")],
-        "--generations", *[chain / f"eval/{m}/generations.jsonl" for m in ("base", "sft", "dpo")],
-        "--pairs", *[chain / f"eval/{m}/pairs.jsonl" for m in ("base", "sft", "dpo")],
-        "--comparisons", chain / "eval/compare/dpo_vs_sft.json", "--manifest", chain / "manifest.json",
-        "--dataset-stats", chain / "data/hh/stats.json", chain / "data/shp/stats.json",
-        "--split-stats", chain / "data/stats.json", "--sft-metrics", chain / "sft/metrics.json",
-        "--sft-log", chain / "sft/log_history.jsonl", "--dpo-metrics", chain / "dpo/metrics.json",
-        "--dpo-log", chain / "dpo/log_history.jsonl", "--base-info", chain / "model/base/prefalign_base.json",
-        "--environment", chain / "dpo/environment.json", "--title", "step test"]
-    run_cli("report", *args, "--ab-result", ab / "win_rate.json", "--md", tmp_path / "report.md",
+    run_cli("report", *report_inputs(chain), "--ab-result", ab / "win_rate.json", "--md", tmp_path / "report.md",
             "--html", tmp_path / "report.html")
     low, high = result["interval"]
     line = f"Human win rate of DPO over SFT: {result['win_rate']:.3f} [{low:.3f}, {high:.3f}] (95% interval)"

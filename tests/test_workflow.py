@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, REPO
+from conftest import BIN, REPO, TRAINING_ARTIFACTS
 
 pytestmark = pytest.mark.workflow
 
@@ -30,13 +30,7 @@ ARTIFACTS = [
     "results/model/base/model.safetensors",
     "results/model/base/tokenizer.json",
     "results/model/base/chat_template.jinja",
-    "results/sft/model/model.safetensors",
-    "results/sft/metrics.json",
-    "results/sft/log_history.jsonl",
-    "results/dpo/model/model.safetensors",
-    "results/dpo/adapter/adapter_model.safetensors",
-    "results/dpo/metrics.json",
-    "results/dpo/log_history.jsonl",
+    *TRAINING_ARTIFACTS,
     *[f"results/eval/{m}/{f}" for m in ("base", "sft", "dpo") for f in ("metrics.json", "generations.jsonl",
                                                                        "pairs.jsonl")],
     "results/eval/compare/dpo_vs_sft.json",
