@@ -117,8 +117,7 @@ def test_a_rule_writing_outside_the_trees_stops_the_workflow_before_any_job(tmp_
         'include: "rules/manifest.smk"', 'include: "rules/rogue.smk"\ninclude: "rules/manifest.smk"')
     (flow / "Snakefile").write_text(snakefile)
     config = flow / "evil.yaml"
-    config.write_text((REPO / "config.yaml").read_text().replace(
-        "title: prefalign run report (embedded default)", f"title: {tmp_path}/outside"))
+    config.write_text((REPO / "config.yaml").read_text() + f"\nreport:\n  title: {tmp_path}/outside\n")
     result = subprocess.run([str(BIN / "snakemake"), "-s", str(flow / "Snakefile"), "-d", str(tmp_path / "work"),
                              "--configfile", str(config), "-n"], capture_output=True, text=True,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
