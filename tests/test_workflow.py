@@ -318,6 +318,17 @@ def test_changing_beta_loss_or_steps_reruns_dpo_but_not_the_reference(run_dir, t
     assert "reference_logps" in planned_rules(snakemake(run_dir, "--cores", "all", "-n", configfile=changed))
 
 
+def test_without_cache_reference_dpo_scores_the_reference_itself(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.setdefault("dpo", {})["cache_reference"] = False
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    dry = snakemake(tmp_path / "run", "--cores", "1", "-n", "-p", configfile=changed)
+    assert dry.returncode == 0, dry.stderr
+    assert "train_dpo" in planned_rules(dry) and "reference_logps" not in planned_rules(dry)
+    assert "--reference-logps" not in dry.stdout
+
+
 def test_a_config_error_stops_before_any_rule(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text((REPO / "config.yaml").read_text() + "\ndpo:\n  beta: -0.5\n")  # dpo's values: the preset's
