@@ -1,22 +1,39 @@
-"""DPO training throughput of prefalign's own DPO step, per backend and precision, side by side.
+"""DPO training throughput of prefalign's own DPO step against plain TRL and plain Unsloth, side by side.
 
-Setups (one subprocess each, so Unsloth's import-time patches never touch the TRL baseline):
-  trl-bf16      TRL + PEFT LoRA, bf16, standard activation checkpointing (TRL's default)
-  unsloth-bf16  Unsloth LoRA, bf16, Unsloth's activation checkpointing (offloaded)
-  unsloth-bf16-std  the same with standard checkpointing (recompute only), for comparison
-  unsloth-4bit  Unsloth QLoRA (NF4), bf16 compute
-  unsloth-fp8   Unsloth LoRA on row-wise FP8 weights
-Each runs `prefalign.train.dpo.DPO.train` (the workflow's step, not a copy) on a random-init Llama
-(shape `1.1b`: hidden 2048, MLP 8192, 16 layers, 32/8 heads, vocab 32000, untied: 1.104 B
-parameters), every sequence exactly `--seq` tokens, LoRA r16 on all projections,
-batch 16, `--warmup` untimed steps then `--steps` timed ones. Tokens/s counts chosen and
-rejected sequences (batch x 2 x seq per step) over the median step time. MFU = 8 N tokens/s
-over the bf16 matmul peak measured in the same run (8192^3 products). Peak memory is
-torch.cuda.max_memory_allocated during training. The loss at step 1 must be ln 2 (policy =
-reference).
+Model: a random-init Llama (shape `1.1b`: hidden 2048, MLP 8192, 16 layers, 32/8 heads, vocab
+32000, untied: 1.104 B parameters), LoRA r16 (alpha 16) on all projections, lr 5e-6 constant,
+beta 0.1, sigmoid loss, `ref_model=None`.
 
-    python bench/dpo_throughput.py --out bench/results/dpo_throughput.json        # on a GPU
-    python bench/dpo_throughput.py --shape tiny --setups trl-fp32 --steps 3 ...   # CPU smoke
+Lengths (`--lengths`):
+  fixed    every sequence exactly `--seq` tokens (prompt half, reply half).
+  hh-rlhf  per pair, prompt / chosen / rejected lengths drawn (seeded, without replacement) from
+           `--lengths-file` (../shared/data/hh_rlhf_lengths.json: 2,312 real hh-rlhf pairs,
+           chars/4 as tokens); max_length 1024 truncates as DPO does. Source and a histogram
+           of the drawn sequence lengths go into the JSON.
+
+Setups (a worker process per family, so Unsloth's import-time patches never touch TRL's):
+  trl-standalone        plain TRL + PEFT, TRL's defaults (random order, padding, activation checkpointing)
+  trl-standalone-noac   the same without activation checkpointing
+  unsloth-standalone    plain Unsloth FastLanguageModel + TRL's DPOTrainer (its offloaded checkpointing)
+  trl-bf16 ...          prefalign's DPO step (`DPO.train`, the workflow's code); suffixes name the
+                        batching (-padded, -grouped, -packed), -noac (no activation checkpointing),
+                        -cached (reference log-probs from `reference-logps`, timed separately),
+                        -segments (Unsloth's own per-sequence SDPA instead of the varlen kernel)
+Each setup runs at `--effective-batch` pairs per optimizer step (32) with micro-batch `@N`
+(`unsloth-standalone@16` = 16 pairs x 2 accumulation steps; default 32) and `#R` runs
+(`trl-standalone@16#1`; default `--runs`); grouped and packed cut
+each step by tokens (max_batch_tokens = 2 x micro-batch x max_length). `--runs` trainings per
+setup in one process (the first compiles), `--warmup` untimed then `--steps` timed steps each.
+
+Per run: useful tokens/s (tokens under the attention mask, i.e. real tokens) and computed
+tokens/s (what the GPU processed, padding included) over the timed steps' total time; peak
+memory (torch.cuda.max_memory_allocated); step-1 loss (ln 2: policy = reference). MFU on useful
+tokens = F x N x useful tokens/s over the bf16 matmul peak measured in the same run, F = 8
+(6 for training, 2 for the reference forward) or 6 when the reference log-probs are cached.
+Medians over the runs are reported, and the ratios of the done-when targets.
+
+    python bench/dpo_throughput.py --lengths hh-rlhf --out bench/results/dpo_real_lengths_h200.json
+    python bench/dpo_throughput.py --shape tiny --setups trl-fp32-packed --steps 3 ...   # CPU smoke
 """
 
 from __future__ import annotations
@@ -26,25 +43,45 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
 
-SETUPS = {
-    "trl-bf16": dict(backend="trl", precision="bf16", gradient_checkpointing="standard"),
-    "unsloth-bf16": dict(backend="unsloth", precision="bf16", gradient_checkpointing="unsloth"),
-    "unsloth-bf16-std": dict(backend="unsloth", precision="bf16", gradient_checkpointing="standard"),
-    "unsloth-4bit": dict(backend="unsloth", precision="4bit", gradient_checkpointing="unsloth"),
-    "unsloth-fp8": dict(backend="unsloth", precision="fp8", gradient_checkpointing="unsloth"),
-    "trl-fp32": dict(backend="trl", precision="fp32", gradient_checkpointing="none"),  # CPU smoke test
+PREFALIGN = {  # prefalign setups: DPOSettings values
+    "trl-bf16": dict(backend="trl", precision="bf16", gradient_checkpointing="standard", batching="padded"),
+    "trl-bf16-packed": dict(backend="trl", precision="bf16", gradient_checkpointing="standard", batching="packed"),
+    "trl-bf16-packed-noac": dict(backend="trl", precision="bf16", gradient_checkpointing="none", batching="packed"),
+    "trl-bf16-grouped": dict(backend="trl", precision="bf16", gradient_checkpointing="standard", batching="grouped"),
+    "unsloth-bf16": dict(backend="unsloth", precision="bf16", gradient_checkpointing="unsloth", batching="padded"),
+    "unsloth-bf16-std": dict(backend="unsloth", precision="bf16", gradient_checkpointing="standard", batching="padded"),
+    "unsloth-bf16-packed": dict(backend="unsloth", precision="bf16", gradient_checkpointing="unsloth", batching="packed"),
+    "unsloth-bf16-packed-segments": dict(backend="unsloth", precision="bf16", gradient_checkpointing="unsloth",
+                                         batching="packed"),
+    "unsloth-bf16-packed-cached": dict(backend="unsloth", precision="bf16", gradient_checkpointing="unsloth",
+                                       batching="packed"),
+    "unsloth-bf16-grouped": dict(backend="unsloth", precision="bf16", gradient_checkpointing="unsloth",
+                                 batching="grouped"),
+    "unsloth-4bit": dict(backend="unsloth", precision="4bit", gradient_checkpointing="unsloth", batching="padded"),
+    "unsloth-fp8": dict(backend="unsloth", precision="fp8", gradient_checkpointing="unsloth", batching="padded"),
+    "unsloth-fp8-packed": dict(backend="unsloth", precision="fp8", gradient_checkpointing="unsloth", batching="packed"),
+    # CPU smoke tests
+    "trl-fp32": dict(backend="trl", precision="fp32", gradient_checkpointing="none", batching="padded"),
+    "trl-fp32-grouped": dict(backend="trl", precision="fp32", gradient_checkpointing="none", batching="grouped"),
+    "trl-fp32-packed": dict(backend="trl", precision="fp32", gradient_checkpointing="none", batching="packed"),
+    "trl-fp32-packed-cached": dict(backend="trl", precision="fp32", gradient_checkpointing="none", batching="packed"),
 }
+STANDALONE = {"trl-standalone": ("trl", True), "trl-standalone-noac": ("trl", False),
+              "unsloth-standalone": ("unsloth", True)}
 SHAPES = {
     "1.1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                  num_key_value_heads=8, vocab_size=32000),
@@ -54,9 +91,27 @@ SHAPES = {
 SPECIALS = ["<|pad|>", "<|im_start|>", "<|im_end|>", "user", "assistant"]
 TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|> {% endfor %}"
             "{% if add_generation_prompt %}<|im_start|>assistant {% endif %}")
+# Template tokens around a prompt (<|im_start|> user ... <|im_end|> <|im_start|> assistant) and a reply (... <|im_end|>).
+PROMPT_OVERHEAD, REPLY_OVERHEAD = 5, 1
+DEFAULT_LENGTHS = REPO.parent / "shared" / "data" / "hh_rlhf_lengths.json"
 
 
-def build_model(folder: Path, shape: str, seq: int) -> int:
+def parse_setup(setup: str, effective_batch: int, runs: int) -> tuple[str, int, int]:
+    """'name@micro#runs' -> (name, micro-batch, runs)."""
+    setup, _, run_count = setup.partition("#")
+    name, _, micro = setup.partition("@")
+    return name, int(micro or effective_batch), int(run_count or runs)
+
+
+def family(setup: str) -> str:
+    """Which worker process runs a setup: 'unsloth' ones import Unsloth first, 'trl' ones never do."""
+    name = parse_setup(setup, 1, 1)[0]
+    if name in STANDALONE:
+        return STANDALONE[name][0]
+    return PREFALIGN[name]["backend"]
+
+
+def build_model(folder: Path, shape: str, max_positions: int) -> int:
     """A word-level tokenizer with a chat template and a random-init Llama, saved; returns N."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -70,29 +125,63 @@ def build_model(folder: Path, shape: str, seq: int) -> int:
                                    additional_special_tokens=["<|im_start|>"])
     fast.chat_template = TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(**SHAPES[shape], max_position_embeddings=max(1024, seq), tie_word_embeddings=False,
+    config = LlamaConfig(**SHAPES[shape], max_position_embeddings=max(1024, max_positions), tie_word_embeddings=False,
                          eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, bos_token_id=None)
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # initialising 1.1 B weights on a GPU: seconds
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
+    n_params = sum(p.numel() for p in model.parameters())
+    del model
+    return n_params
+
+
+def parameter_count(folder: Path) -> int:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
     return sum(p.numel() for p in model.parameters())
 
 
-def build_data(path: Path, records: int, seq: int, vocab_size: int) -> None:
-    """Preference records whose prompt + reply render to exactly `seq` tokens."""
-    import random
+def pair_lengths(args) -> tuple[list[tuple[int, int, int]], dict]:
+    """(prompt, chosen, rejected) token lengths of each pair the run trains on, and what they came from."""
+    pairs = (args.warmup + args.steps) * args.effective_batch
+    if args.lengths == "fixed":
+        prompt = args.seq // 2
+        return [(prompt, args.seq - prompt, args.seq - prompt)] * pairs, {"lengths": "fixed", "seq": args.seq}
+    data = json.loads(Path(args.lengths_file).read_text())
+    rows = data["rows"]
+    if pairs > len(rows):
+        raise SystemExit(f"{args.lengths_file}: {len(rows)} pairs, the run needs {pairs}")
+    drawn = random.Random(0).sample(rows, pairs)
+    sequences = [min(p + r, args.max_length) for p, c, r0 in drawn for r in (c, r0)]
+    edges = [0, 64, 128, 256, 384, 512, 768, 1024, 10**9]
+    histogram = {f"{lo}-{hi if hi < 10**9 else 'inf'}": sum(lo <= s < hi for s in sequences)
+                 for lo, hi in zip(edges[:-1], edges[1:])}
+    return [tuple(r) for r in drawn], {
+        "lengths": "hh-rlhf", "source": data.get("source"), "file": str(args.lengths_file), "pairs_in_file": len(rows),
+        "pairs_drawn": pairs, "draw": "random.Random(0).sample", "max_length": args.max_length,
+        "template_tokens": {"prompt": PROMPT_OVERHEAD, "reply": REPLY_OVERHEAD},
+        "sequence_tokens": {"median": statistics.median(sequences), "mean": statistics.mean(sequences),
+                            "p95": sorted(sequences)[int(0.95 * len(sequences))], "max": max(sequences),
+                            "histogram": histogram}}
 
+
+def build_data(path: Path, lengths: list[tuple[int, int, int]], vocab_size: int) -> None:
+    """Preference records whose prompt and replies render to the given token lengths (template included)."""
     rng = random.Random(0)
-    prompt_words, reply_words = (seq - 5) // 2, seq - 5 - (seq - 5) // 2  # 5 template tokens
 
     def text(n):
-        return " ".join(f"w{rng.randrange(1, vocab_size - len(SPECIALS))}" for _ in range(n))
+        return " ".join(f"w{rng.randrange(1, vocab_size - len(SPECIALS))}" for _ in range(max(1, n)))
 
     with open(path, "w", encoding="utf-8") as handle:
-        for i in range(records):
-            record = {"id": f"bench/{i}", "source": "bench", "prompt": [{"role": "user", "content": text(prompt_words)}],
-                      "chosen": [{"role": "assistant", "content": text(reply_words)}],
-                      "rejected": [{"role": "assistant", "content": text(reply_words)}], "meta": {}}
+        for i, (prompt, chosen, rejected) in enumerate(lengths):
+            record = {"id": f"bench/{i}", "source": "bench",
+                      "prompt": [{"role": "user", "content": text(prompt - PROMPT_OVERHEAD)}],
+                      "chosen": [{"role": "assistant", "content": text(chosen - REPLY_OVERHEAD)}],
+                      "rejected": [{"role": "assistant", "content": text(rejected - REPLY_OVERHEAD)}], "meta": {}}
             handle.write(json.dumps(record) + "\n")
 
 
@@ -116,26 +205,38 @@ def matmul_peak_tflops(size: int = 8192, repeats: int = 10) -> float | None:
     return 2 * size**3 / statistics.median(times) / 1e12
 
 
-def worker(args) -> None:
-    """One setup in this process: train with prefalign's DPO step, time the steps."""
-    from prefalign.train.common import pin_single_gpu
+# ---------------------------------------------------------------- worker (one process per family)
 
-    pin_single_gpu()  # as the step does, before anything initializes CUDA
-    if SETUPS[args.worker]["backend"] == "unsloth":
-        from prefalign.train import unsloth as unsloth_backend
+class BatchLog:
+    """Every batch TRL's preference collator makes: real tokens and padded tokens, in order."""
 
-        unsloth_backend.activate(dpo=True)  # before transformers, as the step itself does
+    def __init__(self):
+        self.batches: list[tuple[int, int, list[int]]] = []
+
+    def install(self):
+        from trl.trainer import dpo_trainer
+
+        original = dpo_trainer.DataCollatorForPreference.torch_call
+        log = self
+
+        def torch_call(collator, examples):
+            out = original(collator, examples)
+            lengths = out["attention_mask"].sum(dim=1).tolist()
+            log.batches.append((int(sum(lengths)), int(out["input_ids"].numel()), lengths))
+            return out
+
+        dpo_trainer.DataCollatorForPreference.torch_call = torch_call
+
+
+def step_timer():
+    import torch
     from transformers import TrainerCallback
-
-    from prefalign.train.dpo import DPO, DPOSettings
 
     class StepTimer(TrainerCallback):
         def __init__(self):
             self.times, self.start = [], None
 
         def _sync(self):
-            import torch
-
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
 
@@ -147,131 +248,330 @@ def worker(args) -> None:
             self._sync()
             self.times.append(time.perf_counter() - self.start)
 
-    settings = DPOSettings(**SETUPS[args.worker], max_steps=args.warmup + args.steps, batch_size=args.batch,
-                           max_length=args.seq, use_lora=True, lora_r=16, lora_alpha=16, learning_rate=5e-6,
-                           warmup_ratio=0.0, lr_scheduler="constant", loss_type=["sigmoid"], logging_steps=1,
-                           beta=0.1, seed=0, threads=max(1, min(8, os.cpu_count() or 1)))
-    timer = StepTimer()
+    return StepTimer()
+
+
+def computed_tokens(lengths: list[int], mode: str, budget: int, padded_tokens: int) -> int:
+    """Tokens the GPU processes for one collated step: padding included for padded and grouped cuts."""
+    from prefalign.train.batching import plan_grouped
+
+    if mode == "packed":
+        return sum(lengths)
+    if mode == "grouped":
+        pairs = len(lengths) // 2
+        rows = [max(c, r) for c, r in zip(lengths[:pairs], lengths[pairs:])]
+        return sum(2 * len(g) * max(rows[i] for i in g) for g in plan_grouped(rows, budget))
+    return padded_tokens
+
+
+def one_run(args, setup: str, micro: int, records_path: Path, log: BatchLog) -> dict:
     import torch
 
+    from prefalign.jsonl import read_jsonl
+
+    name = parse_setup(setup, micro, 1)[0]
+    accumulation = args.effective_batch // micro
+    steps = args.warmup + args.steps
+    timer = step_timer()
+    log.batches.clear()
     if torch.cuda.is_available():
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    metrics, history = DPO.train(args.workdir / "model", args.workdir / "train.jsonl", None, settings,
-                                 callbacks=[timer])
-    from prefalign.runtime import is_main_process, world_size
+    result: dict = {"micro_batch": micro, "accumulation": accumulation}
+    start = time.perf_counter()
+    mode, budget, batches_per_step = "padded", 0, accumulation
+    if name in STANDALONE:
+        import dpo_standalone
 
-    if not is_main_process():
-        return
-    timed = timer.times[args.warmup:]
-    step_s = statistics.median(timed)
-    tokens_per_step = args.batch * 2 * args.seq * world_size()  # every process takes its own batch
-    result = {
-        "setup": args.worker,
-        "gpus": world_size(),
-        "resolved": metrics["resolved"],
-        "steps_timed": len(timed),
-        "step_s_median": step_s,
-        "step_s_all": timer.times,
-        "tokens_per_s": tokens_per_step / step_s,
-        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
-        "loss_step1": history[0].get("loss") if history else None,
-        "losses": [e["loss"] for e in history if "loss" in e],
-    }
-    args.result.write_text(json.dumps(result, indent=2))
+        train = dpo_standalone.train_trl if STANDALONE[name][0] == "trl" else dpo_standalone.train_unsloth
+        history = train(args.workdir / "model", read_jsonl(records_path), micro, accumulation, steps, args.max_length,
+                        STANDALONE[name][1], [timer])
+    else:
+        from prefalign.train import reference
+        from prefalign.train.dpo import DPO, DPOSettings
+
+        values = PREFALIGN[name]
+        settings = DPOSettings(**values, max_steps=steps, batch_size=micro, gradient_accumulation_steps=accumulation,
+                               max_length=args.max_length, use_lora=True, lora_r=16, lora_alpha=16, learning_rate=5e-6,
+                               warmup_ratio=0.0, lr_scheduler="constant", loss_type=["sigmoid"], logging_steps=1,
+                               beta=0.1, seed=0, threads=max(1, min(8, os.cpu_count() or 1)))
+        inputs = {}
+        if name.endswith("-cached"):
+            ref_settings = reference.ReferenceSettings(
+                backend=values["backend"], precision=values["precision"], max_length=args.max_length,
+                batch_size=args.effective_batch, batching=values["batching"], seed=0, threads=settings.threads)
+            ref_start = time.perf_counter()
+            data, timing = reference.compute(args.workdir / "model", records_path, ref_settings)
+            result["reference_step_s"] = time.perf_counter() - ref_start  # loading and tokenizing included
+            result["reference_pass_s"] = timing["seconds"]  # the pass itself
+            result["reference_pass_tokens"] = data["train"]["tokens"]
+            path = args.workdir / f"reference-{values['precision']}.json"
+            path.write_text(json.dumps(data))
+            inputs["reference_logps"] = path
+            log.batches.clear()
+            torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
+        metrics, history = DPO.train(args.workdir / "model", records_path, None, settings, callbacks=[timer],
+                                     inputs=inputs)
+        batching = metrics["train"]["batching"]
+        mode, budget = batching["mode"], batching["max_batch_tokens"]
+        batches_per_step = accumulation if mode == "padded" else 1
+        result.update(batching=batching, reference=metrics["train"]["reference"], resolved=metrics["resolved"])
+    result["wall_s"] = time.perf_counter() - start
+    per_step = [log.batches[i * batches_per_step:(i + 1) * batches_per_step] for i in range(steps)]
+    from prefalign.runtime import world_size
+
+    scale = world_size()  # DDP: every process trains on its own pairs; rank 0's count stands for each
+    useful = [scale * sum(b[0] for b in batches) for batches in per_step]
+    computed = [scale * sum(computed_tokens(b[2], mode, budget, b[1]) for b in batches) for batches in per_step]
+    timed = slice(args.warmup, steps)
+    seconds = sum(timer.times[timed])
+    result.update(
+        steps=len(timer.times), step_s=timer.times, first_step_s=timer.times[0] if timer.times else None,
+        step_useful_tokens=useful, step_computed_tokens=computed,
+        useful_tokens_timed=sum(useful[timed]), computed_tokens_timed=sum(computed[timed]), timed_s=seconds,
+        useful_tokens_per_s=sum(useful[timed]) / seconds, computed_tokens_per_s=sum(computed[timed]) / seconds,
+        padding_share=1 - sum(useful[timed]) / max(sum(computed[timed]), 1),
+        peak_gib=torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+        loss_step1=next((e["loss"] for e in history if "loss" in e), None),
+        losses=[e["loss"] for e in history if "loss" in e],
+    )
+    if "reference_pass_s" in result:
+        # The pass scores every pair once; these steps' share of it, by tokens.
+        share = result["reference_pass_s"] * sum(useful[timed]) / max(result["reference_pass_tokens"], 1)
+        result["useful_tokens_per_s_with_reference_pass"] = sum(useful[timed]) / (seconds + share)
+    return result
 
 
-def versions() -> dict:
-    from prefalign.runtime import environment
+def worker(args) -> None:
+    """Run this family's setups `--runs` times each, in order; write results after every run."""
+    from prefalign.runtime import is_main_process
+    from prefalign.train.common import pin_single_gpu
 
-    return environment()
+    pin_single_gpu()
+    setups = args.worker_setups.split(",")
+    if family(setups[0]) == "unsloth":
+        from prefalign.train import unsloth as unsloth_backend
+
+        unsloth_backend.activate(dpo=True)  # before transformers, as the step itself does
+    log = BatchLog()
+    log.install()
+    results = json.loads(args.result.read_text()) if args.result.exists() else {}
+    records_path = args.workdir / "train.jsonl"
+    for setup in setups:
+        name, micro, run_count = parse_setup(setup, args.effective_batch, args.runs)
+        runs = []
+        segments = name.endswith("-segments")
+        if segments:  # Unsloth's own packed path: one SDPA call per run of equal-length sequences
+            from unsloth.utils import attention_dispatch
+
+            saved, attention_dispatch._TORCH_VARLEN_ATTN = attention_dispatch._TORCH_VARLEN_ATTN, None
+            os.environ["PREFALIGN_UNSLOTH_VARLEN"] = "0"  # else the step's activate() would put it back
+        for run in range(run_count):
+            try:
+                runs.append(one_run(args, setup, micro, records_path, log))
+            except Exception as exc:  # noqa: BLE001 (a failed setup is reported, the others still run)
+                import traceback
+
+                runs.append({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]})
+                print(f"{setup} run {run + 1}: FAILED {exc}", flush=True)
+                break
+            r = runs[-1]
+            print(f"{setup} run {run + 1}: {r['useful_tokens_per_s']:,.0f} useful tok/s, "
+                  f"{r['computed_tokens_per_s']:,.0f} computed tok/s, peak {r['peak_gib']} GiB, "
+                  f"step-1 loss {r['loss_step1']}, first step {r['first_step_s']:.1f} s", flush=True)
+            results[setup] = {"runs": runs}
+            if is_main_process():
+                args.result.write_text(json.dumps(results, indent=1))
+        if segments:
+            attention_dispatch._TORCH_VARLEN_ATTN = saved
+            os.environ.pop("PREFALIGN_UNSLOTH_VARLEN")
+        results[setup] = {"runs": runs}
+        if is_main_process():
+            args.result.write_text(json.dumps(results, indent=1))
+
+
+# ---------------------------------------------------------------- orchestration
+
+def summarize(runs: list[dict], n_params: int, peak_tflops: float | None, cached: bool, gpus: int = 1) -> dict:
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return {"error": runs[-1].get("error") if runs else "no run"}
+    med = {key: statistics.median(r[key] for r in good) for key in
+           ("useful_tokens_per_s", "computed_tokens_per_s", "padding_share")}
+    summary = {"runs": len(good), "micro_batch": good[0]["micro_batch"], "accumulation": good[0]["accumulation"],
+               **{f"{k}_median": v for k, v in med.items()},
+               "useful_tokens_per_s_runs": [r["useful_tokens_per_s"] for r in good],
+               "peak_gib_median": statistics.median(r["peak_gib"] for r in good) if good[0]["peak_gib"] else None,
+               "loss_step1": [r["loss_step1"] for r in good],
+               "step1_loss_minus_ln2_max": max(abs(r["loss_step1"] - math.log(2)) for r in good
+                                               if r["loss_step1"] is not None),
+               "first_step_s": [r["first_step_s"] for r in good]}
+    if peak_tflops:
+        flops_per_token = (6 if cached else 8) * n_params
+        summary["mfu_useful"] = flops_per_token * med["useful_tokens_per_s"] / (peak_tflops * 1e12 * gpus)
+        summary["mfu_flops_per_token"] = f"{6 if cached else 8} N"
+    if "useful_tokens_per_s_with_reference_pass" in good[0]:
+        summary["useful_tokens_per_s_with_reference_pass_median"] = statistics.median(
+            r["useful_tokens_per_s_with_reference_pass"] for r in good)
+        summary["reference_pass_tokens_per_s"] = statistics.median(
+            r["reference_pass_tokens"] / r["reference_pass_s"] for r in good)
+    for key in ("batching", "reference", "resolved"):
+        if key in good[0]:
+            summary[key] = good[0][key]
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setups", default="trl-bf16,unsloth-bf16,unsloth-4bit,unsloth-fp8",
-                        help="comma-separated setups: " + ", ".join(SETUPS))
+    parser.add_argument("--setups", default="trl-standalone,unsloth-standalone,unsloth-bf16-packed",
+                        help="comma-separated setups, each optionally @micro-batch: " + ", ".join([*STANDALONE, *PREFALIGN]))
     parser.add_argument("--shape", default="1.1b", choices=list(SHAPES), help="model shape (default 1.1b)")
-    parser.add_argument("--seq", type=int, default=512, help="tokens per sequence (default 512)")
-    parser.add_argument("--batch", type=int, default=16, help="pairs per step (default 16)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps (default 5)")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
-    parser.add_argument("--gpus", default="1",
-                        help="comma-separated GPU counts per setup; >1 runs the step under `accelerate launch` (DDP)")
+    parser.add_argument("--lengths", default="fixed", choices=["fixed", "hh-rlhf"],
+                        help="fixed: every sequence --seq tokens; hh-rlhf: real pair lengths from --lengths-file")
+    parser.add_argument("--lengths-file", type=Path, default=DEFAULT_LENGTHS, help="per-pair [prompt, chosen, "
+                        "rejected] token lengths (JSON with `rows`; default ../shared/data/hh_rlhf_lengths.json)")
+    parser.add_argument("--seq", type=int, default=512, help="tokens per sequence with --lengths fixed (default 512)")
+    parser.add_argument("--max-length", type=int, help="DPO max_length (tokens; default: --seq, or 1024 for hh-rlhf)")
+    parser.add_argument("--effective-batch", type=int, default=32, help="pairs per optimizer step (default 32)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per run (default 2)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per run (default 6)")
+    parser.add_argument("--runs", type=int, default=3, help="trainings per setup (default 3); medians are reported")
+    parser.add_argument("--gpus", default="1", help="comma-separated GPU counts per setup; >1 runs the setups under "
+                        "`accelerate launch` (DDP; prefalign setups only; `-xN` in the result names; --effective-batch "
+                        "pairs per GPU, tokens counted on rank 0 x N)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds a worker process may take (default 3600)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/dpo_throughput.json", help="JSON output")
-    parser.add_argument("--worker", choices=list(SETUPS), help=argparse.SUPPRESS)
+    parser.add_argument("--raw-dir", type=Path, help="keep each worker's raw results here (default: a temporary folder)")
+    parser.add_argument("--model", type=Path, help="reuse this model folder (from an earlier run of the same --shape)")
+    parser.add_argument("--worker-setups", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
+    args.max_length = args.max_length or (1024 if args.lengths == "hh-rlhf" else args.seq)
+    if args.worker_setups:
         return worker(args)
 
     setups = args.setups.split(",")
-    with tempfile.TemporaryDirectory(prefix="prefalign-dpo-bench-") as scratch:
-        workdir = Path(scratch)
-        n_params = build_model(workdir / "model", args.shape, args.seq)
-        build_data(workdir / "train.jsonl", (args.warmup + args.steps) * args.batch, args.seq,
-                   SHAPES[args.shape]["vocab_size"])
-        peak = matmul_peak_tflops()
-        print(f"model: {n_params / 1e9:.3f} B parameters; bf16 matmul peak: {peak} TFLOP/s", flush=True)
-        results = {}
+    for setup in setups:
+        name, micro, _ = parse_setup(setup, args.effective_batch, args.runs)
+        if name not in PREFALIGN and name not in STANDALONE:
+            parser.error(f"unknown setup {name!r}")
+        if args.effective_batch % micro:
+            parser.error(f"{setup}: the micro-batch must divide --effective-batch {args.effective_batch}")
+    groups: list[tuple[list[str], int]] = []  # consecutive setups of one family share a worker process
+    for gpus in [int(g) for g in args.gpus.split(",")]:
         for setup in setups:
-            for gpus in [int(g) for g in args.gpus.split(",")]:
-                key = setup if gpus == 1 else f"{setup}-x{gpus}"
-                result_path = workdir / f"{key}.json"
-                worker_args = [__file__, "--worker", setup, "--workdir", str(workdir), "--result", str(result_path),
-                               "--seq", str(args.seq), "--batch", str(args.batch), "--warmup", str(args.warmup),
-                               "--steps", str(args.steps)]
-                launch = [sys.executable] if gpus == 1 else [
-                    sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus),
-                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-                start = time.perf_counter()
-                proc = subprocess.run(launch + worker_args, capture_output=True, text=True)
-                if proc.returncode != 0 or not result_path.exists():
-                    results[key] = {"setup": setup, "gpus": gpus, "error": proc.stderr[-3000:]}
-                    print(f"{key}: FAILED\n{proc.stderr[-3000:]}", flush=True)
-                    continue
-                result = json.loads(result_path.read_text())
-                result["wall_s"] = time.perf_counter() - start
-                if peak:
-                    result["mfu"] = 8 * n_params * result["tokens_per_s"] / (peak * 1e12 * gpus)
-                results[key] = result
-                print(f"{key}: {result['tokens_per_s']:,.0f} tokens/s, peak {result['peak_gib']} GiB, "
-                      f"step-1 loss {result['loss_step1']}", flush=True)
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps({"partial": True, "results": results}, indent=2))
+            if gpus > 1 and parse_setup(setup, 1, 1)[0] in STANDALONE:
+                parser.error(f"{setup}: the standalone baselines run on one GPU")
+            if groups and groups[-1][1] == gpus and family(groups[-1][0][0]) == family(setup):
+                groups[-1][0].append(setup)
+            else:
+                groups.append(([setup], gpus))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="prefalign-dpo-bench-") as scratch:
+        args.workdir = workdir = Path(scratch)
+        lengths, data_info = pair_lengths(args)
+        if args.model and (args.model / "config.json").exists():
+            (workdir / "model").symlink_to(args.model.resolve())
+            n_params = parameter_count(args.model)
+        else:
+            n_params = build_model(workdir / "model", args.shape, args.max_length)
+            if args.model:
+                import shutil
 
-    baseline = results.get("trl-bf16", {}).get("tokens_per_s")
-    base_mem = results.get("trl-bf16", {}).get("peak_gib")
-    for key, result in results.items():
-        single = results.get(result.get("setup"), {}).get("tokens_per_s")
-        if result.get("gpus", 1) > 1 and "tokens_per_s" in result and single:
-            result["scaling_vs_1_gpu"] = result["tokens_per_s"] / single
-        if "tokens_per_s" in result and baseline:
-            result["speed_vs_trl_bf16"] = result["tokens_per_s"] / baseline
-        if result.get("peak_gib") and base_mem:
-            result["memory_vs_trl_bf16"] = result["peak_gib"] / base_mem
-        if result.get("loss_step1") is not None:
-            result["step1_loss_minus_ln2"] = result["loss_step1"] - math.log(2)
+                shutil.copytree(workdir / "model", args.model, dirs_exist_ok=True)
+        build_data(workdir / "train.jsonl", lengths, SHAPES[args.shape]["vocab_size"])
+        peak = matmul_peak_tflops()
+        print(f"model: {n_params / 1e9:.3f} B parameters; bf16 matmul peak: {peak} TFLOP/s; data: "
+              f"{json.dumps(data_info.get('sequence_tokens', data_info))}", flush=True)
+        raw: dict = {}
+        for group, gpus in groups:
+            raw_dir = args.raw_dir or workdir
+            raw_dir.mkdir(parents=True, exist_ok=True)
+            result_path = raw_dir / f"{args.out.stem}-worker-{len(raw)}.json"
+            launch = [sys.executable] if gpus == 1 else [
+                sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus), "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no"]
+            command = [*launch, __file__, "--worker-setups", ",".join(group), "--workdir", str(workdir),
+                       "--result", str(result_path), "--lengths", args.lengths, "--seq", str(args.seq),
+                       "--max-length", str(args.max_length), "--effective-batch", str(args.effective_batch),
+                       "--warmup", str(args.warmup), "--steps", str(args.steps), "--runs", str(args.runs)]
+            try:
+                proc = subprocess.run(command, text=True, timeout=args.timeout, stdout=sys.stdout,
+                                      stderr=subprocess.PIPE)
+                failed = proc.returncode != 0
+                stderr = proc.stderr
+            except subprocess.TimeoutExpired as exc:
+                failed, stderr = True, f"timed out after {args.timeout} s\n{exc.stderr or ''}"
+            got = json.loads(result_path.read_text()) if result_path.exists() else {}
+            for setup in group:
+                key = setup if gpus == 1 else f"{setup}-x{gpus}"
+                raw[key] = got.get(setup) or {"runs": [{"error": f"worker failed: {stderr[-3000:]}"}]}
+            if failed:
+                print(f"worker for {group} failed:\n{stderr[-3000:]}", flush=True)
+            write(args, raw, n_params, peak, data_info, started, partial=True)
+    write(args, raw, n_params, peak, data_info, started, partial=False)
+
+
+def write(args, raw: dict, n_params: int, peak, data_info: dict, started: float, partial: bool) -> None:
+    from prefalign.runtime import environment
+
+    results = {setup: {**summarize(entry["runs"], n_params, peak, parse_setup(setup, 1, 1)[0].split("-x")[0].endswith(
+                           "-cached"), int(setup.rsplit("-x", 1)[1]) if "-x" in setup else 1),
+                       "all_runs": entry["runs"]} for setup, entry in raw.items()}
     summary = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "bench/dpo_throughput.py", *sys.argv[1:]]),
-        "shape": args.shape, "parameters": n_params, "seq": args.seq, "batch": args.batch,
-        "warmup_steps": args.warmup, "timed_steps": args.steps, "bf16_matmul_peak_tflops": peak,
-        "environment": versions(), "host": platform.node(), "results": results,
+        "partial": partial, "wall_s": time.perf_counter() - started,
+        "shape": args.shape, "parameters": n_params, "effective_batch": args.effective_batch,
+        "max_length": args.max_length, "warmup_steps": args.warmup, "timed_steps": args.steps, "runs": args.runs,
+        "data": data_info, "bf16_matmul_peak_tflops": peak, "environment": environment(), "host": platform.node(),
+        "results": results, "ratios": ratios(results),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\n{'setup':20s} {'tokens/s':>10s} {'x TRL':>6s} {'x 1GPU':>7s} {'peak GiB':>9s} {'x mem':>6s} "
-          f"{'MFU':>6s} {'step1-ln2':>10s}")
-    nan = float("nan")
-    for key, r in results.items():
+    args.out.write_text(json.dumps(summary, indent=1) + "\n")
+    if partial:
+        return
+    print(f"\n{'setup':34s} {'mb x acc':>8s} {'useful tok/s':>12s} {'computed':>10s} {'pad':>5s} {'peak GiB':>8s} "
+          f"{'MFU':>6s} {'|loss1-ln2|':>11s}")
+    for setup, r in results.items():
         if "error" in r:
-            print(f"{key:20s} failed")
+            print(f"{setup:34s} failed: {str(r['error'])[:80]}")
             continue
-        print(f"{key:20s} {r['tokens_per_s']:10,.0f} {r.get('speed_vs_trl_bf16', nan):6.2f} "
-              f"{r.get('scaling_vs_1_gpu', nan):7.2f} {r['peak_gib'] or nan:9.2f} {r.get('memory_vs_trl_bf16', nan):6.2f} "
-              f"{r.get('mfu', nan):6.1%} {r.get('step1_loss_minus_ln2', nan):10.2e}")
+        print(f"{setup:34s} {r['micro_batch']:>4d} x {r['accumulation']:<2d} {r['useful_tokens_per_s_median']:12,.0f} "
+              f"{r['computed_tokens_per_s_median']:10,.0f} {r['padding_share_median']:5.0%} "
+              f"{r['peak_gib_median'] or float('nan'):8.2f} {r.get('mfu_useful', float('nan')):6.1%} "
+              f"{r['step1_loss_minus_ln2_max']:11.1e}")
+    for key, value in summary["ratios"].items():
+        print(f"{key}: {value}")
     print(f"wrote {args.out}")
+
+
+def ratios(results: dict) -> dict:
+    """The done-when ratios: the fastest prefalign setup against each baseline's faster micro-batch."""
+    def best(prefix_names):
+        rows = [(r["useful_tokens_per_s_median"], s) for s, r in results.items()
+                if parse_setup(s, 1, 1)[0] in prefix_names and "error" not in r]
+        return max(rows) if rows else None
+
+    out = {}
+    for setup, r in results.items():
+        single = results.get(setup.rsplit("-x", 1)[0]) if "-x" in setup else None
+        if single and "error" not in r and "error" not in single:
+            out[f"scaling {setup}"] = r["useful_tokens_per_s_median"] / single["useful_tokens_per_s_median"]
+    trl = best({"trl-standalone"})
+    unsloth = best({"unsloth-standalone"})
+    ours = best({s for s in PREFALIGN})
+    if ours:
+        out["fastest_prefalign"] = ours[1]
+        if trl:
+            out["vs_trl_standalone"] = {"baseline": trl[1], "speedup": ours[0] / trl[0]}
+            base_peak = results[trl[1]]["peak_gib_median"]
+            if base_peak and results[ours[1]]["peak_gib_median"]:
+                out["vs_trl_standalone"]["memory"] = results[ours[1]]["peak_gib_median"] / base_peak
+        if unsloth:
+            out["vs_unsloth_standalone"] = {"baseline": unsloth[1], "speedup": ours[0] / unsloth[0]}
+    return out
 
 
 if __name__ == "__main__":

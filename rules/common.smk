@@ -171,15 +171,22 @@ def training_params(rule_name):
     }
 
 
-def training_shell(step, start):
+def training_shell(step, start, extra=""):
     """The command of a training rule: `prefalign <step> --<start> {input.<start>} ...` (prefalign.train.step)."""
     return (
         f"{{params.launch}} {step} --{start} {{input.{start}}} --train {{input.train}}"
         " --out {output.model} {params.adapter} --metrics {output.metrics}"
         " --log-history {output.log_history} --environment {output.environment}"
         " --checkpoint-dir {params.checkpoints} {params.flags}"
-        " --tensorboard-dir {log.tensorboard} {params.watch} > {log.main} 2>&1"
+        f" --tensorboard-dir {{log.tensorboard}} {{params.watch}}{extra} > {{log.main}} 2>&1"
     )
+
+
+def reference_input(wildcards):
+    """train_dpo reads the cached reference log-probs when config dpo.cache_reference is true."""
+    if not config["dpo"]["cache_reference"]:
+        return {}
+    return {"reference": rules.reference_logps.output.logps}
 
 
 def dpo_outputs():

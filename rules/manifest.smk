@@ -25,6 +25,9 @@ MANIFEST_SKIP = ("all", "write_manifest", "check_expected", "check")
 # The human A/B sheet is made on demand; once ratings are configured it feeds the report.
 if not config["ab"]["ratings"]:
     MANIFEST_SKIP += ("export_ab_sheet", "import_ab_ratings")
+# Without dpo.cache_reference, train_dpo scores the reference itself and nothing reads the pass.
+if not config["dpo"]["cache_reference"]:
+    MANIFEST_SKIP += ("reference_logps",)
 
 try:
     MANIFEST_PLAN = workflow_plan(

@@ -20,7 +20,7 @@ CONTRACTS = {
     "config": {"prefalign.data.filters", "prefalign.data.normalize", "prefalign.data.split",
                "prefalign.data.synthetic", "prefalign.evaluation.ab", "prefalign.evaluation.compare",
                "prefalign.evaluation.evaluate", "prefalign.report.render", "prefalign.train.base_model",
-               "prefalign.train.dpo", "prefalign.train.sft", "prefalign.train.watch.health",
+               "prefalign.train.dpo", "prefalign.train.reference", "prefalign.train.sft", "prefalign.train.watch.health",
                "prefalign.train.watch.tracking"},
 }
 

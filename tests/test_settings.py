@@ -78,6 +78,7 @@ def test_every_config_key_reaches_a_step_through_its_settings():
 # `prefalign <step> --help`, and the settings of the default run each step's flags carry.
 STEP_HELP = [("synth", ["synth:synth_hh"]), ("normalize", ["normalize:synth_hh", "filters"]), ("split", ["split"]),
              ("build-base", ["model"]), ("sft", ["sft", "health", "tracking"]), ("dpo", ["dpo", "health", "tracking"]),
+             ("reference-logps", ["reference"]),
              ("evaluate", ["eval:dpo"]), ("compare", ["compare"]), ("report", ["report"])]
 
 

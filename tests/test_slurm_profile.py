@@ -30,6 +30,9 @@ TRAIN_SFT = (
     "Comment=rule_train_sft  StdErr=/tmp/w/1.log StdIn=/dev/null StdOut=/tmp/w/1.log Power= "
     "TresPerJob=gres:gpu:fake:1"
 )
+# The reference pass: GPU-tagged like training, its own time limit (profiles/slurm: 240 min).
+REFERENCE = TRAIN_SFT.replace("JobId=7", "JobId=10").replace("rule_train_sft", "rule_reference_logps").replace(
+    "TimeLimit=12:00:00", "TimeLimit=04:00:00")
 SYNTH = (
     "JobId=3 JobName=RUN JobState=COMPLETED ExitCode=0:0 TimeLimit=00:30:00 Partition=cpu CPUs/Task=1 "
     "JOB_GRES=(null) Nodes=vm CPU_IDs=0 Mem=2000 GRES= MinMemoryNode=2000M "
@@ -70,6 +73,8 @@ def test_profile_sends_training_to_the_gpu_partition_with_gpus_memory_and_time(t
         for item in ("mem_mb=32000", "runtime=720", "nodes=1", "slurm_partition=gpu", "slurm_account=my_project",
                      "gpu=1", "gpu_model=fake"):
             assert item in resources[rule].split(", "), (rule, resources[rule])
+    for item in ("mem_mb=32000", "runtime=240", "nodes=1", "slurm_partition=gpu", "gpu=1", "gpu_model=fake"):
+        assert item in resources["reference_logps"].split(", "), resources["reference_logps"]
     for rule in ("generate_synthetic_raw", "normalize_dataset", "split_dataset", "build_base_model",
                  "evaluate_model", "render_report"):
         items = resources[rule].split(", ")
@@ -142,14 +147,15 @@ def job_check(*lines: str, jobs=None, submitted=None):
     records = [r for line in lines for r in check.parse_scontrol(line)]
     jobs = jobs or Counter(check.job_rule(r) for r in records)
     submitted = submitted or {r["JobId"] for r in records}
-    return check.check_jobs(records, jobs, submitted, {"train_sft": 2, "train_dpo": 2}, defaults, per_rule)
+    return check.check_jobs(records, jobs, submitted, {"train_sft": 2, "train_dpo": 2, "reference_logps": 2}, defaults,
+                            per_rule)
 
 
 def test_job_checks_pass_on_the_requests_the_profile_makes():
     assert job_check(TRAIN_SFT, SYNTH, jobs=Counter(train_sft=1, generate_synthetic_raw=1)) == [
-        "no SLURM job for the GPU-tagged rules ['train_dpo']"]
+        "no SLURM job for the GPU-tagged rules ['reference_logps', 'train_dpo']"]
     dpo = TRAIN_SFT.replace("JobId=7", "JobId=8").replace("rule_train_sft", "rule_train_dpo")
-    assert job_check(TRAIN_SFT, dpo, SYNTH) == []
+    assert job_check(TRAIN_SFT, dpo, REFERENCE, SYNTH) == []
 
 
 @pytest.mark.parametrize("broken, message", [
@@ -165,7 +171,7 @@ def test_job_checks_pass_on_the_requests_the_profile_makes():
 ])
 def test_job_checks_fail_on_a_wrong_request(broken, message):
     dpo = TRAIN_SFT.replace("JobId=7", "JobId=8").replace("rule_train_sft", "rule_train_dpo")
-    records = [broken if broken.split()[0] == line.split()[0] else line for line in (TRAIN_SFT, dpo, SYNTH)]
+    records = [broken if broken.split()[0] == line.split()[0] else line for line in (TRAIN_SFT, dpo, REFERENCE, SYNTH)]
     failures = job_check(*records)
     assert any(message in f for f in failures), failures
 

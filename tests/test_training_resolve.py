@@ -27,7 +27,8 @@ def lora(**kw):
     [
         (TrainSettings(), CPU, "trl", "fp32", "cpu"),
         (TrainSettings(), CPU_WITH_UNSLOTH, "trl", "fp32", "cpu"),  # Unsloth needs a GPU
-        (lora(), H100, "unsloth", "fp8", "cuda"),  # the mission's default on capable cards
+        (lora(), H100, "unsloth", "bf16", "cuda"),  # 1000 steps cannot repay FP8's cold compile
+        (lora(max_steps=100_000), H100, "unsloth", "fp8", "cuda"),  # a long run on a capable card does
         (TrainSettings(), H100, "unsloth", "bf16", "cuda"),  # full fine-tuning cannot be fp8
         (lora(), A100, "unsloth", "bf16", "cuda"),  # compute capability 8.0 < 9.0
         (lora(), H100_CPU_ENV, "trl", "bf16", "cuda"),  # fp8 needs Unsloth
@@ -66,6 +67,45 @@ def test_resolution(settings, machine, backend, precision, device):
 def test_impossible_settings_are_refused_before_loading(settings, machine, message):
     with pytest.raises(ConfigError, match=message):
         resolve(settings, machine)
+
+
+def test_precision_auto_takes_fp8_only_when_the_run_repays_its_compile():
+    """steps x measured gain per step against the measured compile cost (prefalign.train.fp8_gate)."""
+    from prefalign.train import fp8_gate
+
+    tokens = 16 * 2 * 512  # the measured shape
+    threshold = fp8_gate.FP8_COMPILE_COLD_S / fp8_gate.FP8_GAIN_S_PER_STEP
+    short = resolve(lora(max_steps=int(threshold) - 1, batch_size=16, max_length=512), H100)
+    long = resolve(lora(max_steps=int(threshold) + 1, batch_size=16, max_length=512), H100)
+    assert (short.precision, long.precision) == ("bf16", "fp8")
+    assert "does not repay" in short.why and "cold FP8 compile" in short.why
+    assert "repays" in long.why and f"{int(threshold) + 1} steps" in long.why
+    # Twice the tokens per step: twice the gain per step, half the steps.
+    assert resolve(lora(max_steps=int(threshold / 2) + 2, batch_size=32, max_length=512), H100).precision == "fp8"
+    assert fp8_gate.fp8_pays(10, tokens)[0] is False
+    # An explicit fp8 is kept whatever the length; and auto never takes fp8 where it cannot run.
+    assert resolve(lora(precision="fp8", max_steps=1), H100).precision == "fp8"
+    assert resolve(lora(max_steps=10**7), A100).precision == "bf16"
+
+
+def test_the_compile_cache_is_one_stable_folder_and_user_settings_win(monkeypatch, tmp_path):
+    from prefalign.train import compile_cache
+
+    for variable in (*compile_cache.VARIABLES, "PREFALIGN_COMPILE_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compile_cache.folder() == tmp_path / "home/.cache/prefalign/compile"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache.folder() == tmp_path / "xdg/prefalign/compile"
+    monkeypatch.setenv("PREFALIGN_COMPILE_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton-of-my-own"))
+    assert compile_cache.use() == tmp_path / "mine"
+    import os
+
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine/inductor")
+    assert os.environ["UNSLOTH_COMPILE_LOCATION"] == str(tmp_path / "mine/unsloth_compiled_cache")
+    assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "triton-of-my-own")
+    assert (tmp_path / "mine/inductor").stat().st_mode & 0o077 == 0  # owner only: Unsloth refuses shared caches
 
 
 def test_bad_setting_values():

@@ -31,6 +31,7 @@ ARTIFACTS = [
     "results/model/base/tokenizer.json",
     "results/model/base/chat_template.jinja",
     *TRAINING_ARTIFACTS,
+    "results/reference/logps.json",
     *[f"results/eval/{m}/{f}" for m in ("base", "sft", "dpo") for f in ("metrics.json", "generations.jsonl",
                                                                        "pairs.jsonl")],
     "results/eval/compare/dpo_vs_sft.json",
@@ -294,6 +295,38 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     assert sft_weights.stat().st_mtime_ns == before
     assert json.loads((run_dir / "results/eval/dpo/metrics.json").read_text())["settings"]["max_new_tokens"] == 16
+
+
+@pytest.mark.parametrize("change", [{"beta": 0.2}, {"loss_type": ["ipo"], "loss_weights": None}, {"max_steps": 200}])
+def test_changing_beta_loss_or_steps_reruns_dpo_but_not_the_reference(run_dir, tmp_path, change):
+    """The reference's log-probs (results/reference/logps.json) depend on the SFT model and the train
+    pairs only: a new beta, loss or step count reruns train_dpo and what reads the DPO model."""
+    assert json.loads((run_dir / "results/dpo/metrics.json").read_text())["train"]["reference"].startswith(
+        "read from results/reference/logps.json")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.setdefault("dpo", {}).update(change)
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    dry = snakemake(run_dir, "--cores", "all", "-n", configfile=changed)
+    assert dry.returncode == 0, dry.stderr
+    planned = planned_rules(dry)
+    assert "train_dpo" in planned and "evaluate_model" in planned
+    assert not planned & {"reference_logps", "train_sft", "build_base_model", "split_dataset"}, planned
+    # ... while a change to what the reference pass computes does rerun it.
+    config["dpo"] = {**config.get("dpo", {}), "max_length": 200}
+    changed.write_text(yaml.safe_dump(config))
+    assert "reference_logps" in planned_rules(snakemake(run_dir, "--cores", "all", "-n", configfile=changed))
+
+
+def test_without_cache_reference_dpo_scores_the_reference_itself(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.setdefault("dpo", {})["cache_reference"] = False
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    dry = snakemake(tmp_path / "run", "--cores", "1", "-n", "-p", configfile=changed)
+    assert dry.returncode == 0, dry.stderr
+    assert "train_dpo" in planned_rules(dry) and "reference_logps" not in planned_rules(dry)
+    assert "--reference-logps" not in dry.stdout
 
 
 def test_a_config_error_stops_before_any_rule(tmp_path):

@@ -31,6 +31,7 @@ from prefalign.report.render import ReportSettings
 from prefalign.settings import Settings
 from prefalign.train.base_model import BaseModelSettings
 from prefalign.train.dpo import DPOSettings
+from prefalign.train.reference import ReferenceSettings
 from prefalign.train.sft import SFTSettings
 from prefalign.train.watch.health import HealthSettings
 from prefalign.train.watch.tracking import TrackingSettings
@@ -38,7 +39,7 @@ from prefalign.yamlio import where
 
 # Every settings class a step reads (tests/test_settings.py checks each against the schema).
 SETTINGS_CLASSES = (SyntheticSettings, NormalizeSettings, FilterSettings, SplitSettings, BaseModelSettings,
-                    SFTSettings, DPOSettings, EvalSettings, CompareSettings, ReportSettings, HealthSettings,
+                    SFTSettings, DPOSettings, ReferenceSettings, EvalSettings, CompareSettings, ReportSettings, HealthSettings,
                     TrackingSettings, ABSettings)
 # Keys the workflow itself reads (rule inputs, targets, resources, images), not a step.
 WORKFLOW_KEYS = ("preset", "sample", "datasets.*.source", "datasets.*.path", "eval.models", "eval.comparisons",
@@ -152,7 +153,7 @@ def tokenizer_of(config: dict) -> dict:
 def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Settings]:
     """The typed settings of every step of a resolved (validated, defaults-filled) config.
 
-    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, eval:<model>,
+    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, reference, eval:<model>,
     compare, report, health, tracking, ab.
     """
     sources = [Path(s) for s in sources]
@@ -169,6 +170,11 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
                      ("compare", CompareSettings), ("report", ReportSettings), ("health", HealthSettings),
                      ("tracking", TrackingSettings), ("ab", ABSettings)):
         out[key] = build(cls, config, sources)
+    # The reference pass (rule reference_logps) gets only what changes its numbers or batches:
+    # a new beta, loss or step count never reruns it.
+    dpo = config["dpo"]
+    out["reference"] = build(ReferenceSettings, config, sources,
+                             job={"batch_size": dpo["batch_size"] * dpo["gradient_accumulation_steps"]})
     for model in config["eval"]["models"]:
         out[f"eval:{model}"] = build(EvalSettings, config, sources,
                                      job={"name": model, "reference_name": REFERENCES[model]})

@@ -5,7 +5,8 @@ common. (Saving is prefalign.train.saving; the step around them is prefalign.tra
 Backends: `trl` runs anywhere; `unsloth` needs a CUDA GPU and the gpu environment; `auto`
 takes Unsloth when a CUDA device is present and Unsloth is installed, else TRL.
 Precision: `auto` is fp32 on the CPU; on a GPU, fp8 where it can run (Unsloth, LoRA, compute
-capability >= 9.0), else bf16. `4bit` is QLoRA (bitsandbytes NF4) with either backend.
+capability >= 9.0) and the run is long enough to repay its compile (prefalign.train.fp8_gate),
+else bf16. `4bit` is QLoRA (bitsandbytes NF4) with either backend.
 Impossible combinations are refused by `resolve` before any model is loaded.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from prefalign.runtime import Machine, local_rank, world_size
 from prefalign.settings import Settings, expect
 from prefalign.train import checkpoints, unsloth
+from prefalign.train.fp8_gate import fp8_pays
 
 BACKENDS = ("auto", "trl", "unsloth")
 PRECISIONS = ("auto", "fp32", "bf16", "fp8", "4bit")
@@ -97,7 +99,11 @@ class Resolved:
 
 
 def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved:
-    """Pick backend and precision for `machine`; raise ConfigError for what cannot run there."""
+    """Pick backend and precision for `machine`; raise ConfigError for what cannot run there.
+
+    Precision auto takes fp8 only where it can run and the run is long enough to repay FP8's
+    compile (prefalign.train.fp8_gate).
+    """
     machine = machine or Machine.detect()
     cc = machine.compute_capability
     reasons = []
@@ -121,8 +127,11 @@ def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved
             precision = "fp32"
             reasons.append("precision auto: fp32 on the CPU")
         elif fp8_possible and backend == "unsloth" and settings.use_lora:
-            precision = "fp8"
-            reasons.append(f"precision auto: fp8 (compute capability {cc[0]}.{cc[1]} >= 9.0, Unsloth, LoRA)")
+            tokens_per_step = settings.batch_size * settings.gradient_accumulation_steps * 2 * settings.max_length
+            pays, figures = fp8_pays(settings.max_steps, tokens_per_step)
+            precision = "fp8" if pays else "bf16"
+            reasons.append(f"precision auto: {precision} (compute capability {cc[0]}.{cc[1]} >= 9.0, Unsloth, LoRA; "
+                           f"{figures})")
         else:
             precision = "bf16"
             why_not = ("compute capability below 9.0" if not fp8_possible else

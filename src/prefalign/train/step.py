@@ -40,9 +40,13 @@ class TrainingStep:
     trainer: Callable
     logged: tuple[str, ...]  # metrics whose last logged value goes into metrics.json's `train`
     first_loss: bool = False  # also record the loss at step 1 (DPO: ln 2 there)
+    # Further input files the step reads: (flag, help). Their paths reach `dataset` and `trainer`
+    # as keyword arguments (flag with '_' for '-'), None when not given.
+    extra_inputs: tuple[tuple[str, str], ...] = ()
 
     def train(self, start: Path, train_path: Path, out: Path | None, settings, callbacks=(), report_to=(),
-              checkpoint_dir: Path | None = None, adapter_out: Path | None = None) -> tuple[dict, list[dict]]:
+              checkpoint_dir: Path | None = None, adapter_out: Path | None = None,
+              inputs: dict[str, Path | None] | None = None) -> tuple[dict, list[dict]]:
         """Train from checkpoint `start` and save to `out` (None: train only, as the benchmarks do).
 
         Returns (metrics, log history)."""
@@ -55,12 +59,15 @@ class TrainingStep:
         common.quiet_libraries()
 
         model, tokenizer, peft_config = common.load_policy(start, settings, resolved)
-        dataset = self.dataset(read_jsonl(train_path))
-        with checkpoints.workspace(checkpoint_dir, settings, [start, train_path], f"prefalign-{self.name}-") as ckpt:
+        inputs = {flag.replace("-", "_"): None for flag, _ in self.extra_inputs} | (inputs or {})
+        dataset = self.dataset(read_jsonl(train_path), **inputs)
+        fingerprinted = [start, train_path, *(path for path in inputs.values() if path is not None)]
+        with checkpoints.workspace(checkpoint_dir, settings, fingerprinted, f"prefalign-{self.name}-") as ckpt:
             def shared_args(config_class) -> dict:
                 return common.trainer_kwargs(settings, resolved, ckpt.folder, config_class, report_to, ckpt.enabled)
 
-            trainer = self.trainer(model, tokenizer, peft_config, dataset, settings, shared_args, list(callbacks))
+            trainer = self.trainer(model, tokenizer, peft_config, dataset, settings, shared_args, list(callbacks),
+                                   **inputs)
             result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
         if out is not None:
             saving.save_trained(trainer, start, start, out, settings, resolved, adapter_out)
@@ -68,6 +75,8 @@ class TrainingStep:
         history = saving.log_history(trainer)
         summary = {"steps": result.global_step, "examples": len(dataset), "train_loss": result.training_loss,
                    **{key: saving.last_logged(history, key) for key in self.logged}}
+        if hasattr(trainer, "prefalign_summary"):  # what the step's own trainer adds (DPO: batching, reference)
+            summary.update(trainer.prefalign_summary())
         if self.first_loss:
             summary["first_loss"] = next((e["loss"] for e in history if "loss" in e), None)
         metrics = {"settings": settings.to_dict(), "resolved": dataclasses.asdict(resolved), "train": summary}
@@ -86,6 +95,8 @@ class TrainingStep:
         parser.add_argument("--log-history", type=Path, required=True, help="output: TRL's logged metrics (JSONL)")
         parser.add_argument("--environment", type=Path, help="output: software and hardware it ran on (JSON)")
         parser.add_argument("--checkpoint-dir", type=Path, help=checkpoints.FLAG_HELP)
+        for flag, help_text in self.extra_inputs:
+            parser.add_argument(f"--{flag}", type=Path, help=help_text)
         self.settings_class.add_arguments(parser)
         watch.add_arguments(parser)  # health monitor, TensorBoard / W&B
 
@@ -94,7 +105,9 @@ class TrainingStep:
         print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)  # the resolved config first
         watcher = watch.Watch.from_args(args, self.name, settings)
         metrics, history = self.train(getattr(args, self.start_flag), args.train, args.out, settings,
-                                      watcher.callbacks(), watcher.report_to, args.checkpoint_dir, args.adapter_out)
+                                      watcher.callbacks(), watcher.report_to, args.checkpoint_dir, args.adapter_out,
+                                      {flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))
+                                       for flag, _ in self.extra_inputs})
         metrics["health"] = watcher.monitor.summary()
         if not runtime.is_main_process():  # one process writes; all trained the same model
             return

@@ -8,6 +8,7 @@ without a GPU `import unsloth` raises NotImplementedError).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,11 +18,20 @@ PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 
 
 def activate(dpo: bool = False) -> None:
-    """Import Unsloth ahead of TRL/transformers/PEFT; for DPO, apply its DPO patch."""
+    """Import Unsloth ahead of TRL/transformers/PEFT; for DPO, apply its DPO patch.
+
+    Before the import, the compile caches are pointed at one stable folder (compile_cache), so a
+    second run loads what the first compiled and autotuned instead of starting cold.
+    """
     late = [name for name in PATCHED_TOO_LATE if name in sys.modules and "unsloth" not in sys.modules]
     if late:
         raise RuntimeError(f"unsloth must be imported before {', '.join(late)}; this is a prefalign bug")
+    from prefalign.train import compile_cache
+
+    compile_cache.use()
     import unsloth  # noqa: F401  (the import is what installs Unsloth's patches)
+
+    enable_torch_varlen()
 
     if dpo:
         # Unsloth's documentation prescribes this call before building a DPOTrainer; in
@@ -60,3 +70,40 @@ def load(path: Path, settings, resolved):
             random_state=settings.seed,
         )
     return model, tokenizer
+
+
+def enable_torch_varlen() -> bool:
+    """Let Unsloth's packed attention use torch's varlen flash kernel on torch 2.11 (returns whether it does).
+
+    Unsloth 2026.10.9 takes torch's `varlen_attn` only when it has both `window_size` (torch 2.11)
+    and `enable_gqa` (torch 2.12); on torch 2.11 a packed row therefore runs one SDPA call per
+    run of equal-length sequences per layer, which is launch-bound for DPO's short sequences.
+    Given a kernel without `enable_gqa`, this hands Unsloth the same kernel with grouped-query
+    key/value heads repeated to the query heads (prefalign.train.packing.varlen_causal does the
+    same for the trl backend). PREFALIGN_UNSLOTH_VARLEN=0 leaves Unsloth as it is.
+    """
+    if os.environ.get("PREFALIGN_UNSLOTH_VARLEN", "1") == "0":
+        return False
+    import inspect
+
+    from prefalign.train.packing import torch_varlen_attn
+
+    try:
+        from unsloth.utils import attention_dispatch
+    except ImportError:
+        return False
+    kernel = torch_varlen_attn()
+    if getattr(attention_dispatch, "_TORCH_VARLEN_ATTN", "absent") is not None or kernel is None:
+        return False  # Unsloth already uses it, or has no such hook, or torch has no kernel
+    params = inspect.signature(kernel).parameters
+    if "window_size" not in params or "enable_gqa" in params:
+        return False
+
+    def varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, enable_gqa=False, **kwargs):
+        if key.shape[1] != query.shape[1]:
+            repeat = query.shape[1] // key.shape[1]
+            key, value = key.repeat_interleave(repeat, dim=1), value.repeat_interleave(repeat, dim=1)
+        return kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, **kwargs)
+
+    attention_dispatch._TORCH_VARLEN_ATTN = varlen_attn
+    return True
