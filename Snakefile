@@ -26,3 +26,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        run_artifacts,  # every artifact, checked against the last run's manifest (rules/manifest.smk)

@@ -215,6 +215,22 @@ def ab_report_inputs():
     return {"ab_result": rules.import_ab_ratings.output.win_rate}
 
 
+def run_artifacts(wildcards):
+    """Every artifact of the run, as inputs of `all`. A missing one is rebuilt, and everything made
+    from it, where Snakemake alone would call the run done. First the files of the last
+    finished run are checked against its manifest: a file changed, added or removed in an
+    artifact, or a stray under results/, stops the workflow before any job runs, with the
+    command that repairs it (prefalign.provenance.staleness). MANIFEST_PLAN and the two
+    helpers come from rules/manifest.smk, included last: this runs when the DAG is built."""
+    settings = workflow.dag_settings
+    problems = previous_run_problems(
+        MANIFEST_PLAN, settings.forcerun, settings.forceall
+    )
+    if problems:
+        raise WorkflowError(problems)
+    return plan_inputs(MANIFEST_PLAN)
+
+
 def all_targets():
     return [
         rules.render_report.output.md,

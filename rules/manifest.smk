@@ -9,6 +9,7 @@ from prefalign.provenance.manifest import (
     check_plan_paths,
     plan_argument,
     plan_inputs,
+    previous_run_problems,
     workflow_plan,
 )
 
@@ -43,7 +44,9 @@ rule write_manifest:
     input:
         plan_inputs(MANIFEST_PLAN),
     output:
-        manifest=MANIFEST_PLAN["manifest"],
+        # update(): Snakemake keeps the previous manifest for the step, which holds the run's
+        # files to it (and restores it when the step refuses).
+        manifest=update(MANIFEST_PLAN["manifest"]),
     log:
         "logs/write_manifest.log",
     benchmark:
