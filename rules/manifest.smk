@@ -13,7 +13,7 @@ from prefalign.provenance.manifest import (
     workflow_plan,
 )
 
-MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS}
+MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS, "card": CARDS}
 # Rules whose wildcards come in pairs: their jobs, as listed in the config.
 MANIFEST_COMBOS = {
     "compare_models": [
@@ -22,7 +22,15 @@ MANIFEST_COMBOS = {
     ],
 }
 # Not part of the run the manifest records: the `check` target audits a finished run.
-MANIFEST_SKIP = ("all", "write_manifest", "check_expected", "check")
+# The export (results/export/, target `export`) comes after the manifest, whose sha256 it cites.
+MANIFEST_SKIP = (
+    "all",
+    "write_manifest",
+    "check_expected",
+    "check",
+    "export_model",
+    "export",
+)
 # The human A/B sheet is made on demand; once ratings are configured it feeds the report.
 if not config["ab"]["ratings"]:
     MANIFEST_SKIP += ("export_ab_sheet", "import_ab_ratings")

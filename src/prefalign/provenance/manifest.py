@@ -147,9 +147,25 @@ def workflow_plan(rules, wildcard_values: dict[str, list], config: dict, skip=("
             outputs, _ = rule.expand_output(combo)
             if all(rule.is_producer(str(f)) for f in outputs):  # the rule's wildcard constraints hold
                 jobs.append(_job(rule, combo))
-    unrecorded = sorted({str(f) for rule in rules if rule.name in skip and not rule.wildcard_names
-                         for f in rule.output if str(f) != "results/manifest.json"})
+    unrecorded = sorted({path for rule in rules if rule.name in skip for path in _outputs_of(rule, wildcard_values)}
+                        - {"results/manifest.json"})
     return {"jobs": jobs, "config": config, "manifest": "results/manifest.json", "unrecorded": unrecorded}
+
+
+def _outputs_of(rule, wildcard_values: dict[str, list]) -> list[str]:
+    """Every output path of a rule, its wildcards expanded over their known values (none for unknown ones)."""
+    names = sorted(rule.wildcard_names)
+    if any(name not in wildcard_values for name in names):
+        return []
+    combos: list[dict] = [{}]
+    for name in names:
+        combos = [{**combo, name: value} for combo in combos for value in wildcard_values[name]]
+    paths = []
+    for combo in combos:
+        outputs, _ = rule.expand_output(combo)
+        if all(rule.is_producer(str(f)) for f in outputs):
+            paths.extend(str(f) for f in outputs)
+    return paths
 
 
 # Linux caps one command-line argument at 128 KiB (MAX_ARG_STRLEN); the plan travels as one.

@@ -59,7 +59,7 @@ def job_id(job: dict) -> str:
     return f"{job['rule']}[{wildcards}]" if wildcards else job["rule"]
 
 
-def files_under(path: Path) -> list[Path]:
+def filesunder(path: Path) -> list[Path]:
     """The file itself, or every file under a folder (sorted; Snakemake's marker files left out)."""
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file() and p.name not in SNAKEMAKE_FILES)
@@ -70,7 +70,7 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _under(name: str, outputs: list[str]) -> str | None:
+def under(name: str, outputs: list[str]) -> str | None:
     """The declared output `name` is or lies in, if any."""
     for output in outputs:
         if name == output or name.startswith(output.rstrip("/") + "/"):
@@ -114,7 +114,7 @@ def check(plan: dict, previous: dict | None, previous_mtime_ns: int | None, root
             where = root / output
             if not where.exists():
                 continue  # Snakemake rebuilds a missing output (rule all requires every artifact)
-            on_disk = {_rel(f, root): f for f in files_under(where)}
+            on_disk = {_rel(f, root): f for f in filesunder(where)}
             for key, file in on_disk.items():
                 if key in made:
                     if differs(file, recorded[key]):
@@ -123,16 +123,16 @@ def check(plan: dict, previous: dict | None, previous_mtime_ns: int | None, root
                     stale(key, f"appeared in {output}/ after {name} made it")
             if where.is_dir():
                 for key in sorted(made):
-                    if _under(key, [output]) and key not in on_disk:
+                    if under(key, [output]) and key not in on_disk:
                         stale(key, f"missing from {output}/, where {name} made it")
         # Files inside a source folder (a local model, a reward model): Snakemake dates the
         # folder, not its files. Files that a job makes are checked above, at their producer.
         for inputs in job["inputs"].values():
             for declared in inputs:
                 where = root / declared
-                if not where.is_dir() or _under(declared, produced):
+                if not where.is_dir() or under(declared, produced):
                     continue
-                for file in files_under(where):
+                for file in filesunder(where):
                     key = _rel(file, root)
                     want = recorded_sources.get(key)
                     if want is None:
@@ -165,9 +165,9 @@ def unaccounted(plan: dict, root: Path = Path(".")) -> list[str]:
     known = [path for job in plan["jobs"] for path in job["outputs"].values()]
     known += list(plan.get("unrecorded", [])) + [plan.get("manifest", "results/manifest.json")]
     found = []
-    for file in files_under(root / "results"):
+    for file in filesunder(root / "results"):
         key = _rel(file, root)
-        if key.startswith(EXEMPT_PREFIXES) or _under(key, known):
+        if key.startswith(EXEMPT_PREFIXES) or under(key, known):
             continue
         found.append(key)
     return found
@@ -200,7 +200,7 @@ def compact_outputs(job: dict) -> list[str]:
     folders = [d.rstrip("/") for d in job.get("directories", [])]
     shown: list[str] = []
     for path in job.get("outputs", []):
-        folder = _under(path, folders)
+        folder = under(path, folders)
         entry = f"{folder}/" if folder else path
         if entry not in shown:
             shown.append(entry)

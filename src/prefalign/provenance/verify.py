@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from prefalign.errors import ConfigError
 from prefalign.hashing import sha256_file
 from prefalign.provenance.manifest import files_of
-from prefalign.provenance.staleness import EXEMPT_PREFIXES, compact_outputs, downstream, repair_command
+from prefalign.provenance.staleness import EXEMPT_PREFIXES, under, compact_outputs, downstream, repair_command
 
 
 def root_of(manifest_path: Path, manifest: dict) -> Path:
@@ -69,11 +69,11 @@ def mismatches(manifest: dict, root: Path) -> list[tuple[str, str, list[str]]]:
             found.append((name, f"sha256 {got} != {want['sha256']} recorded", owners(name)))
     folders = {folder: name for name, job in jobs.items() for folder in job.get("directories", [])}
     accounted = set(entries) | {str(manifest.get("path", "results/manifest.json"))}
-    accounted |= set(manifest.get("unrecorded", []))
+    unrecorded = list(manifest.get("unrecorded", []))
     if (root / "results").is_dir():
         for file in files_of(root / "results"):
             name = file.relative_to(root).as_posix()
-            if name in accounted or name.startswith(EXEMPT_PREFIXES):
+            if name in accounted or name.startswith(EXEMPT_PREFIXES) or under(name, unrecorded):
                 continue
             folder = next((f for f in folders if name.startswith(f.rstrip("/") + "/")), None)
             if folder:

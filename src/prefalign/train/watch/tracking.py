@@ -12,12 +12,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.errors import ConfigError
-from prefalign.progress import clock
+from prefalign.progress import RateLimiter, announce
 from prefalign.settings import Settings, expect
 from prefalign.train.watch.events import Callback
 
@@ -75,7 +74,9 @@ def report_to(settings: TrackingSettings, tensorboard_dir: Path | None, run_name
 
 
 class ProgressLines(Callback):
-    """Prints `sft: step 100/1000 (10%), 0:42 elapsed, ~6:18 left` at every `every` of the steps.
+    """Prints `sft: step 100/1000 (10%), 0:42 elapsed, ~6:18 left` at every tenth of the steps
+    (or after a minute without a line), to the log and to the console a workflow rule opened
+    (prefalign.progress.announce).
 
     For log files: in a terminal transformers draws its progress bar instead
     (training.trainer_kwargs), and these lines would break it (see `progress_callback`).
@@ -83,23 +84,20 @@ class ProgressLines(Callback):
 
     def __init__(self, step_name: str, every: float = 0.1):
         self.step_name, self.every = step_name, every
-        self.start, self.next_share = time.monotonic(), every
+        self.limiter = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.start, self.next_share = time.monotonic(), self.every
+        self.limiter = RateLimiter(state.max_steps or 1, self.every)
+        if state.is_local_process_zero:
+            announce(f"{self.step_name}: training {state.max_steps} steps"
+                     + (f", resuming at step {state.global_step}" if state.global_step else ""))
 
     def on_step_end(self, args, state, control, **kwargs):
-        total = state.max_steps or 1
-        share = state.global_step / total
-        if share + 1e-9 < self.next_share:
-            return
-        while self.next_share <= share + 1e-9:
-            self.next_share += self.every
-        if state.is_local_process_zero:
-            elapsed = time.monotonic() - self.start
-            left = elapsed / share - elapsed if share > 0 else 0.0
-            print(f"{self.step_name}: step {state.global_step}/{total} ({share:.0%}), {clock(elapsed)} elapsed, "
-                  f"~{clock(left)} left", flush=True)
+        if self.limiter is None:
+            self.limiter = RateLimiter(state.max_steps or 1, self.every)
+        line = self.limiter.line(state.global_step, self.step_name, "step")
+        if line and state.is_local_process_zero:
+            announce(line)
 
 
 def progress_callback(step_name: str) -> ProgressLines | None:
