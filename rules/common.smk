@@ -162,7 +162,7 @@ def training_params(rule_name):
     step = rule_name.removeprefix("train_")
     return {
         "flags": flags(step),
-        "watch": f"{flags('health')} {flags('tracking')}",
+        "watch": f"{flags('health')} {flags('tracking')}{tracker_record(rule_name)}",
         # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
         # interrupted job keeps them (prefalign.train.checkpoints); the step deletes them on success.
         "checkpoints": f"results/checkpoints/{rule_name}",
@@ -171,6 +171,15 @@ def training_params(rule_name):
             f"--adapter-out {output.adapter}" if "adapter" in output.keys() else ""
         ),
     }
+
+
+def trackers_on():
+    return config["tracking"]["wandb"] or config["tracking"]["mlflow"]
+
+
+def tracker_record(rule_name):
+    """--tracker-record of a training step when W&B or MLflow is on: rule track_runs reads it."""
+    return f" --tracker-record logs/tracking/{rule_name}.json" if trackers_on() else ""
 
 
 def training_shell(step, start, extra=""):
@@ -277,4 +286,5 @@ def all_targets():
         rules.render_report.output.html,
         rules.record_config.output.resolved,
         rules.write_manifest.output.manifest,
+        *([rules.track_runs.output.tagged] if trackers_on() else []),
     ]

@@ -30,6 +30,7 @@ MANIFEST_SKIP = (
     "check",
     "export_model",
     "export",
+    "track_runs",  # tags the tracker runs with the manifest's sha256, after it
 )
 # The human A/B sheet is made on demand; once ratings are configured it feeds the report.
 if not config["ab"]["ratings"]:

@@ -59,3 +59,24 @@ rule export_model:
 rule export:
     input:
         expand(rules.export_model.output.folder, card=CARDS),
+
+
+# With tracking.wandb or tracking.mlflow: the manifest's sha256 added to the training runs
+# (prefalign.publish.track), after the manifest; the run ids come from the steps' records.
+rule track_runs:
+    input:
+        manifest="results/manifest.json",
+    output:
+        tagged="logs/tracking/manifest.json",
+    log:
+        "logs/track_runs.log",
+    benchmark:
+        "benchmarks/track_runs.tsv"
+    container:
+        training_container()
+    threads: 1
+    params:
+        records=["logs/tracking/train_sft.json", "logs/tracking/train_dpo.json"],
+    shell:
+        "prefalign track --manifest {input.manifest} --records {params.records}"
+        " --out {output.tagged} > {log} 2>&1"

@@ -39,6 +39,7 @@ STEPS = {
     "verify": ("prefalign.provenance.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),
     "card": ("prefalign.publish.card", "a model card (README.md, the Hub's format) for a trained checkpoint"),
     "export": ("prefalign.publish.export", "lay out a checkpoint and its card for upload, checked against the manifest"),
+    "track": ("prefalign.publish.track", "add the run's manifest sha256 to its W&B and MLflow runs"),
 }
 
 
