@@ -61,7 +61,7 @@ def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.Complet
 
 
 def planned(result: subprocess.CompletedProcess) -> set[str]:
-    table = result.stdout.split("Job stats:")[-1]
+    table = (result.stdout + result.stderr).split("Job stats:")[-1]  # a real run logs it on stderr
     return set(re.findall(r"^(\w+)\s+\d+$", table, flags=re.M)) - {"total"}
 
 

@@ -176,7 +176,7 @@ def unaccounted(plan: dict, root: Path = Path(".")) -> list[str]:
 # ---------------------------------------------------------------- what depends on what, and the repair
 
 def downstream(jobs: dict[str, dict], start: set[str]) -> list[str]:
-    """Ids of the jobs that read, directly or through others, what the jobs in `start` made.
+    """Ids of the jobs that read, directly or through others, what the jobs in `start` made (in the run's order).
 
     `jobs` is the manifest's jobs table ({id: {"inputs": {path: sha}, "outputs": [paths]}})."""
     made_by = {path: name for name, job in jobs.items() for path in job.get("outputs", [])}
@@ -192,7 +192,7 @@ def downstream(jobs: dict[str, dict], start: set[str]) -> list[str]:
             if reader not in seen:
                 seen.add(reader)
                 todo.append(reader)
-    return sorted(seen - set(start))
+    return [name for name in jobs if name in seen and name not in start]  # in the run's order
 
 
 def compact_outputs(job: dict) -> list[str]:
@@ -231,7 +231,7 @@ def explain(findings: Findings, jobs: dict[str, dict], what: str) -> str:
             affected = ([name] if source else []) + downstream(jobs, {name})
             files = [path for reader in affected for path in compact_outputs(jobs.get(reader, {}))]
             if files:
-                lines.append(f"    made from it: {', '.join(files[:12])}" + (" ..." if len(files) > 12 else ""))
+                lines.append(f"    made from it: {', '.join(files)}")
         lines.append("  repair (rebuild them and everything made from them): "
                      + repair_command([f.rule for f in findings.stale]))
     if findings.unaccounted:
