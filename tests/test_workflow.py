@@ -218,8 +218,9 @@ def test_ab_round_trip_through_the_workflow(run_dir, tmp_path):
     config = with_config(tmp_path, lambda c: c["ab"].update(ratings=str(ratings)))
     dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
     # The rated A/B result joins the report, and the manifest, which now lists the A/B files too.
-    assert planned_rules(dry) == {"import_ab_ratings", "render_report", "record_config", "write_manifest",
-                                  "all"}, dry.stdout[-2000:]
+    # The model cards cite the resolved config, which changed with it.
+    assert planned_rules(dry) == {"import_ab_ratings", "render_report", "record_config", "write_model_card",
+                                  "write_manifest", "all"}, dry.stdout[-2000:]
     result = snakemake(copy, "--cores", "all", configfile=config)
     assert result.returncode == 0, result.stderr[-3000:]
     win = json.loads((copy / "results/ab/win_rate.json").read_text())
@@ -326,7 +327,7 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
     dry = snakemake(run_dir, "--cores", "all", "-n", configfile=changed)
     assert dry.returncode == 0, dry.stderr
     assert planned_rules(dry) == {"evaluate_model", "compare_models", "render_report", "record_config",
-                                  "write_manifest", "all"}
+                                  "write_model_card", "write_manifest", "all"}
     sft_weights = run_dir / "results/sft/model/model.safetensors"
     before = sft_weights.stat().st_mtime_ns
     result = snakemake(run_dir, "--cores", "all", configfile=changed)
