@@ -36,6 +36,14 @@ def test_a_missing_file_is_named_without_a_traceback(tmp_path):
     assert str(tmp_path / "m.json") in result.stderr
 
 
+def test_a_missing_model_folder_is_named_by_its_flag(tmp_path):
+    result = subprocess.run([str(BIN / "prefalign"), "sft", "--base", tmp_path / "nope", "--train", tmp_path / "t.jsonl",
+                             "--out", tmp_path / "o", "--metrics", tmp_path / "m.json", "--log-history",
+                             tmp_path / "l.jsonl"], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"prefalign sft: config error: --base {tmp_path / 'nope'}: not a model folder" in result.stderr
+
+
 def test_rate_limited_lines_at_each_tenth_and_after_a_quiet_minute():
     limiter = progress.RateLimiter(1000, heartbeat_s=3600)
     lines = [limiter.line(done, "sft", "step") for done in range(1, 1001)]
