@@ -266,9 +266,10 @@ def test_snakemake_report_zip(run_dir):
         assert archive.read(ours) == (run_dir / "results/report/report.html").read_bytes()
     assert "report/report.html" in names  # Snakemake's own page
     assert sum(n.endswith("/metrics.json") for n in names) == 3 and any(n.endswith("/dpo_vs_sft.json") for n in names)
-    cards = [n for n in names if n.startswith("report/data/raw/") and n.endswith("/README.md")]
-    assert sorted(archive.read(n) for n in cards) == sorted(
-        (run_dir / f"results/cards/{name}/README.md").read_bytes() for name in ("sft", "dpo", "dpo-adapter"))
+    with zipfile.ZipFile(run_dir / "report.zip") as archive:  # the model cards, category "Model cards"
+        cards = sorted(archive.read(n) for n in names if n.startswith("report/data/raw/") and n.endswith("/README.md"))
+    assert cards == sorted((run_dir / f"results/cards/{name}/README.md").read_bytes()
+                           for name in ("sft", "dpo", "dpo-adapter"))
 
 
 def test_model_cards_of_the_demo_parse_with_huggingface_hub(run_dir):
