@@ -73,7 +73,7 @@ rule track_runs:
     benchmark:
         "benchmarks/track_runs.tsv"
     container:
-        training_container()
+        container_image("cpu")
     threads: 1
     params:
         records=["logs/tracking/train_sft.json", "logs/tracking/train_dpo.json"],
