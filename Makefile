@@ -15,7 +15,7 @@ CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: all run test test-fast lint lock lock-gpu bench clean venv
+.PHONY: all run test test-fast lint lock lock-gpu lock-trackers trackers bench clean venv
 
 all: run
 
@@ -28,10 +28,21 @@ $(STAMP): envs/cpu.lock.txt pyproject.toml
 
 venv: $(STAMP)
 
+# The optional experiment trackers (W&B, MLflow: tracking.wandb, tracking.mlflow) from their own
+# hashed lock, constrained by the cpu lock so nothing of it changes; `make test` needs them (the
+# tracker tests run both for real, offline). 32 packages, about 160 MB and 37 s on the
+# development machine (README, "Health signals").
+TRACKERS_STAMP := $(VENV)/.prefalign-trackers
+$(TRACKERS_STAMP): $(STAMP) envs/trackers.lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r envs/trackers.lock.txt
+	touch $@
+
+trackers: $(TRACKERS_STAMP)
+
 run: venv
 	snakemake --cores $(CORES)
 
-test: venv
+test: venv trackers
 	pytest
 
 test-fast: venv
@@ -55,6 +66,13 @@ lock: venv
 	UV_FIND_LINKS=$${PIP_FIND_LINKS:-} $(BIN)/python -m uv pip compile envs/cpu.in --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-emit-package torch \
 	  $(LOCK_INDEX) -o envs/cpu.lock.txt
+
+# Re-resolve the trackers' lock after editing envs/trackers.in (constrained by the cpu lock).
+lock-trackers: venv
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(BIN)/python -m uv pip compile envs/trackers.in -c envs/cpu.lock.txt --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-emit-package torch \
+	  -o envs/trackers.lock.txt
 
 # The gpu environment (Unsloth's pins) for CUDA images and GPU nodes: Linux x86-64, Python 3.12.
 lock-gpu: venv

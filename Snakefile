@@ -19,6 +19,7 @@ include: "rules/ab.smk"
 include: "rules/config.smk"
 include: "rules/report.smk"
 include: "rules/check.smk"  # target `check` (not in `all`): results vs expected bounds
+include: "rules/publish.smk"  # model cards; target `export` (not in `all`): upload folders
 include: "rules/manifest.smk"  # last: it reads the plan of the rules above
 
 
@@ -26,3 +27,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        run_artifacts,  # every artifact, checked against the last run's manifest (rules/manifest.smk)

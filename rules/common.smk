@@ -42,6 +42,8 @@ SYNTHETIC = [
     name for name in DATASETS if config["datasets"][name]["source"] == "synthetic"
 ]
 EVAL_MODELS = list(config["eval"]["models"])
+# The model cards (rules/publish.smk): the merged SFT and DPO checkpoints, and DPO's adapter.
+CARDS = ["sft", "dpo"] + (["dpo-adapter"] if config["dpo"]["use_lora"] else [])
 
 
 def one_of(names):
@@ -160,7 +162,7 @@ def training_params(rule_name):
     step = rule_name.removeprefix("train_")
     return {
         "flags": flags(step),
-        "watch": f"{flags('health')} {flags('tracking')}",
+        "watch": f"{flags('health')} {flags('tracking')}{tracker_record(rule_name)}",
         # Resumable checkpoints: not an output, so Snakemake's cleanup of a failed or
         # interrupted job keeps them (prefalign.train.checkpoints); the step deletes them on success.
         "checkpoints": f"results/checkpoints/{rule_name}",
@@ -171,14 +173,25 @@ def training_params(rule_name):
     }
 
 
+def trackers_on():
+    return config["tracking"]["wandb"] or config["tracking"]["mlflow"]
+
+
+def tracker_record(rule_name):
+    """--tracker-record of a training step when W&B or MLflow is on: rule track_runs reads it."""
+    return f" --tracker-record logs/tracking/{rule_name}.json" if trackers_on() else ""
+
+
 def training_shell(step, start, extra=""):
     """The command of a training rule: `prefalign <step> --<start> {input.<start>} ...` (prefalign.train.step)."""
     return (
-        f"{{params.launch}} {step} --{start} {{input.{start}}} --train {{input.train}}"
-        " --out {output.model} {params.adapter} --metrics {output.metrics}"
-        " --log-history {output.log_history} --environment {output.environment}"
-        " --checkpoint-dir {params.checkpoints} {params.flags}"
-        f" --tensorboard-dir {{log.tensorboard}} {{params.watch}}{extra} > {{log.main}} 2>&1"
+        f"PREFALIGN_CONSOLE=3 {{params.launch}} {step} --{start} {{input.{start}}}"
+        " --train {input.train} --out {output.model} {params.adapter}"
+        " --metrics {output.metrics} --log-history {output.log_history}"
+        " --environment {output.environment} --checkpoint-dir {params.checkpoints}"
+        f" {{params.flags}} --tensorboard-dir {{log.tensorboard}} {{params.watch}}{extra}"
+        # fd 3: Snakemake's console, for the step's progress lines (prefalign.progress)
+        " 3>&2 > {log.main} 2>&1"
     )
 
 
@@ -201,6 +214,40 @@ def dpo_outputs():
     return outputs
 
 
+def card_inputs(wildcards):
+    """What the card of checkpoint `card` describes: the folder, its training record, and the
+    run's evaluation of it where eval.models lists it."""
+    step = wildcards.card.split("-")[0]
+    train = rules.train_sft if step == "sft" else rules.train_dpo
+    inputs = {
+        "model": train.output.get(
+            "adapter" if wildcards.card == "dpo-adapter" else "model"
+        ),
+        "train_metrics": train.output.metrics,
+        "environment": train.output.environment,
+        "base": rules.build_base_model.output.model,
+        "config": rules.record_config.output.resolved,
+    }
+    if step in EVAL_MODELS:
+        inputs["eval_metrics"] = expand(rules.evaluate_model.output.metrics, model=step)
+    inputs["comparisons"] = [
+        f"results/eval/compare/{model}_vs_{baseline}.json"
+        for model, baseline in config["eval"]["comparisons"]
+        if step in (model, baseline)
+    ]
+    return inputs
+
+
+def card_optional_flags(wildcards, input):
+    """--eval-metrics and --comparisons of `prefalign card`, when the run has them."""
+    text = (
+        f"--eval-metrics {input.eval_metrics}" if "eval_metrics" in input.keys() else ""
+    )
+    if input.comparisons:
+        text += " --comparisons " + " ".join(input.comparisons)
+    return text
+
+
 def resolved_config():
     """The resolved config with what the preset filled (the record_config rule's record)."""
     return json.dumps(
@@ -215,10 +262,29 @@ def ab_report_inputs():
     return {"ab_result": rules.import_ab_ratings.output.win_rate}
 
 
+def run_artifacts(wildcards):
+    """Every artifact of the run, as inputs of `all`. A missing one is rebuilt, and everything made
+    from it, where Snakemake alone would call the run done. First the files of the last
+    finished run are checked against its manifest: a file changed, added or removed in an
+    artifact, or a stray under results/, stops the workflow before any job runs, with the
+    command that repairs it (prefalign.provenance.staleness). MANIFEST_PLAN and the two
+    helpers come from rules/manifest.smk, included last: this runs when the DAG is built.
+    """
+    settings = workflow.dag_settings
+    problems = previous_run_problems(
+        MANIFEST_PLAN, settings.forcerun, settings.forceall
+    )
+    if problems:
+        raise WorkflowError(problems)
+    return plan_inputs(MANIFEST_PLAN)
+
+
 def all_targets():
     return [
+        *expand(rules.write_model_card.output.card, card=CARDS),
         rules.render_report.output.md,
         rules.render_report.output.html,
         rules.record_config.output.resolved,
         rules.write_manifest.output.manifest,
+        *([rules.track_runs.output.tagged] if trackers_on() else []),
     ]

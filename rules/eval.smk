@@ -23,9 +23,11 @@ rule evaluate_model:
     params:
         flags=lambda wildcards: flags(f"eval:{wildcards.model}"),
     shell:
-        "prefalign evaluate --model {input.model} --reference {input.reference} --test {input.test}"
+        # fd 3: Snakemake's console, for the step's progress lines (prefalign.progress)
+        "PREFALIGN_CONSOLE=3:evaluate_model[{wildcards.model}] prefalign evaluate"
+        " --model {input.model} --reference {input.reference} --test {input.test}"
         " --metrics {output.metrics} --generations {output.generations} --pairs {output.pairs}"
-        " {params.flags} > {log} 2>&1"
+        " {params.flags} 3>&2 > {log} 2>&1"
 
 
 rule compare_models:

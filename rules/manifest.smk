@@ -9,10 +9,11 @@ from prefalign.provenance.manifest import (
     check_plan_paths,
     plan_argument,
     plan_inputs,
+    previous_run_problems,
     workflow_plan,
 )
 
-MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS}
+MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS, "card": CARDS}
 # Rules whose wildcards come in pairs: their jobs, as listed in the config.
 MANIFEST_COMBOS = {
     "compare_models": [
@@ -21,7 +22,16 @@ MANIFEST_COMBOS = {
     ],
 }
 # Not part of the run the manifest records: the `check` target audits a finished run.
-MANIFEST_SKIP = ("all", "write_manifest", "check_expected", "check")
+# The export (results/export/, target `export`) comes after the manifest, whose sha256 it cites.
+MANIFEST_SKIP = (
+    "all",
+    "write_manifest",
+    "check_expected",
+    "check",
+    "export_model",
+    "export",
+    "track_runs",  # tags the tracker runs with the manifest's sha256, after it
+)
 # The human A/B sheet is made on demand; once ratings are configured it feeds the report.
 if not config["ab"]["ratings"]:
     MANIFEST_SKIP += ("export_ab_sheet", "import_ab_ratings")
@@ -43,7 +53,9 @@ rule write_manifest:
     input:
         plan_inputs(MANIFEST_PLAN),
     output:
-        manifest=MANIFEST_PLAN["manifest"],
+        # update(): Snakemake keeps the previous manifest for the step, which holds the run's
+        # files to it (and restores it when the step refuses).
+        manifest=update(MANIFEST_PLAN["manifest"]),
     log:
         "logs/write_manifest.log",
     benchmark:

@@ -69,9 +69,10 @@ def test_where_names_the_last_file_that_sets_the_key(tmp_path):
     assert yamlio.where([base, overlay], ["dpo", "loss_type"]) == f"{overlay}:2: "
 
 
-def test_evaluation_progress_bars_only_on_a_terminal(monkeypatch):
+def test_evaluation_progress_bars_only_on_a_terminal(monkeypatch, capsys):
     batches = range(0, 10, 5)
-    assert progress.progress(batches, "generating") is batches  # a log file: untouched
+    assert list(progress.progress(batches, "generating")) == [0, 5]  # a log file: the same items, and lines
+    assert "generating: batch 2/2 (100%)" in capsys.readouterr().out
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     bar = progress.progress(batches, "generating")
     assert bar is not batches and list(bar) == [0, 5]

@@ -21,7 +21,7 @@ CONTRACTS = {
                "prefalign.data.synthetic", "prefalign.evaluation.ab", "prefalign.evaluation.compare",
                "prefalign.evaluation.evaluate", "prefalign.report.render", "prefalign.train.base_model",
                "prefalign.train.dpo", "prefalign.train.reference", "prefalign.train.sft", "prefalign.train.watch.health",
-               "prefalign.train.watch.tracking"},
+               "prefalign.train.watch.tracking", "prefalign.publish.card"},
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -59,6 +60,8 @@ def run(tmp_path):
 
 def write_manifest(root, plan, **env):
     environ = {"PATH": f"{BIN}:/usr/bin:/bin", "HF_TOKEN": TOKEN, **env}
+    if "PYTHONPATH" in os.environ:  # a worktree's own sources, where the environment has another checkout
+        environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run([str(BIN / "prefalign"), "manifest", "--plan", json.dumps(plan), "--out",
                            "results/manifest.json", "--workflow-dir", str(root)], cwd=root, capture_output=True,
                           text=True, env=environ)
@@ -111,6 +114,32 @@ def test_git_commit_and_dirty_flag(run):
     (root / "data/raw.jsonl").write_text("changed\n")
     assert write_manifest(root, plan).returncode == 0
     assert json.loads((root / "results/manifest.json").read_text())["run"]["git"]["dirty"] is True
+
+
+def test_the_manifest_step_refuses_files_changed_since_the_previous_manifest(run):
+    root, plan = run
+    assert write_manifest(root, plan).returncode == 0
+    before = (root / "results/manifest.json").read_bytes()
+    weights = root / "results/made/folder/weights.bin"
+    weights.write_bytes(b"\x00\x02" * 50)  # same size, other bytes; `make` did not run again
+    refused = write_manifest(root, plan)
+    assert refused.returncode == 5 and "Traceback" not in refused.stderr
+    assert "results/made/folder/weights.bin: differs from what make made" in refused.stderr
+    assert "made from it: results/used.txt" in refused.stderr
+    assert "snakemake --cores all --forcerun make" in refused.stderr
+    assert (root / "results/manifest.json").read_bytes() == before  # nothing half-done: the old record stays
+
+    (root / "benchmarks/make.tsv").write_text((root / "benchmarks/make.tsv").read_text().replace("12.5", "13.1"))
+    assert write_manifest(root, plan).returncode == 0  # `make` ran again (a new benchmark): its files are new
+
+
+def test_the_manifest_step_refuses_strays_under_results(run):
+    root, plan = run
+    (root / "results/notes.txt").write_text("mine\n")
+    refused = write_manifest(root, plan)
+    assert refused.returncode == 5 and "results/notes.txt" in refused.stderr
+    (root / "results/notes.txt").unlink()
+    assert write_manifest(root, {**plan, "unrecorded": ["results/check/expected.md"]}).returncode == 0
 
 
 def test_verify_passes_then_lists_every_kind_of_mismatch(run, tmp_path_factory):

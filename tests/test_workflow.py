@@ -5,6 +5,7 @@ One full run (a few minutes on 2 cores) is shared by the tests of this module.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -217,8 +218,9 @@ def test_ab_round_trip_through_the_workflow(run_dir, tmp_path):
     config = with_config(tmp_path, lambda c: c["ab"].update(ratings=str(ratings)))
     dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
     # The rated A/B result joins the report, and the manifest, which now lists the A/B files too.
-    assert planned_rules(dry) == {"import_ab_ratings", "render_report", "record_config", "write_manifest",
-                                  "all"}, dry.stdout[-2000:]
+    # The model cards cite the resolved config, which changed with it.
+    assert planned_rules(dry) == {"import_ab_ratings", "render_report", "record_config", "write_model_card",
+                                  "write_manifest", "all"}, dry.stdout[-2000:]
     result = snakemake(copy, "--cores", "all", configfile=config)
     assert result.returncode == 0, result.stderr[-3000:]
     win = json.loads((copy / "results/ab/win_rate.json").read_text())
@@ -264,6 +266,44 @@ def test_snakemake_report_zip(run_dir):
         assert archive.read(ours) == (run_dir / "results/report/report.html").read_bytes()
     assert "report/report.html" in names  # Snakemake's own page
     assert sum(n.endswith("/metrics.json") for n in names) == 3 and any(n.endswith("/dpo_vs_sft.json") for n in names)
+    with zipfile.ZipFile(run_dir / "report.zip") as archive:  # the model cards, category "Model cards"
+        cards = sorted(archive.read(n) for n in names if n.startswith("report/data/raw/") and n.endswith("/README.md"))
+    assert cards == sorted((run_dir / f"results/cards/{name}/README.md").read_bytes()
+                           for name in ("sft", "dpo", "dpo-adapter"))
+
+
+def test_model_cards_of_the_demo_parse_with_huggingface_hub(run_dir):
+    from huggingface_hub import ModelCard
+
+    manifest = json.loads((run_dir / "results/manifest.json").read_text())
+    for name, library in (("sft", "transformers"), ("dpo", "transformers"), ("dpo-adapter", "peft")):
+        path = run_dir / f"results/cards/{name}/README.md"
+        assert f"results/cards/{name}/README.md" in manifest["artifacts"]
+        card = ModelCard.load(path)
+        assert card.data.license == "apache-2.0" and card.data.library_name == library  # config.yaml's card.license
+        assert card.data.datasets == ["synthetic-hh-rlhf", "synthetic-shp"]
+        step = name.split("-")[0]
+        accuracy = metrics(run_dir, step)["implicit_reward_accuracy"]
+        assert {r.metric_type: r.metric_value for r in card.data.eval_results}["implicit_reward_accuracy"] == round(
+            accuracy, 6)
+        assert "## Training procedure" in card.text and "## How to reproduce" in card.text
+        assert f"| `max_steps` | {1000 if step == 'sft' else 300} |" in card.text
+
+
+def test_export_lays_out_upload_folders_outside_the_manifest(run_dir, tmp_path):
+    copy = copy_of(run_dir, tmp_path)
+    result = snakemake(copy, "--cores", "all", "export")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    digest = hashlib.sha256((copy / "results/manifest.json").read_bytes()).hexdigest()
+    for name, weights in (("sft", "model.safetensors"), ("dpo", "model.safetensors"),
+                          ("dpo-adapter", "adapter_model.safetensors")):
+        folder = copy / f"results/export/{name}"
+        assert (folder / weights).is_file() and (folder / "tokenizer.json").is_file() == (name != "dpo-adapter")
+        assert f"sha256 `{digest}`" in (folder / "README.md").read_text()
+    checked = subprocess.run([str(BIN / "prefalign"), "verify", str(copy / "results/manifest.json")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout[-3000:]  # the export is outside the manifest, by design
+    assert planned_rules(snakemake(copy, "--cores", "all", "-n")) == set()
 
 
 def test_the_default_report_opens_cleanly_in_chromium(run_dir):
@@ -288,7 +328,7 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
     dry = snakemake(run_dir, "--cores", "all", "-n", configfile=changed)
     assert dry.returncode == 0, dry.stderr
     assert planned_rules(dry) == {"evaluate_model", "compare_models", "render_report", "record_config",
-                                  "write_manifest", "all"}
+                                  "write_model_card", "write_manifest", "all"}
     sft_weights = run_dir / "results/sft/model/model.safetensors"
     before = sft_weights.stat().st_mtime_ns
     result = snakemake(run_dir, "--cores", "all", configfile=changed)

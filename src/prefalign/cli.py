@@ -37,6 +37,9 @@ STEPS = {
     "ab": ("prefalign.evaluation.ab", "human A/B evaluation: export a blind SFT vs DPO sheet, import ratings -> win rate"),
     "manifest": ("prefalign.provenance.manifest", "results/manifest.json: sha256 and provenance of every artifact"),
     "verify": ("prefalign.provenance.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),
+    "card": ("prefalign.publish.card", "a model card (README.md, the Hub's format) for a trained checkpoint"),
+    "export": ("prefalign.publish.export", "lay out a checkpoint and its card for upload, checked against the manifest"),
+    "track": ("prefalign.publish.track", "add the run's manifest sha256 to its W&B and MLflow runs"),
 }
 
 
@@ -60,10 +63,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args._module.main(args)
+        sys.stdout.flush()  # inside the try: a reader that went away is seen here, not at exit
     except PrefalignError as exc:  # what the user must fix: said in words, with its own exit status
         print(f"prefalign {args.step}: {exc.kind}: {exc}", file=sys.stderr)
         return exc.exit_status
+    except BrokenPipeError:
+        return closed_pipe()
+    except OSError as exc:  # a file the step was given or writes: name it, no traceback
+        if exc.filename is None:
+            raise
+        print(f"prefalign {args.step}: file error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return FILE_ERROR_STATUS
     return 0
+
+
+# A file that cannot be read or written (missing, no permission, disk full): EX_IOERR of sysexits.h.
+FILE_ERROR_STATUS = 74
+
+
+def closed_pipe() -> int:
+    """The reader of stdout went away (`prefalign config presets | head -5`): stop quietly, as
+    Unix tools do, with 128 + SIGPIPE; stdout goes to /dev/null so the exit flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

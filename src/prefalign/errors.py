@@ -3,6 +3,7 @@
     ConfigError      a setting or a file named by the config cannot be used       exit 2
     RecordError      an input record or file cannot be read                        exit 3
     TrainingError    training went wrong (diverged: NaN or a loss spike)           exit 4
+    StaleError       an artifact is no longer what its job made (provenance)      exit 5
     AccountingError  the record counts do not add up: a bug, never bad input       exit 70
 
 Every message names what to fix: the key (and file:line where it was set), or the file,
@@ -39,6 +40,13 @@ class TrainingError(PrefalignError, RuntimeError):
 
     kind = "training failed"
     exit_status = 4
+
+
+class StaleError(PrefalignError):
+    """A run's files no longer match its record; the message names them and the --forcerun that repairs them."""
+
+    kind = "stale artifacts"
+    exit_status = 5
 
 
 class AccountingError(PrefalignError, AssertionError):

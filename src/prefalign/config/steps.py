@@ -27,6 +27,7 @@ from prefalign.evaluation.ab import ABSettings
 from prefalign.evaluation.compare import CompareSettings
 from prefalign.evaluation.evaluate import REFERENCES, EvalSettings
 from prefalign.hashing import is_commit
+from prefalign.publish.card import CardSettings
 from prefalign.report.render import ReportSettings
 from prefalign.settings import Settings
 from prefalign.train.base_model import BaseModelSettings
@@ -40,7 +41,7 @@ from prefalign.yamlio import where
 # Every settings class a step reads (tests/test_settings.py checks each against the schema).
 SETTINGS_CLASSES = (SyntheticSettings, NormalizeSettings, FilterSettings, SplitSettings, BaseModelSettings,
                     SFTSettings, DPOSettings, ReferenceSettings, EvalSettings, CompareSettings, ReportSettings, HealthSettings,
-                    TrackingSettings, ABSettings)
+                    TrackingSettings, ABSettings, CardSettings)
 # Keys the workflow itself reads (rule inputs, targets, resources, images), not a step.
 WORKFLOW_KEYS = ("preset", "sample", "datasets.*.source", "datasets.*.path", "eval.models", "eval.comparisons",
                  "ab.ratings", "gpu.count", "gpu.model", "containers.cpu", "containers.gpu", "check.expected")
@@ -154,7 +155,7 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     """The typed settings of every step of a resolved (validated, defaults-filled) config.
 
     Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, reference, eval:<model>,
-    compare, report, health, tracking, ab.
+    compare, report, health, tracking, ab, card.
     """
     sources = [Path(s) for s in sources]
     check_safety(config, sources)
@@ -168,7 +169,7 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     out["split"] = build(SplitSettings, config, sources, job={"caps": caps})
     for key, cls in (("model", BaseModelSettings), ("sft", SFTSettings), ("dpo", DPOSettings),
                      ("compare", CompareSettings), ("report", ReportSettings), ("health", HealthSettings),
-                     ("tracking", TrackingSettings), ("ab", ABSettings)):
+                     ("tracking", TrackingSettings), ("ab", ABSettings), ("card", CardSettings)):
         out[key] = build(cls, config, sources)
     # The reference pass (rule reference_logps) gets only what changes its numbers or batches:
     # a new beta, loss or step count never reruns it.

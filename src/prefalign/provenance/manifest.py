@@ -38,9 +38,11 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 from prefalign import __version__
-from prefalign.errors import ConfigError
+from prefalign.errors import ConfigError, StaleError
 from prefalign.hashing import canonical_sha256, sha256_file
 from prefalign.jsonl import write_text
+from prefalign.provenance import staleness
+from prefalign.provenance.staleness import job_id
 from prefalign.runtime import container_engine, cpu_hardware, package_versions
 
 MANIFEST_VERSION = 1
@@ -65,8 +67,21 @@ def files_of(path: Path) -> list[Path]:
     return [path]
 
 
-def describe(path: Path) -> dict:
-    return {"sha256": sha256_file(path), "size": path.stat().st_size}
+class Hasher:
+    """sha256_file with memory: the staleness check and the manifest hash each file once."""
+
+    def __init__(self):
+        self.known: dict[str, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        key = Path(path).as_posix()
+        if key not in self.known:
+            self.known[key] = sha256_file(Path(path))
+        return self.known[key]
+
+
+def describe(path: Path, hasher=sha256_file) -> dict:
+    return {"sha256": hasher(path), "size": path.stat().st_size}
 
 
 # ---------------------------------------------------------------- the plan (built in rules/manifest.smk)
@@ -109,6 +124,8 @@ def workflow_plan(rules, wildcard_values: dict[str, list], config: dict, skip=("
     in `rule_combos` (for wildcards that come in pairs, such as model and baseline of a
     comparison). Combinations that a rule's wildcard constraints exclude are left out.
     Raises ConfigError for a rule with a wildcard that has no entry in `wildcard_values`.
+    `unrecorded`: the outputs of the skipped rules (made on demand, outside the manifest by
+    design), which the staleness check and `verify` do not count as strays.
     """
     jobs = []
     rule_combos = rule_combos or {}
@@ -130,7 +147,25 @@ def workflow_plan(rules, wildcard_values: dict[str, list], config: dict, skip=("
             outputs, _ = rule.expand_output(combo)
             if all(rule.is_producer(str(f)) for f in outputs):  # the rule's wildcard constraints hold
                 jobs.append(_job(rule, combo))
-    return {"jobs": jobs, "config": config, "manifest": "results/manifest.json"}
+    unrecorded = sorted({path for rule in rules if rule.name in skip for path in _outputs_of(rule, wildcard_values)}
+                        - {"results/manifest.json"})
+    return {"jobs": jobs, "config": config, "manifest": "results/manifest.json", "unrecorded": unrecorded}
+
+
+def _outputs_of(rule, wildcard_values: dict[str, list]) -> list[str]:
+    """Every output path of a rule, its wildcards expanded over their known values (none for unknown ones)."""
+    names = sorted(rule.wildcard_names)
+    if any(name not in wildcard_values for name in names):
+        return []
+    combos: list[dict] = [{}]
+    for name in names:
+        combos = [{**combo, name: value} for combo in combos for value in wildcard_values[name]]
+    paths = []
+    for combo in combos:
+        outputs, _ = rule.expand_output(combo)
+        if all(rule.is_producer(str(f)) for f in outputs):
+            paths.extend(str(f) for f in outputs)
+    return paths
 
 
 # Linux caps one command-line argument at 128 KiB (MAX_ARG_STRLEN); the plan travels as one.
@@ -156,6 +191,26 @@ def plan_inputs(plan: dict) -> list[str]:
         if job["benchmark"]:
             seen[job["benchmark"]] = None
     return list(seen)
+
+
+def previous_run_problems(plan: dict, forced_rules=(), force_all: bool = False) -> str | None:
+    """Why the files of the last finished run no longer stand, or None (rules/manifest.smk, rule all).
+
+    Called before any job runs: the manifest on disk is the record; jobs of `forced_rules` (or
+    every job with `force_all`), which this invocation rebuilds anyway, are not checked. Only
+    files modified after the manifest, or whose size differs, are hashed.
+    """
+    previous, written = read_previous(Path(plan["manifest"]))
+    forced = set(forced_rules)
+
+    def is_forced(job: dict) -> bool:
+        return force_all or job["rule"] in forced or any(path in forced for path in job["outputs"].values())
+
+    findings = staleness.check(plan, previous, written, forced=is_forced)
+    if not findings:
+        return None
+    return (f"the run's files no longer add up; nothing was run.\n"
+            + staleness.explain(findings, (previous or {}).get("jobs", {}), plan["manifest"]))
 
 
 def outside_roots(path: str) -> bool:
@@ -195,11 +250,6 @@ def check_plan_paths(plan: dict) -> None:
                 problems.append(f"rule {job['rule']} would write {path!r}{cause}: outside results/, logs/, benchmarks/")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-
-
-def job_id(job: dict) -> str:
-    wildcards = ",".join(f"{k}={v}" for k, v in sorted(job["wildcards"].items()))
-    return f"{job['rule']}[{wildcards}]" if wildcards else job["rule"]
 
 
 # ---------------------------------------------------------------- facts about the run
@@ -274,7 +324,7 @@ def scrub(text: str, environ=os.environ) -> str:
 
 # ---------------------------------------------------------------- building the manifest
 
-def build(plan: dict, workflow_dir: Path | None) -> dict:
+def build(plan: dict, workflow_dir: Path | None, hasher=sha256_file) -> dict:
     artifacts: dict[str, dict] = {}
     jobs: dict[str, dict] = {}
     slices: dict[str, dict] = {}
@@ -287,13 +337,15 @@ def build(plan: dict, workflow_dir: Path | None) -> dict:
         for path in job["outputs"].values():
             for file in files_of(Path(path)):
                 key = file.as_posix()
-                artifacts[key] = {**describe(file), "rule": job["rule"], "job": name, "config_sha256": config_sha}
+                artifacts[key] = {**describe(file, hasher), "rule": job["rule"], "job": name, "config_sha256": config_sha}
                 outputs.append(key)
         entry = {"rule": job["rule"], "wildcards": job["wildcards"], "outputs": outputs,
                  "directories": job["directories"], "config_sha256": config_sha, "container": job["container"],
                  "log": job["log"], "benchmark": job["benchmark"]}
         if job["benchmark"] and Path(job["benchmark"]).is_file():
             entry.update(read_benchmark(Path(job["benchmark"])))
+            # The job's fingerprint as Snakemake ran it: a later rerun rewrites the file (staleness._settled).
+            entry["benchmark_sha256"] = sha256_file(Path(job["benchmark"]))
         environment = job["outputs"].get("environment")
         if environment and Path(environment).is_file():
             entry["environment"] = json.loads(Path(environment).read_text(encoding="utf-8"))
@@ -308,7 +360,7 @@ def build(plan: dict, workflow_dir: Path | None) -> dict:
             for file in files_of(Path(path)):
                 key = file.as_posix()
                 if key not in artifacts and key not in sources:
-                    sources[key] = describe(file)
+                    sources[key] = describe(file, hasher)
                 inputs[key] = (artifacts.get(key) or sources[key])["sha256"]
         jobs[job_id(job)]["inputs"] = inputs
     config = plan.get("config", {})
@@ -324,7 +376,31 @@ def build(plan: dict, workflow_dir: Path | None) -> dict:
     }
     return {"manifest_version": MANIFEST_VERSION, "path": plan["manifest"], "run": run, "jobs": jobs,
             "config_slices": slices, "artifacts": dict(sorted(artifacts.items())),
-            "sources": dict(sorted(sources.items()))}
+            "sources": dict(sorted(sources.items())), "unrecorded": sorted(plan.get("unrecorded", []))}
+
+
+def read_previous(path: Path) -> tuple[dict | None, int | None]:
+    """The manifest of the last finished run (the rule flags its output update(), so Snakemake
+    keeps it for this step) and its modification time; (None, None) when there is none."""
+    try:
+        previous = json.loads(Path(path).read_text(encoding="utf-8"))
+        return (previous, Path(path).stat().st_mtime_ns) if isinstance(previous, dict) else (None, None)
+    except (OSError, ValueError):
+        return None, None
+
+
+def refuse_stale(plan: dict, out: Path, hasher=sha256_file) -> None:
+    """StaleError when a file no longer is what its job made, or results/ holds files no job makes.
+
+    Every job that did not rerun since the previous manifest must find its outputs, and the
+    files it read in source folders, as recorded (prefalign.provenance.staleness); files made
+    by the jobs that did rerun are what this manifest records.
+    """
+    previous, written = read_previous(out)
+    findings = staleness.check(plan, previous, written, full=True, hasher=hasher)
+    if findings:
+        raise StaleError(f"{out} is not written: this run's files do not add up.\n"
+                         + staleness.explain(findings, (previous or {}).get("jobs", {}), f"{out} (previous run)"))
 
 
 def write(manifest: dict, out: Path) -> None:
@@ -346,7 +422,9 @@ def main(args: argparse.Namespace) -> None:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"plan: not valid JSON ({exc})") from None
     check_plan_paths(plan)
-    manifest = build(plan, args.workflow_dir)
+    hasher = Hasher()
+    refuse_stale(plan, args.out, hasher)
+    manifest = build(plan, args.workflow_dir, hasher)
     write(manifest, args.out)
     print(f"manifest: {len(manifest['artifacts'])} artifacts, {len(manifest['sources'])} sources, "
           f"{len(manifest['jobs'])} jobs -> {args.out}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from prefalign import runtime
+from prefalign.errors import ConfigError
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.train import checkpoints, common, saving, unsloth, watch
 
@@ -102,6 +103,9 @@ class TrainingStep:
 
     def main(self, args: argparse.Namespace) -> None:
         settings = self.settings_class.from_args(args)
+        start = getattr(args, self.start_flag)
+        if not Path(start).is_dir():  # else transformers takes the path for a hub id and fails with a traceback
+            raise ConfigError(f"--{self.start_flag} {start}: not a model folder ({self.start_help})")
         print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)  # the resolved config first
         watcher = watch.Watch.from_args(args, self.name, settings)
         metrics, history = self.train(getattr(args, self.start_flag), args.train, args.out, settings,

@@ -13,12 +13,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefalign.hashing import canonical_sha256, tree_digest
 from prefalign.train.watch import health, tracking
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tensorboard-dir", type=Path,
                         help="output folder: TensorBoard event files (with --tensorboard; none: no event files)")
+    parser.add_argument("--tracker-record", type=Path,
+                        help="output: the W&B / MLflow run ids (JSON), for `prefalign track`; none: not written")
     health.HealthSettings.add_arguments(parser)
     tracking.TrackingSettings.add_arguments(parser)
 
@@ -28,6 +31,7 @@ class Watch:
     monitor: health.HealthMonitor
     report_to: list[str]
     progress: object | None
+    record: object | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, step: str, settings) -> "Watch":
@@ -38,7 +42,15 @@ class Watch:
                                    sort_keys=True), flush=True)
         monitor = health.HealthMonitor(health_settings, step, settings.learning_rate, getattr(settings, "beta", None))
         sinks = tracking.report_to(tracking_settings, args.tensorboard_dir, step)
-        return cls(monitor, sinks, tracking.progress_callback(step))
+        record = None
+        if {"wandb", "mlflow"} & set(sinks):
+            inputs = {name: str(getattr(args, name)) for name in ("base", "sft", "train") if getattr(args, name, None)}
+            settings_dict = settings.to_dict()
+            payload = {"step": step, "settings": settings_dict, "settings_sha256": canonical_sha256(settings_dict),
+                       "inputs": {path: tree_digest(Path(path)) for path in inputs.values()}}
+            record = tracking.RunRecord(step, sinks, payload, args.tracker_record)
+        return cls(monitor, sinks, tracking.progress_callback(step), record)
 
     def callbacks(self) -> list:
-        return [health.HealthCallback(self.monitor)] + ([self.progress] if self.progress is not None else [])
+        extra = [c for c in (self.progress, self.record) if c is not None]
+        return [health.HealthCallback(self.monitor)] + extra

@@ -1,0 +1,244 @@
+"""Does a finished run still stand? Its files against the manifest that recorded them.
+
+Snakemake decides what to rerun from modification times, and three things escape it:
+
+- a file changed inside a directory output (results/sft/model/model.safetensors): Snakemake
+  dates a directory by its `.snakemake_timestamp`, which nothing but Snakemake touches;
+- a file added to or removed from a directory output;
+- a missing intermediate whose consumers are still there: Snakemake then calls the run done
+  (rules/manifest.smk makes `all` require every artifact, so such a file is rebuilt instead).
+
+`check` compares the files of every *settled* job with the manifest of the last finished run.
+A job is settled when it has not run again since that manifest recorded it: Snakemake rewrites
+a job's benchmark file whenever the job ends, and the manifest keeps its sha256. A settled job's files must be exactly those the manifest recorded (no file changed, added or
+removed in its directory outputs), and the files it read inside source directories (local
+models, a reward model) must still hash as they did. A job that finished after the manifest
+(a run that stopped before its own manifest step) is not held to the old record: Snakemake
+reruns what depends on it. Files under results/ that no job of the run makes are listed too.
+
+Cost: a file is hashed only when its size differs from the record or it was modified after
+the manifest (`full=True` hashes every file: the manifest step, which hashes them anyway).
+`prefalign verify` re-hashes everything and also finds changes that kept the old mtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from prefalign.hashing import sha256_file
+
+# Files under results/ that no job of the manifest makes, by design: resumable training
+# checkpoints (prefalign.train.checkpoints; kept across a killed run, deleted on success) and
+# Snakemake's directory timestamps.
+EXEMPT_PREFIXES = ("results/checkpoints/",)
+SNAKEMAKE_FILES = {".snakemake_timestamp"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    job: str  # the job whose record the file breaks: its producer, or for a source the job that read it
+    rule: str  # that job's rule: `--forcerun <rule>` rebuilds the file, or rereads the source
+    why: str
+    source: bool = False  # a file no job makes (then the reader and what it made are affected)
+
+
+@dataclass
+class Findings:
+    stale: list[Finding] = field(default_factory=list)
+    unaccounted: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.stale or self.unaccounted)
+
+
+def job_id(job: dict) -> str:
+    wildcards = ",".join(f"{k}={v}" for k, v in sorted(job["wildcards"].items()))
+    return f"{job['rule']}[{wildcards}]" if wildcards else job["rule"]
+
+
+def filesunder(path: Path) -> list[Path]:
+    """The file itself, or every file under a folder (sorted; Snakemake's marker files left out)."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.name not in SNAKEMAKE_FILES)
+    return [path] if path.is_file() else []
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def under(name: str, outputs: list[str]) -> str | None:
+    """The declared output `name` is or lies in, if any."""
+    for output in outputs:
+        if name == output or name.startswith(output.rstrip("/") + "/"):
+            return output
+    return None
+
+
+def check(plan: dict, previous: dict | None, previous_mtime_ns: int | None, root: Path = Path("."),
+          forced: Callable[[dict], bool] = lambda job: False, full: bool = False,
+          hasher: Callable[[Path], str] = sha256_file) -> Findings:
+    """What of the last finished run (manifest `previous`, written at `previous_mtime_ns`) no longer stands.
+
+    `plan` is this run's job plan (rules/manifest.smk); `forced(job)` is true for jobs this
+    invocation rebuilds anyway (--forcerun, --forceall), whose files are not checked.
+    """
+    root = Path(root)
+    findings = Findings()
+    recorded = (previous or {}).get("artifacts", {})
+    recorded_jobs = (previous or {}).get("jobs", {})
+    recorded_sources = (previous or {}).get("sources", {})
+    produced = [path for job in plan["jobs"] for path in job["outputs"].values()]
+
+    def differs(file: Path, want: dict) -> bool:
+        stat = file.stat()
+        if stat.st_size != want["size"]:
+            return True
+        if full or previous_mtime_ns is None or stat.st_mtime_ns > previous_mtime_ns:
+            return hasher(file) != want["sha256"]
+        return False
+
+    for job in plan["jobs"] if previous is not None else []:
+        name = job_id(job)
+        if forced(job) or name not in recorded_jobs or not _settled(job, root, recorded_jobs[name]):
+            continue
+
+        def stale(path: str, why: str, source: bool = False) -> None:
+            findings.stale.append(Finding(path, name, job["rule"], why, source))
+
+        made = {path for path, entry in recorded.items() if entry.get("job") == name}
+        for output in job["outputs"].values():
+            where = root / output
+            if not where.exists():
+                continue  # Snakemake rebuilds a missing output (rule all requires every artifact)
+            on_disk = {_rel(f, root): f for f in filesunder(where)}
+            for key, file in on_disk.items():
+                if key in made:
+                    if differs(file, recorded[key]):
+                        stale(key, f"differs from what {name} made")
+                elif where.is_dir():
+                    stale(key, f"appeared in {output}/ after {name} made it")
+            if where.is_dir():
+                for key in sorted(made):
+                    if under(key, [output]) and key not in on_disk:
+                        stale(key, f"missing from {output}/, where {name} made it")
+        # Files inside a source folder (a local model, a reward model): Snakemake dates the
+        # folder, not its files. Files that a job makes are checked above, at their producer.
+        for inputs in job["inputs"].values():
+            for declared in inputs:
+                where = root / declared
+                if not where.is_dir() or under(declared, produced):
+                    continue
+                for file in filesunder(where):
+                    key = _rel(file, root)
+                    want = recorded_sources.get(key)
+                    if want is None:
+                        stale(key, f"appeared in source folder {declared}/ after {name} read it", True)
+                    elif differs(file, want):
+                        stale(key, f"changed since {name} read it (source folder {declared}/)", True)
+    findings.unaccounted = unaccounted(plan, root)
+    return findings
+
+
+def _settled(job: dict, root: Path, recorded_job: dict) -> bool:
+    """True when the job has not run again since the manifest recorded it.
+
+    Snakemake rewrites a job's benchmark file each time the job ends (times and memory to the
+    millisecond and kilobyte), so an unchanged benchmark, by sha256, is an unchanged job.
+    """
+    benchmark = job.get("benchmark")
+    want = recorded_job.get("benchmark_sha256")
+    if not benchmark or not want:
+        return False
+    try:
+        return sha256_file(root / benchmark) == want
+    except FileNotFoundError:
+        return False
+
+
+def unaccounted(plan: dict, root: Path = Path(".")) -> list[str]:
+    """Files under results/ that no job of the plan makes (nor a rule kept out of the manifest by design)."""
+    root = Path(root)
+    known = [path for job in plan["jobs"] for path in job["outputs"].values()]
+    known += list(plan.get("unrecorded", [])) + [plan.get("manifest", "results/manifest.json")]
+    found = []
+    for file in filesunder(root / "results"):
+        key = _rel(file, root)
+        if key.startswith(EXEMPT_PREFIXES) or under(key, known):
+            continue
+        found.append(key)
+    return found
+
+
+# ---------------------------------------------------------------- what depends on what, and the repair
+
+def downstream(jobs: dict[str, dict], start: set[str]) -> list[str]:
+    """Ids of the jobs that read, directly or through others, what the jobs in `start` made (in the run's order).
+
+    `jobs` is the manifest's jobs table ({id: {"inputs": {path: sha}, "outputs": [paths]}})."""
+    made_by = {path: name for name, job in jobs.items() for path in job.get("outputs", [])}
+    readers: dict[str, set[str]] = {}
+    for name, job in jobs.items():
+        for path in job.get("inputs", {}):
+            if path in made_by:
+                readers.setdefault(made_by[path], set()).add(name)
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        for reader in readers.get(todo.pop(), ()):
+            if reader not in seen:
+                seen.add(reader)
+                todo.append(reader)
+    return [name for name in jobs if name in seen and name not in start]  # in the run's order
+
+
+def compact_outputs(job: dict) -> list[str]:
+    """A job's outputs as declared: a directory output once, as `folder/`, not file by file."""
+    folders = [d.rstrip("/") for d in job.get("directories", [])]
+    shown: list[str] = []
+    for path in job.get("outputs", []):
+        folder = under(path, folders)
+        entry = f"{folder}/" if folder else path
+        if entry not in shown:
+            shown.append(entry)
+    return shown
+
+
+def repair_command(rules: list[str]) -> str:
+    """The Snakemake call that rebuilds what `rules` made, and so everything made from it."""
+    return "snakemake --cores all --forcerun " + " ".join(sorted(set(rules)))
+
+
+def explain(findings: Findings, jobs: dict[str, dict], what: str) -> str:
+    """The refusal: every stale file, what was made from it, and the command that repairs it.
+
+    `jobs`: the manifest's jobs table (to list the affected downstream artifacts); `what`: the
+    record the files were held to, e.g. "results/manifest.json".
+    """
+    lines = []
+    if findings.stale:
+        lines.append(f"{len(findings.stale)} artifact(s) no longer match {what}:")
+        by_job: dict[tuple[str, bool], list[Finding]] = {}
+        for finding in findings.stale:
+            by_job.setdefault((finding.job, finding.source), []).append(finding)
+        for (name, source), items in by_job.items():
+            lines += [f"  {finding.path}: {finding.why}" for finding in items[:10]]
+            if len(items) > 10:
+                lines.append(f"  ... and {len(items) - 10} more of {name}")
+            affected = ([name] if source else []) + downstream(jobs, {name})
+            files = [path for reader in affected for path in compact_outputs(jobs.get(reader, {}))]
+            if files:
+                lines.append(f"    made from it: {', '.join(files)}")
+        lines.append("  repair (rebuild them and everything made from them): "
+                     + repair_command([f.rule for f in findings.stale]))
+    if findings.unaccounted:
+        lines.append(f"{len(findings.unaccounted)} file(s) under results/ that no job of this run makes:")
+        lines += [f"  {path}" for path in findings.unaccounted[:20]]
+        if len(findings.unaccounted) > 20:
+            lines.append(f"  ... and {len(findings.unaccounted) - 20} more")
+        lines.append("  results/ holds only what the workflow makes (an earlier config's outputs, a copy, a note?): "
+                     "move them out of results/ or delete them")
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""A rerun you can trust: the faults Snakemake alone does not see, with the real Snakemake.
+
+One tiny pipeline (200 records, a 30k-parameter model, 30 SFT and 40 DPO steps, 16 judged
+prompts) runs once; each test copies it (modification times kept) and breaks it:
+
+1. kill -9 of Snakemake's process group during `--forcerun train_dpo`, after a checkpoint,
+   then `--unlock` and a plain rerun. Before the fix: "Nothing to be done", exit 0, with
+   results/dpo/ empty. Now the rerun rebuilds DPO (resumed: the same bytes) and what was
+   made from it, and the manifest verifies.
+2. One flipped byte in results/sft/model/model.safetensors (a directory output: Snakemake
+   dates it by its .snakemake_timestamp). Before: "Nothing to be done". Now the workflow
+   stops before any job, names the file, what was made from it and the --forcerun that
+   repairs it; the manifest step refuses it too; verify lists the same.
+3. A deleted intermediate (results/eval/sft/pairs.jsonl) whose consumers are newer. Before:
+   "Nothing to be done", the file stays missing. Now it is rebuilt with what depends on it.
+4. An extra file: in a directory output, and loose under results/. Before: nothing said.
+   Now the workflow names them and refuses; verify reports the stray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import BIN, REPO
+
+from prefalign.train.checkpoints import RECORD
+
+pytestmark = pytest.mark.workflow
+
+CONFIG = {
+    "seed": 1234,
+    "threads": 1,
+    "datasets": {"hh": {"format": "hh-rlhf", "source": "synthetic", "records": 200}},
+    "model": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
+    "sft": {"max_steps": 30, "batch_size": 8, "logging_steps": 5, "checkpoint_steps": 10},
+    "dpo": {"max_steps": 40, "batch_size": 8, "logging_steps": 5, "checkpoint_steps": 10},
+    "eval": {"judge_prompts": 16, "max_new_tokens": 8, "bootstrap_samples": 200},
+}
+
+
+def command(workdir: Path, configfile: Path, *args: str) -> list[str]:
+    return [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+            str(configfile), "--cores", "2", *args]
+
+
+def environment() -> dict:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command(workdir, configfile, *args), capture_output=True, text=True, env=environment())
+
+
+def planned(result: subprocess.CompletedProcess) -> set[str]:
+    table = (result.stdout + result.stderr).split("Job stats:")[-1]  # a real run logs it on stderr
+    return set(re.findall(r"^(\w+)\s+\d+$", table, flags=re.M)) - {"total"}
+
+
+def verify(workdir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "prefalign"), "verify", str(workdir / "results/manifest.json")],
+                          capture_output=True, text=True)
+
+
+def hashes(workdir: Path) -> dict[str, str]:
+    return {path: entry["sha256"] for path, entry in
+            json.loads((workdir / "results/manifest.json").read_text())["artifacts"].items()}
+
+
+@pytest.fixture(scope="module")
+def configfile(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, configfile) -> Path:
+    workdir = tmp_path_factory.mktemp("finished")
+    result = snakemake(workdir, configfile)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert verify(workdir).returncode == 0
+    return workdir
+
+
+@pytest.fixture
+def run(finished, tmp_path) -> Path:
+    """A copy of the finished run, with Snakemake's records and every modification time."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy, symlinks=True)
+    return copy
+
+
+def test_a_kill_during_forcerun_is_rebuilt_not_called_done(run, finished, configfile):
+    log = open(run / "forcerun.out", "w")
+    proc = subprocess.Popen(command(run, configfile, "--forcerun", "train_dpo"), stdout=log, stderr=subprocess.STDOUT,
+                            env=environment(), start_new_session=True)
+    folder = run / "results/checkpoints/train_dpo"
+    deadline = time.monotonic() + 600
+    while not (folder.is_dir() and any((c / RECORD).is_file() for c in folder.glob("checkpoint-*"))):
+        assert proc.poll() is None, (run / "forcerun.out").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no DPO checkpoint in 10 minutes"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=120)
+    assert not (run / "results/dpo/model").exists()  # the fault: Snakemake had removed DPO's outputs
+    assert snakemake(run, configfile, "--unlock").returncode == 0
+
+    result = snakemake(run, configfile)
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said[-4000:]
+    assert "Nothing to be done" not in said
+    assert {"train_dpo", "evaluate_model", "compare_models", "render_report", "write_manifest"} <= planned(result)
+    assert "resuming from checkpoint-" in (run / "logs/train_dpo.log").read_text()
+    assert verify(run).returncode == 0
+    assert hashes(run) == hashes(finished)  # resumed from the checkpoint: the uninterrupted bytes
+
+
+def test_a_flipped_byte_in_a_directory_output_stops_the_run_with_the_repair(run, configfile):
+    weights = run / "results/sft/model/model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+
+    sft_log = (run / "logs/train_sft.log").stat().st_mtime_ns
+    for args in (("-n",), ()):
+        result = snakemake(run, configfile, *args)
+        said = result.stdout + result.stderr
+        assert result.returncode != 0, said[-3000:]
+        assert "results/sft/model/model.safetensors: differs from what train_sft made" in said
+        assert "results/dpo/model/" in said and "results/report/report.html" in said  # what was made from it
+        assert "snakemake --cores all --forcerun train_sft" in said
+    assert (run / "logs/train_sft.log").stat().st_mtime_ns == sft_log  # refused before any job ran
+
+    # Asking for a new manifest directly is refused too (the manifest step itself holds the run
+    # to the previous manifest as well: tests/test_manifest.py); the old one stays.
+    before = (run / "results/manifest.json").read_bytes()
+    direct = snakemake(run, configfile, "--forcerun", "write_manifest", "results/manifest.json")
+    assert direct.returncode != 0 and "differs from what train_sft made" in direct.stdout + direct.stderr
+    assert (run / "results/manifest.json").read_bytes() == before
+
+    checked = verify(run)
+    assert checked.returncode == 1
+    assert "MISMATCH results/sft/model/model.safetensors: sha256" in checked.stdout
+    assert "made by train_sft; made from it:" in checked.stdout and "results/dpo/model/" in checked.stdout
+    assert "rebuild: snakemake --cores all --forcerun train_sft" in checked.stdout
+
+    repair = snakemake(run, configfile, "-n", "--forcerun", "train_sft")
+    assert repair.returncode == 0, (repair.stdout + repair.stderr)[-3000:]
+    assert {"train_sft", "train_dpo", "evaluate_model", "render_report", "write_manifest"} <= planned(repair)
+
+
+def test_a_deleted_intermediate_is_rebuilt_with_what_depends_on_it(run, finished, configfile):
+    pairs = run / "results/eval/sft/pairs.jsonl"
+    pairs.unlink()
+    dry = snakemake(run, configfile, "-n")
+    assert dry.returncode == 0 and "Nothing to be done" not in dry.stdout + dry.stderr
+    assert {"evaluate_model", "render_report", "write_manifest"} <= planned(dry)
+    assert not planned(dry) & {"train_sft", "train_dpo", "build_base_model"}
+    result = snakemake(run, configfile)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert pairs.read_bytes() == (finished / "results/eval/sft/pairs.jsonl").read_bytes()
+    assert verify(run).returncode == 0
+
+
+def test_extra_files_under_results_are_named(run, configfile):
+    inside = run / "results/dpo/adapter/notes.txt"
+    inside.write_text("my notes\n")
+    result = snakemake(run, configfile, "-n")
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "results/dpo/adapter/notes.txt: appeared in results/dpo/adapter/ after train_dpo made it" in said
+    assert "snakemake --cores all --forcerun train_dpo" in said
+    assert "MISMATCH results/dpo/adapter/notes.txt: not in the manifest" in verify(run).stdout
+    inside.unlink()
+
+    stray = run / "results/eval/old_model.json"
+    stray.write_text("{}\n")
+    result = snakemake(run, configfile, "-n")
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "1 file(s) under results/ that no job of this run makes:" in said and "results/eval/old_model.json" in said
+    checked = verify(run)
+    assert checked.returncode == 1
+    assert "MISMATCH results/eval/old_model.json: not in the manifest: no job of the run made it" in checked.stdout
+    stray.unlink()
+    assert snakemake(run, configfile, "-n").returncode == 0
+    assert verify(run).returncode == 0
