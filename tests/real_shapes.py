@@ -50,14 +50,28 @@ SHORT_FOLLOW_UPS = ["Yes", "Go on.", "Thanks!", "Okay.", "Why?", "Tell me more."
 LENGTHS_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh_rlhf_lengths.json"
 
 
+def vocabulary(size: int = 20000) -> list[str]:
+    """The common words first, then made-up words: ranks for a Zipf draw (as in real text, a few words
+    are everywhere and most are rare, so two texts share few rare words)."""
+    rng = random.Random(0)
+    syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "en", "dor", "pa", "qu", "zi", "bel", "mon", "ar",
+                 "is", "to", "an", "ul", "ri", "fe", "go", "sa"]
+    made_up = {"".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(size)}
+    return WORDS + sorted(made_up - set(WORDS))[: size - len(WORDS)]
+
+
+VOCABULARY = vocabulary()
+ZIPF = list(__import__("itertools").accumulate(1.0 / (rank + 1) for rank in range(len(VOCABULARY))))
+
+
 class Text:
-    """Sentences of common English words, of a given length in characters or words."""
+    """Sentences of Zipf-distributed words (common English ones first), of a given length."""
 
     def __init__(self, rng: random.Random):
         self.rng = rng
 
     def words(self, n: int) -> str:
-        return " ".join(self.rng.choice(WORDS) for _ in range(max(1, n)))
+        return " ".join(self.rng.choices(VOCABULARY, cum_weights=ZIPF, k=max(1, n)))
 
     def sentence(self, low: int = 5, high: int = 18) -> str:
         text = self.words(self.rng.randint(low, high))

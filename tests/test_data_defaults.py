@@ -108,10 +108,12 @@ def normalize_with(tmp_path, defaults, fmt, rows):
     return read_jsonl(out / "n.jsonl"), read_jsonl(out / "r.jsonl")
 
 
-def test_max_chars_drops_a_pair_of_4001_characters_and_keeps_4000(tmp_path, defaults):
+def test_max_chars_drops_a_pair_of_8001_characters_and_keeps_8000(tmp_path, defaults):
+    """8,000 characters, about the 2,048 tokens of the GPU presets' max_length: on rows in the published
+    shapes it drops none of hh-rlhf's real lengths and a few percent of UltraFeedback's (bench/data_shares.py)."""
     prompt = "q" * 1000
-    rows = [{"prompt": prompt, "chosen": "a" * 3000, "rejected": "b"},  # 4000: kept
-            {"prompt": prompt, "chosen": "c" * 3001, "rejected": "d"}]  # 4001: too long
+    rows = [{"prompt": prompt, "chosen": "a" * 7000, "rejected": "b"},  # 8000: kept
+            {"prompt": prompt, "chosen": "c" * 7001, "rejected": "d"}]  # 8001: too long
     kept, ledger = normalize_with(tmp_path, defaults, "pairs", rows)
     assert len(kept) == 1 and [(e["line"], e["reason"]) for e in ledger] == [(2, "too_long")]
     assert defaults["filters"].max_tokens == 0  # off: the trainers truncate at their max_length

@@ -65,8 +65,9 @@ SYNTHETIC = {"synth_hh": {"format": "hh-rlhf", "source": "synthetic", "records":
 # The practice's learning rates for a pretrained model trained on the CPU (cpu-demo's are for
 # a model trained from scratch): LoRA SFT at 2e-4, DPO at 5e-6, AdamW beta2 0.95.
 PRETRAINED_ON_CPU = {
-    "sft": {"use_lora": True, "learning_rate": 2e-4, "adam_beta2": 0.95},
-    "dpo": {"learning_rate": 5e-6, "adam_beta2": 0.95, "loss_type": ["sigmoid"], "loss_weights": None},
+    "sft": {"use_lora": True, "learning_rate": 2e-4, "adam_beta2": 0.95, "max_length": 1024},
+    "dpo": {"learning_rate": 5e-6, "adam_beta2": 0.95, "loss_type": ["sigmoid"], "loss_weights": None,
+            "max_length": 1024},
 }
 
 
@@ -126,7 +127,7 @@ MIN_STEPS = 10
 def dataset_name(path: Path, fmt: str) -> str:
     """A name for a local file: its stem, else the nearest folder with a telling name, else the format."""
     stem = path.name.split(".")[0]
-    for candidate in (stem, *[p.name for p in path.resolve().parents][:3]):
+    for candidate in (stem, *[p.name for p in path.resolve().parents][:2]):  # the file, its folder and the one above
         clean = re.sub(r"[^A-Za-z0-9_-]+", "_", candidate).strip("_")
         if clean and not GENERIC.match(clean) and not GENERIC.match(clean.split("_")[0]):
             return clean
@@ -265,6 +266,11 @@ def plan(args: argparse.Namespace, machine: Machine | None, out_dir: Path = Path
     elif any(d.entry["source"] != "synthetic" for d in datasets):
         notes.append("Steps: the preset's (a hub dataset is not counted before the run); set sft.max_steps and "
                      "dpo.max_steps to the epochs you want.")
+    if model["source"] == "pretrained":
+        # Pairs longer than training's max_length would be cut (or, prompt too long, dropped by TRL
+        # without a word): the token filter ledgers them instead, counted with the model's tokenizer.
+        max_length = overrides.get("dpo", {}).get("max_length") or presets.value_of(preset, "dpo", "max_length")
+        overrides = {"data": {"max_tokens": max_length}, **overrides}
     judged = all(d.entry["source"] == "synthetic" for d in datasets)
     return Plan(model, datasets, preset, gpu_count, overrides, notes, steps, judged)
 
@@ -332,6 +338,9 @@ def render(plan: Plan, command: str, out: Path = Path("config.yaml")) -> str:
         lines += ["", f"{section}:  # beyond the preset (see the notes at the top)"]
         for key, value in keys.items():
             comment = ""
+            if section == "data" and key == "max_tokens":
+                comment = ("  # dpo.max_length: longer pairs are ledgered (too_many_tokens), not cut in training; "
+                           "counted with the model's tokenizer")
             if key == "max_steps" and section in plan.steps:
                 s = plan.steps[section]
                 comment = (f"  # {s['epochs']} epoch(s) of ~{s['train']} train pairs at {s['batch']} pairs per step "

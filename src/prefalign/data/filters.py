@@ -35,7 +35,7 @@ class FilterSettings(Settings):
     drop_empty: bool = field(default=True, metadata={"help": "drop pairs with a blank reply or no non-blank user turn"})
     drop_identical: bool = field(default=True, metadata={"help": "drop pairs whose chosen and rejected are the same text"})
     max_chars: int = field(
-        default=4000, metadata={"help": "drop pairs whose prompt plus longer reply exceeds this many characters; "
+        default=8000, metadata={"help": "drop pairs whose prompt plus longer reply exceeds this many characters; "
                                         "0 = no limit"})
     max_tokens: int = field(
         default=0, metadata={"help": "drop pairs whose prompt plus longer reply, as the chat template renders "
