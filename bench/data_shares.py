@@ -40,7 +40,7 @@ MIN_RATIOS = [1.0, 1.5, 2.0, 3.0]
 
 
 def default_settings(raw: Path, fmt: str) -> tuple[NormalizeSettings, FilterSettings, SplitSettings]:
-    config = {"datasets": {fmt: {"format": fmt, "source": "local", "path": str(raw)}}}
+    config = {"datasets": {fmt: {"format": fmt, "source": "local", "path": str(raw)}}, "eval": {"comparisons": []}}
     settings = resolve_mapping(config).settings
     return settings[f"normalize:{fmt}"], settings["filters"], settings["split"]
 

@@ -58,6 +58,11 @@ def assert_same_plan(workdir, configfile, cwd):
 
 
 def write_config(path, datasets: dict, **sections) -> str:
+    """A config of these datasets; without a synthetic one, no judge comparison (the task judge has
+    nothing to judge: see test_a_task_judge_on_real_data_is_refused_before_the_run)."""
+    if not any(d["source"] == "synthetic" for d in datasets.values()):
+        sections = {**sections, "eval": {"comparisons": [], **sections.get("eval", {})}}
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"datasets": datasets, **sections}, sort_keys=False))
     return path
 
@@ -104,6 +109,18 @@ def test_an_overlays_typo_is_blamed_on_the_overlay(tmp_path):
         resolve([base, overlay])
     result = run_cli("config", "check", base, overlay, check=False, cwd=tmp_path)
     assert f"{overlay}:4: datasets.hh.format" in result.stdout and "did you mean 'hh-rlhf'" in result.stdout
+
+
+def test_a_task_judge_on_real_data_is_refused_before_the_run(tmp_path):
+    """Issue 13, item 3: the run used to stop at its last step (compare_models: no prompt answered by both)."""
+    write_rows(tmp_path / "hh.jsonl", [hh("Hi?", "Hello.", "Go away.")])
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml.safe_dump({"datasets": {"hh": {"format": "hh-rlhf", "source": "local",
+                                                          "path": "hh.jsonl"}}, "eval": {"judge": "task"}}))
+    line = config.read_text().splitlines().index("eval:") + 1  # comparisons is not set: its section is named
+    with pytest.raises(ConfigError, match=re.escape(f"{config}:{line}: eval.comparisons: expected [] with judge task "
+                                                    "on this data")):
+        resolve([config])
 
 
 # ---------------------------------------------------------------- with Snakemake (dry runs)
@@ -167,3 +184,29 @@ def test_config_check_prints_the_plan_the_workflow_runs_for_every_kind_of_config
     for name, (datasets, sections) in configs.items():
         config = write_config(tmp_path / f"{name}.yaml", datasets, **sections)
         assert_same_plan(tmp_path / f"run-{name}", config, tmp_path)
+
+
+@pytest.mark.workflow
+def test_two_configs_run_side_by_side_in_their_own_folders(tmp_path):
+    """A run folder per config (`--directory runs/<name>`): the second run neither reads nor overwrites
+    the first's results; a raw file that is not there stops the run before any rule, naming the line."""
+    write_rows(tmp_path / "data/hh.jsonl", [hh(f"Question number {i} here?", "Yes.", "No.") for i in range(30)])
+    write_rows(tmp_path / "data/shp.jsonl", [shp(f"Post number {i} here", "A.", "B.", 9, 2) for i in range(30)])
+    a = write_config(tmp_path / "configs/a.yaml", {"hh": {"format": "hh-rlhf", "source": "local",
+                                                          "path": "../data/hh.jsonl"}})
+    b = write_config(tmp_path / "configs/b.yaml", {"shp": {"format": "shp", "source": "local",
+                                                           "path": "../data/shp.jsonl"}})
+    for config in (a, b):
+        result = snakemake(tmp_path / "runs" / config.stem, "--cores", "1", "results/data/stats.json", configfile=config)
+        assert result.returncode == 0, result.stderr[-3000:]
+    first = tmp_path / "runs/a/results/data/stats.json"
+    stats = {name: json.loads((tmp_path / f"runs/{name}/results/data/stats.json").read_text()) for name in "ab"}
+    assert set(stats["a"]["per_source"]) == {"hh"} and set(stats["b"]["per_source"]) == {"shp"}
+    before = first.stat().st_mtime_ns
+    again = snakemake(tmp_path / "runs/b", "--cores", "1", "results/data/stats.json", configfile=b)
+    assert "Nothing to be done" in again.stdout + again.stderr and first.stat().st_mtime_ns == before
+
+    (tmp_path / "data/shp.jsonl").unlink()
+    gone = snakemake(tmp_path / "runs/b", "--cores", "1", "results/data/stats.json", configfile=b)
+    line = next(i for i, text in enumerate(b.read_text().splitlines(), 1) if "path:" in text)
+    assert gone.returncode != 0 and f"{b}:{line}: datasets.shp.path: no such file" in gone.stderr

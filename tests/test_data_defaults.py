@@ -29,7 +29,8 @@ def defaults(tmp_path_factory):
     """Every data step's settings of a config that sets no data key."""
     folder = tmp_path_factory.mktemp("defaults")
     write_rows(folder / "raw.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}])
-    config = {"datasets": {"mine": {"format": "pairs", "source": "local", "path": str(folder / "raw.jsonl")}}}
+    config = {"datasets": {"mine": {"format": "pairs", "source": "local", "path": str(folder / "raw.jsonl")}},
+              "eval": {"comparisons": []}}
     return resolve_mapping(config).settings
 
 

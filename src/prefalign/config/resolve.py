@@ -139,10 +139,24 @@ def resolve_mapping(config: dict, sources: Iterable[Path] = (), schema: dict | N
     done = apply_presets(config, sources, schema)
     config = with_defaults(config, schema)
     check_config(config, schema, sources)
-    problems = resolve_paths(config, sources, cwd)
+    problems = resolve_paths(config, sources, cwd) + judge_problems(config, sources)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return ResolvedConfig(config, sources, done, user_keys, step_settings(config, sources))
+
+
+def judge_problems(config: dict, sources: list[Path]) -> list[str]:
+    """A task judge with comparisons but no synthetic dataset: no prompt could be judged, so the run
+    would stop at its last step (compare_models: "no prompt answered by both"). Said now instead."""
+    evaluation = config["eval"]
+    if evaluation.get("judge") != "task" or not evaluation["comparisons"]:
+        return []
+    if any(d["source"] == "synthetic" for d in config["datasets"].values()):
+        return []
+    return [f"{where(sources, ['eval', 'comparisons'])}eval.comparisons: expected [] with judge task on this data, got "
+            f"{evaluation['comparisons']} (the task judge scores only the synthetic tasks' prompts and no dataset "
+            "here is synthetic, so no answer could be judged: set eval.comparisons: [] or eval.judge: reward_model "
+            "with eval.reward_model: <folder>)"]
 
 
 def resolve(paths: Iterable[Path], schema: dict | None = None) -> ResolvedConfig:
