@@ -30,6 +30,7 @@ venv: $(STAMP)
 
 run: venv
 	snakemake --cores $(CORES)
+	@echo "report: results/report/report.html; to run prefalign or snakemake yourself: source $(VENV)/bin/activate"
 
 test: venv
 	pytest

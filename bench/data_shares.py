@@ -67,16 +67,23 @@ def measure(fmt: str, n: int, folder: Path) -> dict:
     records = read_jsonl(folder / "n_open.jsonl")
     sizes = [len(text(r["prompt"])) + max(len(text(r["chosen"])), len(text(r["rejected"]))) for r in records]
     ratios = [r["meta"].get("score_ratio") for r in records]
+    stages = {}
+    for stage in [*stats["stages"], *mix["stages"]]:  # each reason as a share of what its stage received
+        if stage["dropped"]:
+            stages[stage["stage"]] = {"unit": stage["unit"], "in": stage["in"],
+                                      "dropped_share": {k: share(v, stage["in"]) for k, v in
+                                                        stage["dropped_by_reason"].items()}}
     return {
         "format": fmt,
         "raw_rows": stats["rows"],
+        "messages": stats.get("messages"),
         "units": units,
-        "unit": "message" if "messages" in stats else "row",
-        "normalize": {"kept": stats["kept"], "kept_share": share(stats["kept"], units),
-                      "dropped_share_by_reason": {k: share(v, units) for k, v in stats["dropped_by_reason"].items()}},
-        "split": {"train": mix["train"], "test": mix["test"],
-                  "dropped_share_by_reason": {k: share(v, mix["in"]) for k, v in mix["dropped_by_reason"].items()}},
-        "kept_of_raw_units": share(mix["train"] + mix["test"], units),
+        "pairs_made": stats["stages"][1]["out"],
+        "stages": stages,
+        "normalize": {"kept": stats["kept"], "kept_share_of_pairs_made": share(stats["kept"], stats["stages"][1]["out"]),
+                      "dropped_by_reason": stats["dropped_by_reason"]},
+        "split": {"train": mix["train"], "test": mix["test"], "dropped_by_reason": mix["dropped_by_reason"]},
+        "mix_kept_of_pairs_made": share(mix["train"] + mix["test"], stats["stages"][1]["out"]),
         "max_chars_would_drop": {str(limit): share(sum(s > limit for s in sizes), len(sizes)) for limit in MAX_CHARS},
         "min_score_ratio_would_drop": ({str(r): share(sum(x is not None and x < r for x in ratios), len(ratios))
                                         for r in MIN_RATIOS} if fmt == "shp" else None),
