@@ -43,9 +43,11 @@ WORDS = ("the a of to and in is it you that for on with as was be at by this hav
          "earth need far hand high year mother light parts country father let night following picture being study "
          "second eyes soon times story boys since white days ever paper hard near sentence better best across during "
          "today others however sure means knew its try told young miles sun ways thing whole hear example heard "
-         "several change answer room sea against top turned learn point city play toward five using himself usually").split()
+         "several change answer room sea against top turned learn point city play toward five using himself "
+         "usually").split()
 QUESTION_STARTS = ["How do I", "What is the best way to", "Can you explain why", "Why does", "Is it safe to",
-                   "What should I do if", "Could you help me", "Tell me how to", "What are some ideas to", "Where can I"]
+                   "What should I do if", "Could you help me", "Tell me how to", "What are some ideas to",
+                   "Where can I"]
 SHORT_FOLLOW_UPS = ["Yes", "Go on.", "Thanks!", "Okay.", "Why?", "Tell me more.", "I see.", "No."]
 LENGTHS_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh_rlhf_lengths.json"
 

@@ -43,7 +43,8 @@ def test_hh_rlhf_prompt_mismatch_is_rejected_with_reason():
 
 
 def test_hh_rlhf_transcript_ending_with_human_is_rejected():
-    row = {"chosen": "\n\nHuman: A\n\nAssistant: x\n\nHuman: more?", "rejected": "\n\nHuman: A\n\nAssistant: x\n\nHuman: why?"}
+    row = {"chosen": "\n\nHuman: A\n\nAssistant: x\n\nHuman: more?",
+           "rejected": "\n\nHuman: A\n\nAssistant: x\n\nHuman: why?"}
     with pytest.raises(Rejected) as info:
         ADAPTERS["hh-rlhf"](row, WHERE)
     assert info.value.reason == "no_final_assistant_turn"

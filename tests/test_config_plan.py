@@ -197,7 +197,8 @@ def test_two_configs_run_side_by_side_in_their_own_folders(tmp_path):
     b = write_config(tmp_path / "configs/b.yaml", {"shp": {"format": "shp", "source": "local",
                                                            "path": "../data/shp.jsonl"}})
     for config in (a, b):
-        result = snakemake(tmp_path / "runs" / config.stem, "--cores", "1", "results/data/stats.json", configfile=config)
+        result = snakemake(tmp_path / "runs" / config.stem, "--cores", "1", "results/data/stats.json",
+                           configfile=config)
         assert result.returncode == 0, result.stderr[-3000:]
     first = tmp_path / "runs/a/results/data/stats.json"
     stats = {name: json.loads((tmp_path / f"runs/{name}/results/data/stats.json").read_text()) for name in "ab"}
@@ -210,3 +211,16 @@ def test_two_configs_run_side_by_side_in_their_own_folders(tmp_path):
     gone = snakemake(tmp_path / "runs/b", "--cores", "1", "results/data/stats.json", configfile=b)
     line = next(i for i, text in enumerate(b.read_text().splitlines(), 1) if "path:" in text)
     assert gone.returncode != 0 and f"{b}:{line}: datasets.shp.path: no such file" in gone.stderr
+
+
+@pytest.mark.workflow
+def test_snakemake_blames_a_typo_on_the_overlay_that_made_it(tmp_path):
+    """Issue 13, item 10: a format typo in an overlay was blamed on config.yaml:21 (the demo's line)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/config.yaml").write_text((REPO / "config.yaml").read_text())  # the checkout's demo
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("datasets:\n  synth_hh:\n    format: hh_rlhf\n    source: synthetic\n")
+    result = snakemake(tmp_path / "run", "--cores", "1", "--dry-run", configfile=overlay)
+    assert result.returncode != 0
+    assert f"{overlay}:3: datasets.synth_hh.format: expected one of" in result.stderr + result.stdout
+    assert "config.yaml:2" not in result.stderr

@@ -13,7 +13,6 @@ reward-model judge is on main, init keeps the comparison and these tests expect 
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shlex
@@ -22,7 +21,7 @@ import subprocess
 import pytest
 import real_shapes
 import yaml
-from conftest import BIN, REPO, run_cli
+from conftest import BIN, run_cli
 from data_fixtures import write_rows
 
 pytestmark = pytest.mark.workflow
@@ -66,7 +65,8 @@ def test_init_then_the_printed_command_runs_the_whole_chain(tmp_path, fmt):
     init = run_cli("init", "--model", "tiny", "--dataset", raw, "--out", config, cwd=tmp_path)
     assert f"datasets {name}" in init.stdout
     written = yaml.safe_load(config.read_text())
-    assert written["datasets"] == {name: {"format": fmt, "source": "local", "path": os.path.relpath(raw, config.parent)}}
+    entry = {"format": fmt, "source": "local", "path": os.path.relpath(raw, config.parent)}
+    assert written["datasets"] == {name: entry}
     assert written["sft"]["max_steps"] < 100  # scaled to ~80 pairs, not the preset's 1000
     overlay = tmp_path / "configs" / "test-overlay.yaml"
     overlay.write_text(yaml.safe_dump(OVERLAY))

@@ -78,9 +78,10 @@ def flatten(row, where: Where) -> list[tuple[dict, str]]:
         return _with_tree_id(list(_walk(row["prompt"], "prompt", None)), optional(row, "message_tree_id", str))
     if "message_id" in row:
         return _with_tree_id(list(_walk(row, "", None)), None) if "replies" in row else [(row, "")]
+    keys = ", ".join(sorted(map(str, row))) or "no keys"
     raise BadRecord("message_id", "missing: expected an oasst1 message (message_id, parent_id, role, text, ...), "
                                   "a nested tree (a root message with `replies`) or a trees.jsonl tree (`prompt` "
-                                  f"holding the root message); the row has {', '.join(sorted(map(str, row))) or 'no keys'}")
+                                  f"holding the root message); the row has {keys}")
 
 
 def _with_tree_id(messages: list[tuple[dict, str]], tree: str | None) -> list[tuple[dict, str]]:
