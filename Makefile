@@ -41,6 +41,7 @@ trackers: $(TRACKERS_STAMP)
 
 run: venv
 	snakemake --cores $(CORES)
+	@echo "report: results/report/report.html; to run prefalign or snakemake yourself: source $(VENV)/bin/activate"
 
 test: venv trackers
 	pytest

@@ -7,10 +7,10 @@ and alternating, runs
 
   prefalign   `prefalign normalize` + `prefalign split` (the real CLI, default settings,
               split with --threads 2): filters, exact and near dedup, split, decontamination;
-  baseline    a straightforward script of the kind a user writes: `datasets.load_dataset`,
-              `.map` to parse transcripts, `.filter` for the same filters, a set for exact
-              duplicates, rensa's RMinHashDeduplicator (its README usage) for near duplicates,
-              a prompt-hash split, the same n-gram decontamination, `.to_json`.
+  baseline    the script a competent user writes: `datasets.load_dataset`, one batched
+              `.map` that parses, filters and computes each row's keys once, a set over the key
+              column for exact duplicates, rensa's RMinHashDeduplicator (its README usage) for
+              near duplicates, a prompt-hash split, the same n-gram decontamination, `.to_json`.
 
 Each run is a fresh subprocess; wall time and peak RSS (ru_maxrss from wait4) are measured
 per process. Prints medians and ratios and writes bench/results/data_throughput.json, with the

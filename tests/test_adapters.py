@@ -43,10 +43,33 @@ def test_hh_rlhf_prompt_mismatch_is_rejected_with_reason():
 
 
 def test_hh_rlhf_transcript_ending_with_human_is_rejected():
-    row = {"chosen": "\n\nHuman: A\n\nAssistant: x\n\nHuman: more?", "rejected": "\n\nHuman: A\n\nAssistant: y"}
+    row = {"chosen": "\n\nHuman: A\n\nAssistant: x\n\nHuman: more?",
+           "rejected": "\n\nHuman: A\n\nAssistant: x\n\nHuman: why?"}
     with pytest.raises(Rejected) as info:
         ADAPTERS["hh-rlhf"](row, WHERE)
     assert info.value.reason == "no_final_assistant_turn"
+
+
+@pytest.mark.parametrize("chosen_reply, which", [
+    ("Sure. Human: is it safe?\n\nAssistant: Yes.", "chosen (1 turn(s)"),  # inline fake turn, then a real marker
+    ("Sure.\n\nHuman: more?", "chosen (1 turn(s)"),  # the reply goes on with a turn of the human's
+    ("Sure.\n\nHuman: more?\n\nAssistant: Fine.", "chosen (2 turn(s)"),
+])
+def test_hh_rlhf_a_reply_holding_turn_markers_is_not_a_prompt_mismatch(chosen_reply, which):
+    """Issue 13, item 7: the prompts are identical; the reply holds turns of its own."""
+    row = hh("Can you help me?", chosen_reply, "No.", history=(("Hi", "Hello!"),))
+    with pytest.raises(Rejected) as info:
+        ADAPTERS["hh-rlhf"](row, WHERE)
+    assert info.value.reason == "embedded_turn_marker" and which in info.value.detail
+
+
+def test_hh_rlhf_stripped_whitespace_is_noted_in_meta():
+    """Issue 13, item 7: turns were stripped without a word."""
+    row = {"chosen": "\n\nHuman: Hi  \n\nAssistant: Hello! ", "rejected": "\n\nHuman: Hi  \n\nAssistant: Go."}
+    record = ADAPTERS["hh-rlhf"](row, WHERE)
+    assert record["prompt"][0]["content"] == "Hi" and record["chosen"][0]["content"] == "Hello!"
+    assert record["meta"]["whitespace_stripped"] == 3  # "Hi  " twice, "Hello! " once
+    assert "whitespace_stripped" not in ADAPTERS["hh-rlhf"](hh("Hi", "Hello!", "Go."), WHERE)["meta"]
 
 
 def test_hh_rlhf_without_a_human_turn_is_rejected():

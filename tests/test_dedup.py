@@ -60,8 +60,10 @@ def test_siblings_sharing_prompt_and_chosen_are_not_near_duplicates():
 def test_decontamination_ngrams_per_turn_and_questions_only():
     prompt = [message("user", "What is the boiling point of water at sea level in Celsius?"),
               message("assistant", "100 degrees."), message("user", "And in Fahrenheit?")]
-    grams = prompt_ngrams(prompt, 8)
+    grams = prompt_ngrams(prompt, 8, 1)
     assert len(grams) == 5 + 1  # 12 words: five 8-grams; the short last turn is one n-gram; no assistant turn
-    assert question_ngrams(prompt, 8) == prompt_ngrams([prompt[-1]], 8)
-    assert overlap(question_ngrams(prompt, 8), set(grams)) == 1.0
+    assert question_ngrams(prompt, 8, 1) == prompt_ngrams([prompt[-1]], 8, 1)
+    assert overlap(question_ngrams(prompt, 8, 1), set(grams)) == 1.0
+    # Turns of fewer than min_words words are left out: "And in Fahrenheit?" has three.
+    assert prompt_ngrams(prompt, 8, 4) == prompt_ngrams(prompt[:1], 8, 4) and question_ngrams(prompt, 8, 4) == set()
     assert overlap(frozenset(), set(grams)) == 0.0

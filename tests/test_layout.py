@@ -16,8 +16,9 @@ PACKAGE = SRC / "prefalign"
 CONTRACTS = {
     # evaluation judges the synthetic tasks' answers with their verifier
     "evaluation": {"prefalign.data.tasks"},
-    # config builds every step's settings from the config: each step's Settings class
-    "config": {"prefalign.data.filters", "prefalign.data.normalize", "prefalign.data.split",
+    # config builds every step's settings from the config: each step's Settings class; `init` reads a raw
+    # file the way the data stage does (its format, its pair count) through data.inspect
+    "config": {"prefalign.data.inspect", "prefalign.data.filters", "prefalign.data.normalize", "prefalign.data.split",
                "prefalign.data.synthetic", "prefalign.evaluation.ab", "prefalign.evaluation.compare",
                "prefalign.evaluation.evaluate", "prefalign.report.render", "prefalign.train.base_model",
                "prefalign.train.dpo", "prefalign.train.reference", "prefalign.train.sft", "prefalign.train.watch.health",

@@ -29,7 +29,7 @@ def test_markdown_has_the_ledger_stages_mix_and_histograms(tmp_path):
     text = document.markdown("t", [data_section(datasets, mix)])
     assert text.startswith("# t\n\n## Data ledger")
     assert "| hh | hh-rlhf |" in text and "identical 1, too_long 1" in text
-    assert "| oa | adapt | row | 8 | 3 pairs from 7 rows | 1 | not_in_pair 1 |" in text
+    assert "| oa | adapt | message | 8 | 3 pairs from 7 messages | 1 | not_in_pair 1 |" in text
     assert "| (mix) | cap | pair | 33 | 23 | 10 | over_cap 10 |" in text
     mix_total = re.search(r"\| total \| (\d+) \| (\d+) \|", text)
     assert int(mix_total[1]) + int(mix_total[2]) == mix["kept"]

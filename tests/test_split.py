@@ -157,8 +157,8 @@ def test_stats_count_every_stage(tmp_path):
     write_jsonl(path, pairs + copies + pairs[:5])
     _, _, _, stats = run(tmp_path, [path], caps=["o=50"])
     stages = {s["stage"]: s for s in stats["stages"]}
-    assert [s["stage"] for s in stats["stages"]] == ["read", "exact_dedup", "near_dedup", "cap", "split",
-                                                     "decontaminate"]
+    assert [s["stage"] for s in stats["stages"]] == ["read", "exact_dedup", "near_dedup", "contradiction", "cap",
+                                                     "split", "decontaminate"]
     assert stages["read"]["in"] == 85 and stages["exact_dedup"]["dropped"] == 5
     assert stages["near_dedup"]["dropped_by_reason"] == {"near_duplicate": 20}
     assert stages["cap"]["out"] == 50 and stages["split"]["dropped"] == 0

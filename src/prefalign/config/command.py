@@ -4,6 +4,8 @@
   `--configfile a.yaml b.yaml`) and explain every problem in words: where (file:line), which
   key, what was expected and what the key means, with a hint where one helps (a misspelt key,
   `1e-6` read as text). Exit status 1 when there are problems.
+- plan [FILE ...]: every job the workflow runs for the config, with the flags its rule passes
+  to `prefalign <step>` (what `snakemake --configfile FILE` runs; prefalign.config.plan).
 - show [FILE ...]: the resolved config (preset and schema defaults filled), each key marked
   with where its value came from.
 - presets: the presets side by side.
@@ -25,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from prefalign import presets
+from prefalign.config import plan
 from prefalign.config.resolve import read_files, resolve, resolve_mapping
 from prefalign.config.schema import format_errors, load_schema, property_schema
 from prefalign.errors import ConfigError
@@ -97,18 +100,23 @@ def run_check(paths: list[Path]) -> int:
         print("\nEvery key, its meaning and its default: schemas/config.schema.yaml (README, \"Configuration\").")
         return 1
     resolved = resolve(paths)
-    config, done = resolved.config, resolved.preset
-    datasets = ", ".join(f"{name} ({d['source']} {d['format']}" + (f", first {d['max_records']} records" if
-                                                                      d.get("max_records") is not None else "") + ")"
-                         for name, d in config["datasets"].items())
-    print(f"{names}: valid.")
+    done = resolved.preset
+    print(f"{names}: valid. What `snakemake --configfile {' '.join(map(str, paths))}` runs:")
     print(f"  preset {done['preset']}: filled {len(done['from_preset'])} keys the config does not set"
           + (f" ({', '.join(done['from_preset'])})" if done["from_preset"] else ""))
-    print(f"  datasets: {datasets}")
-    print(f"  model: {config['model']['source']}" + (f" {config['model']['name_or_path']}" if
-                                                     config["model"]["name_or_path"] else ""))
-    print(f"  GPUs per training job: {config['gpu']['count']}")
-    print("  `prefalign config show` prints every resolved value.")
+    for line in plan.summary(resolved):
+        print(f"  {line}")
+    print("  `prefalign config plan` prints every job's flags, `prefalign config show` every resolved value.")
+    return 0
+
+
+def run_plan(paths: list[Path], as_json: bool) -> int:
+    jobs = plan.jobs(resolve(paths))
+    if as_json:
+        print(json.dumps(jobs, indent=1))
+        return 0
+    for job, entry in jobs.items():
+        print(f"{job}: prefalign {entry['step']} {entry['flags']}" + (f" {entry['watch']}" if "watch" in entry else ""))
     return 0
 
 
@@ -176,11 +184,15 @@ def record_text(resolved: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for name, text in (("check", "validate config file(s) and explain every problem (exit 1 if any)"),
+    for name, text in (("check", "validate config file(s), explain every problem (exit 1 if any), else summarize "
+                                 "what runs"),
+                       ("plan", "print every job the workflow runs for the config and its settings flags"),
                        ("show", "print the resolved config, each key marked with where its value came from")):
         action = sub.add_parser(name, help=text, description=text)
         action.add_argument("files", type=Path, nargs="*", default=[Path("config.yaml")],
                             help="config file(s), merged in order like --configfile (default: config.yaml)")
+        if name == "plan":
+            action.add_argument("--json", action="store_true", help="print the jobs as JSON")
     sub.add_parser("presets", help="print the presets side by side (markdown)")
     record = sub.add_parser("record", help="write a run's resolved config (the record_config rule)")
     record.add_argument("--resolved", required=True, help="JSON: {config, preset, user_keys} (from rules/common.smk)")
@@ -190,6 +202,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     if args.action == "check":
         status = run_check(args.files)
+    elif args.action == "plan":
+        status = run_plan(args.files, args.json)
     elif args.action == "show":
         status = run_show(args.files)
     elif args.action == "presets":

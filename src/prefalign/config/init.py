@@ -1,30 +1,51 @@
-"""`prefalign init`: write a commented, schema-valid config.yaml for a model and dataset(s).
+"""`prefalign init`: write a commented config for a model and dataset(s) that runs as printed.
 
     prefalign init --model tiny --dataset synthetic
-    prefalign init --model Qwen/Qwen2.5-0.5B-Instruct@<commit> --dataset data/hh.jsonl.gz:50000
+    prefalign init --model tiny --dataset data/hh-rlhf/train.jsonl.gz --out my.yaml
+    prefalign init --model Qwen/Qwen2.5-0.5B-Instruct@<commit> --dataset data/uf.parquet:50000
+    prefalign init --model tiny --dataset Anthropic/hh-rlhf@<commit>
 
 --model: `tiny` (the small Llama built offline), a local model folder (hub layout), or a hub
 id, pinned to a commit with `@<40 hex>` or `--revision` (looked up on the hub when neither is
-given and the hub is reachable). --dataset (repeatable): `synthetic` (the demo's two synthetic
-datasets), `synth_hh` / `synth_shp` (one of them), or a local file (JSON Lines, optionally .gz)
-whose format (hh-rlhf, shp, pairs) is read from its first record or given with --format;
-`:N` after any of them caps it at N raw records (the config's `sample` shorthand).
+given and the hub is reachable).
+
+--dataset (repeatable): `synthetic` (the demo's two synthetic datasets), `synth_hh` /
+`synth_shp` (one of them), a local file of any type the data stage reads (JSON Lines, JSON
+array, Parquet, each optionally .gz) in any of the five formats, or a hub dataset
+`owner/name@<commit>`. A local file's format (and a plain pair file's field names) is read
+from its first row (prefalign.data.inspect; --format overrides it); a hub dataset's from its
+id where it is one of the public datasets (Anthropic/hh-rlhf, stanfordnlp/SHP,
+HuggingFaceH4/ultrafeedback_binarized, OpenAssistant/oasst1 and oasst2), else from --format.
+`:N` after any of them caps it at N raw records (the config's `sample` shorthand). Datasets
+are named after the file (or its folder, when the file has a generic name such as
+train.jsonl), or the hub repository.
+
+Training steps are scaled to the data: init runs the normalize step on each local file (the
+default filters) to count its pairs, and sets max_steps to the epochs below at the preset's
+batch size and accumulation (a few minutes for a small file, where the preset's fixed step
+counts would repeat 300 pairs for tens of epochs). Synthetic data keeps the preset's steps
+(they are calibrated on it); a hub dataset, which init does not download, too.
+
+    model            SFT epochs  DPO epochs
+    tiny (scratch)   4           1          (the embedded demo's proportions)
+    pretrained       1           1
 
 --preset defaults to this machine's: cpu-demo without a CUDA GPU, else by the GPU's memory
 (prefalign.presets.pick); the tiny model always trains with cpu-demo's values (they are for
 a model trained from scratch), with gpu.count 1 on a GPU machine. A pretrained model on the
 CPU gets the practice's LoRA learning rates instead of cpu-demo's from-scratch ones.
 
-The written file is checked like the workflow checks it (schema, preset, the steps' own
-checks) before it is written. Raises ConfigError for a model or dataset it cannot use, and
-refuses to overwrite a file without --force.
+Relative paths in the written file are relative to its folder (prefalign.config.paths), so
+the config runs from any folder; its header names the commands that check and run it, a run
+folder of its own included (`snakemake --directory runs/<name>`). The file is checked like the
+workflow checks it before it is written. Raises ConfigError for a model or dataset it cannot
+use, and refuses to overwrite a file without --force.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
+import math
 import os
 import re
 import tempfile
@@ -33,6 +54,7 @@ from pathlib import Path
 
 from prefalign import __version__, presets
 from prefalign.config.resolve import resolve
+from prefalign.data import inspect
 from prefalign.errors import ConfigError
 from prefalign.hashing import is_commit
 from prefalign.runtime import Machine
@@ -43,8 +65,9 @@ SYNTHETIC = {"synth_hh": {"format": "hh-rlhf", "source": "synthetic", "records":
 # The practice's learning rates for a pretrained model trained on the CPU (cpu-demo's are for
 # a model trained from scratch): LoRA SFT at 2e-4, DPO at 5e-6, AdamW beta2 0.95.
 PRETRAINED_ON_CPU = {
-    "sft": {"use_lora": True, "learning_rate": 2e-4, "adam_beta2": 0.95},
-    "dpo": {"learning_rate": 5e-6, "adam_beta2": 0.95, "loss_type": ["sigmoid"], "loss_weights": None},
+    "sft": {"use_lora": True, "learning_rate": 2e-4, "adam_beta2": 0.95, "max_length": 1024},
+    "dpo": {"learning_rate": 5e-6, "adam_beta2": 0.95, "loss_type": ["sigmoid"], "loss_weights": None,
+            "max_length": 1024},
 }
 
 
@@ -92,72 +115,131 @@ def split_cap(spec: str) -> tuple[str, int | None]:
     return spec, None
 
 
-def detect_format(path: Path) -> str:
-    """hh-rlhf, shp or pairs, from the first record of a JSON Lines file (optionally .gz)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            first = next((line for line in handle if line.strip()), None)
-        record = json.loads(first) if first else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"dataset {path}: expected JSON Lines to read the format from ({exc}); "
-                          "pass --format") from None
-    if not isinstance(record, dict):
-        raise ConfigError(f"dataset {path}: expected a JSON object on its first line; pass --format")
-    if {"history", "human_ref_A", "human_ref_B"} <= set(record):
-        return "shp"
-    if {"prompt", "chosen", "rejected"} <= set(record):
-        return "pairs"
-    if {"chosen", "rejected"} <= set(record) and "Human:" in str(record["chosen"]):
-        return "hh-rlhf"
-    raise ConfigError(f"dataset {path}: cannot tell the format from the first record's keys "
-                      f"({', '.join(sorted(record))}); pass --format hh-rlhf, shp or pairs")
+FORMATS = ("hh-rlhf", "shp", "ultrafeedback", "oasst1", "pairs")
+# Generic file and folder names that say nothing about a dataset: the folder above (or the format) names it.
+GENERIC = re.compile(r"^(train|test|valid|validation|dev|eval|data|dataset|raw|default|prefs|train_prefs|test_prefs|"
+                     r"part|shard|\d+|part-\d+.*|\d+-of-\d+|.*-\d{5}-of-\d{5}|messages|trees)$", re.IGNORECASE)
+# Epochs of training per model source (see the module docstring).
+EPOCHS = {"tiny": {"sft": 4, "dpo": 1}, "pretrained": {"sft": 1, "dpo": 1}}
+MIN_STEPS = 10
 
 
-def dataset_entries(specs: list[str], fmt: str | None) -> tuple[dict, list[str]]:
-    """(datasets section, sample entries) for the --dataset specs."""
-    datasets, sample = {}, []
+def dataset_name(path: Path, fmt: str) -> str:
+    """A name for a local file: its stem, else the nearest folder with a telling name, else the format."""
+    stem = path.name.split(".")[0]
+    for candidate in (stem, *[p.name for p in path.resolve().parents][:2]):  # the file, its folder and the one above
+        clean = re.sub(r"[^A-Za-z0-9_-]+", "_", candidate).strip("_")
+        if clean and not GENERIC.match(clean) and not GENERIC.match(clean.split("_")[0]):
+            return clean
+    return fmt
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    entry: dict  # the datasets.<name> section
+    cap: int | None = None
+    pairs: int | None = None  # pairs the normalize step keeps (local files), for the step counts
+    note: str = ""
+
+
+def hub_entry(spec: str, fmt: str | None) -> tuple[str, dict]:
+    """`owner/name@<commit>` -> (name, datasets entry)."""
+    repo, _, revision = spec.partition("@")
+    if not is_commit(revision):
+        raise ConfigError(f"dataset {spec}: expected a hub dataset pinned to a commit, owner/name@<40 hex digits> "
+                          "(branches and tags move; the dataset's commit history on the hub lists the commits)")
+    known = inspect.HUB_FORMATS.get(repo.lower())
+    fmt = fmt or (known[0] if known else None)
+    if fmt is None:
+        raise ConfigError(f"dataset {spec}: not one of the public datasets init knows "
+                          f"({', '.join(sorted(inspect.HUB_FORMATS))}); pass --format")
+    entry = {"format": fmt, "source": "hub", "hub_id": repo, "revision": revision}
+    if known and known[1] != "train":
+        entry["split"] = known[1]
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", repo.split("/")[1]).lower()
+    return name, entry
+
+
+def local_entry(path: Path, fmt: str | None, out_dir: Path, cap: int | None) -> DatasetSpec:
+    guessed, extra = inspect.guess_format(path)
+    fmt = fmt or guessed
+    if fmt != guessed:
+        extra = {}
+    entry = {"format": fmt, "source": "local", "path": os.path.relpath(path.resolve(), out_dir.resolve()), **extra}
+    stats = inspect.count_pairs(path, fmt, extra, cap)
+    note = (f"{path}: {stats['rows']} rows" + (f" ({stats['messages']} messages)" if "messages" in stats else "")
+            + f" -> {stats['kept']} pairs with the default filters")
+    return DatasetSpec(dataset_name(path, fmt), entry, cap, stats["kept"], note)
+
+
+def dataset_entries(specs: list[str], fmt: str | None, out_dir: Path = Path(".")) -> list[DatasetSpec]:
+    """The datasets the --dataset specs name, each with its settings and (local files) pair count."""
+    chosen: list[DatasetSpec] = []
     for spec in specs:
         name_or_path, cap = split_cap(spec)
         if name_or_path == "synthetic":
-            chosen = dict(SYNTHETIC)
+            chosen += [DatasetSpec(name, dict(entry), cap) for name, entry in SYNTHETIC.items()]
         elif name_or_path in SYNTHETIC:
-            chosen = {name_or_path: SYNTHETIC[name_or_path]}
+            chosen.append(DatasetSpec(name_or_path, dict(SYNTHETIC[name_or_path]), cap))
+        elif Path(name_or_path).is_file():
+            chosen.append(local_entry(Path(name_or_path), fmt, out_dir, cap))
+        elif HUB_ID.match(name_or_path.partition("@")[0]) and "@" in name_or_path:
+            name, entry = hub_entry(name_or_path, fmt)
+            chosen.append(DatasetSpec(name, entry, cap, None, f"{name_or_path}: a hub dataset (fetched by the run "
+                                                             "with HF_HUB_OFFLINE=0, read from the cache after)"))
         else:
-            path = Path(name_or_path)
-            if not path.is_file():
-                hint = (" (hub datasets: download the file, or write a `source: hub` entry by hand)"
-                        if HUB_ID.match(name_or_path) else "")
-                raise ConfigError(f"dataset: expected synthetic, synth_hh, synth_shp or a local file, "
-                                  f"got {name_or_path!r}{hint}")
-            name = re.sub(r"[^A-Za-z0-9_-]+", "_", path.name.split(".")[0]).strip("_") or "data"
-            chosen = {name: {"format": fmt or detect_format(path), "source": "local", "path": str(path)}}
-        for name, entry in chosen.items():
-            if name in datasets:
-                raise ConfigError(f"dataset: {name} is given twice")
-            datasets[name] = dict(entry)
-            if cap is not None:
-                sample.append(f"{name}:{cap}")
-    return datasets, sample
+            hint = " (a hub dataset: owner/name@<commit>)" if HUB_ID.match(name_or_path) else ""
+            raise ConfigError(f"dataset: expected synthetic, synth_hh, synth_shp, a local file or a hub dataset "
+                              f"owner/name@<commit>, got {name_or_path!r}: no such file{hint}")
+    names: dict[str, int] = {}
+    for d in chosen:  # two files of one name: number them
+        if d.name in names:
+            names[d.name] += 1
+            d.name = f"{d.name}_{names[d.name]}"
+        else:
+            names[d.name] = 1
+    return chosen
+
+
+def scaled_steps(model_source: str, preset: str, pairs: int, test_fraction: float, gpus: int) -> dict:
+    """{sft|dpo: {max_steps, epochs, batch}}: the epochs of EPOCHS at the preset's effective batch."""
+    out = {}
+    train = max(1, round(pairs * (1 - test_fraction)))
+    for step in ("sft", "dpo"):
+        batch = presets.value_of(preset, step, "batch_size") * presets.value_of(
+            preset, step, "gradient_accumulation_steps") * max(gpus, 1)
+        epochs = EPOCHS["tiny" if model_source == "tiny" else "pretrained"][step]
+        out[step] = {"max_steps": max(MIN_STEPS, math.ceil(epochs * train / batch)), "epochs": epochs,
+                     "batch": batch, "train": train}
+    return out
 
 
 # ---------------------------------------------------------------- the file
 
+REPO = Path(__file__).resolve().parents[3]  # the checkout (its Snakefile runs the config)
+
+
 @dataclass
 class Plan:
     model: dict
-    datasets: dict
-    sample: list[str]
+    datasets: list[DatasetSpec]
     preset: str
     gpu_count: int | None  # set explicitly when it differs from the preset's
     overrides: dict = field(default_factory=dict)  # section -> {key: value}, beyond the preset
     notes: list[str] = field(default_factory=list)
+    steps: dict = field(default_factory=dict)  # {sft|dpo: {max_steps, epochs, batch, train}} scaled to the data
+    judged: bool = True  # whether the default (task) judge can score this data
+
+    @property
+    def sample(self) -> list[str]:
+        return [f"{d.name}:{d.cap}" for d in self.datasets if d.cap is not None]
 
 
-def plan(args: argparse.Namespace, machine: Machine | None) -> Plan:
+def plan(args: argparse.Namespace, machine: Machine | None, out_dir: Path = Path(".")) -> Plan:
     """What to write; `machine` is None when --preset was given (nothing is detected then)."""
-    model = model_section(args.model, args.revision)
-    datasets, sample = dataset_entries(args.dataset, args.format)
+    model = model_section(args.model, getattr(args, "revision", None))
+    datasets = dataset_entries(args.dataset, getattr(args, "format", None), out_dir)
     machine = machine or Machine(cuda=False)
     notes = [f"Machine: {machine.describe()}."] if args.preset is None else [f"Preset {args.preset} as asked."]
     preset = args.preset or presets.pick(machine.memory_gib)
@@ -168,12 +250,29 @@ def plan(args: argparse.Namespace, machine: Machine | None) -> Plan:
                      "for pretrained models), on the GPU.")
         preset, gpu_count = "cpu-demo", 1
     elif model["source"] == "pretrained" and preset == "cpu-demo":
-        overrides = PRETRAINED_ON_CPU
+        overrides = {section: dict(keys) for section, keys in PRETRAINED_ON_CPU.items()}
         notes.append("A pretrained model on the CPU: LoRA SFT at 2e-4 and DPO at 5e-6 (the practice) instead of "
                      "cpu-demo's from-scratch learning rates; expect hours, not minutes.")
     if args.preset is None and machine.cuda:
         notes.append(f"Preset chosen from the GPU's memory ({machine.memory_gib:.0f} GiB).")
-    return Plan(model, datasets, sample, preset, gpu_count, overrides, notes)
+    notes += [d.note for d in datasets if d.note]
+    steps: dict = {}
+    counted = [d for d in datasets if d.pairs is not None]
+    if counted and len(counted) == len(datasets):  # every dataset counted: scale the steps to them
+        gpus = gpu_count if gpu_count is not None else presets.value_of(preset, "gpu", "count", 0)
+        steps = scaled_steps(model["source"], preset, sum(d.pairs for d in counted), 0.1, gpus)
+        for step, value in steps.items():
+            overrides.setdefault(step, {})["max_steps"] = value["max_steps"]
+    elif any(d.entry["source"] != "synthetic" for d in datasets):
+        notes.append("Steps: the preset's (a hub dataset is not counted before the run); set sft.max_steps and "
+                     "dpo.max_steps to the epochs you want.")
+    if model["source"] == "pretrained":
+        # Pairs longer than training's max_length would be cut (or, prompt too long, dropped by TRL
+        # without a word): the token filter ledgers them instead, counted with the model's tokenizer.
+        max_length = overrides.get("dpo", {}).get("max_length") or presets.value_of(preset, "dpo", "max_length")
+        overrides = {"data": {"max_tokens": max_length}, **overrides}
+    judged = all(d.entry["source"] == "synthetic" for d in datasets)
+    return Plan(model, datasets, preset, gpu_count, overrides, notes, steps, judged)
 
 
 def yaml_value(value) -> str:
@@ -182,14 +281,35 @@ def yaml_value(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def render(plan: Plan, command: str) -> str:
+def shell_path(path: Path) -> str:
+    """A path for a command run in the config's folder: relative when short, else absolute."""
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("../..") else str(path)
+
+
+def commands(out: Path) -> list[str]:
+    """The commands that check and run the config, from the config file's folder."""
+    snakefile = REPO / "Snakefile"
+    snakefile_text = str(snakefile) if snakefile.is_file() else "<prefalign checkout>/Snakefile"
+    venv = REPO / ".venv" / "bin" / "activate"
+    name = out.name
+    run_dir = f"runs/{out.stem}"
+    return [f"cd {out.parent.resolve()}" + (f" && source {venv}" if venv.is_file() else ""),
+            f"prefalign config check {name}",
+            f"snakemake -s {snakefile_text} --configfile {name} --directory {run_dir} --cores all",
+            f"# the report: {run_dir}/results/report/report.html"]
+
+
+def render(plan: Plan, command: str, out: Path = Path("config.yaml")) -> str:
     """The config text: every choice commented, the preset's values listed for reference."""
     lines = [
         f"# prefalign config, written by `{command}` (prefalign {__version__}).",
         "#",
-        "# Check it: prefalign config check config.yaml    Every resolved value: prefalign config show config.yaml",
-        "# Run it in this folder: snakemake -s <prefalign checkout>/Snakefile --cores all",
-        "# Every key, its meaning and its default: schemas/config.schema.yaml.",
+        "# Check and run it (results/, logs/ and benchmarks/ go to a run folder of its own, so runs of",
+        "# other configs sit side by side; relative paths here are taken from this file's folder):",
+        *[f"#   {c}" for c in commands(out)],
+        f"# Every resolved value: prefalign config show {out.name}. Every key, its meaning and its default:",
+        "# schemas/config.schema.yaml in the checkout.",
         "#",
         *[f"# {note}" for note in plan.notes],
         "",
@@ -209,14 +329,30 @@ def render(plan: Plan, command: str) -> str:
         comment = f"  # {comments[key]}" if key in comments else ""
         lines.append(f"  {key}: {yaml_value(value)}{comment}")
     lines += ["", "datasets:"]
-    for name, entry in plan.datasets.items():
-        lines.append(f"  {name}: {yaml_value(entry)}")
+    for d in plan.datasets:
+        lines.append(f"  {d.name}: {yaml_value(d.entry)}")
     if plan.sample:
         lines += ["# Caps: read at most N raw records of a dataset (datasets.<name>.max_records).",
                   f"sample: {yaml_value(plan.sample)}"]
     for section, keys in plan.overrides.items():
-        lines += ["", f"{section}:  # beyond the preset (see the note at the top)"]
-        lines += [f"  {key}: {yaml_value(value)}" for key, value in keys.items()]
+        lines += ["", f"{section}:  # beyond the preset (see the notes at the top)"]
+        for key, value in keys.items():
+            comment = ""
+            if section == "data" and key == "max_tokens":
+                comment = ("  # dpo.max_length: longer pairs are ledgered (too_many_tokens), not cut in training; "
+                           "counted with the model's tokenizer")
+            if key == "max_steps" and section in plan.steps:
+                s = plan.steps[section]
+                comment = (f"  # {s['epochs']} epoch(s) of ~{s['train']} train pairs at {s['batch']} pairs per step "
+                           f"(the preset's {presets.value_of(plan.preset, section, 'max_steps')})")
+            lines.append(f"  {key}: {yaml_value(value)}{comment}")
+    if not plan.judged:
+        # TODO(issue 14): with eval.judge `auto` (a reward model trained in the workflow) the
+        # comparison runs on any data; then keep the default comparisons here.
+        lines += ["", "eval:",
+                  "  # The task judge scores only the synthetic tasks' prompts, so no win rate can be measured on",
+                  "  # this data: set judge: reward_model, reward_model: <folder> and comparisons: [[dpo, sft]].",
+                  "  comparisons: []"]
     lines += [
         "",
         "health:  # the training health monitor: a NaN/inf loss or a spike stops training; the rest warn",
@@ -239,13 +375,13 @@ def render(plan: Plan, command: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="tiny, a local model folder, or a hub id (owner/name[@commit])")
     parser.add_argument("--dataset", action="append", required=True, metavar="NAME_OR_PATH[:N]",
-                        help="synthetic, synth_hh, synth_shp or a local JSONL file; :N caps it at N raw records "
-                             "(repeatable)")
+                        help="synthetic, synth_hh, synth_shp, a local file (JSON Lines, JSON, Parquet; optionally .gz) "
+                             "or a hub dataset owner/name@<commit>; :N caps it at N raw records (repeatable)")
     parser.add_argument("--preset", choices=presets.NAMES,
                         help="preset (default: this machine's: cpu-demo without a CUDA GPU, else by GPU memory)")
     parser.add_argument("--revision", help="hub model: the commit to pin (40 hex digits)")
-    parser.add_argument("--format", choices=["hh-rlhf", "shp", "pairs"], help="format of local dataset files "
-                                                                              "(default: read from the first record)")
+    parser.add_argument("--format", choices=FORMATS, help="format of the datasets (default: read from a local "
+                                                          "file's first row, or known from a hub id)")
     parser.add_argument("--out", type=Path, default=Path("config.yaml"), help="output file (default: config.yaml)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
@@ -254,19 +390,32 @@ def main(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.force:
         raise ConfigError(f"out: {args.out} exists; pass --force to overwrite it or --out another file")
     machine = Machine.detect() if args.preset is None else None
-    chosen = plan(args, machine)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    chosen = plan(args, machine, args.out.parent)
     command = "prefalign init " + " ".join(
         [f"--model {args.model}", *[f"--dataset {d}" for d in args.dataset]]
-        + ([f"--preset {args.preset}"] if args.preset else []))
-    text = render(chosen, command)
-    # Checked as the workflow will check it, before anything is written.
-    with tempfile.TemporaryDirectory(prefix="prefalign-init-") as scratch:
-        draft = Path(scratch) / "config.yaml"
-        draft.write_text(text, encoding="utf-8")
-        resolve([draft])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+        + ([f"--format {args.format}"] if args.format else []) + ([f"--preset {args.preset}"] if args.preset else [])
+        + [f"--out {args.out}"])
+    text = render(chosen, command, args.out)
+    # Checked as the workflow will check it, before anything is written: next to the output, so
+    # its relative paths resolve as they will.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".yaml", prefix=f".{args.out.name}.",
+                                     dir=args.out.parent, delete=False) as draft:
+        draft.write(text)
+    try:
+        resolve([Path(draft.name)])
+        os.replace(draft.name, args.out)
+    finally:
+        if os.path.exists(draft.name):
+            os.unlink(draft.name)
     print(f"wrote {args.out}: preset {chosen.preset}, model {chosen.model.get('name_or_path', 'tiny')}, "
-          f"datasets {', '.join(chosen.datasets)}" + (f", sample {', '.join(chosen.sample)}" if chosen.sample else ""))
+          f"datasets {', '.join(d.name for d in chosen.datasets)}"
+          + (f", sample {', '.join(chosen.sample)}" if chosen.sample else ""))
     for note in chosen.notes:
         print(f"  {note}")
+    for step, s in chosen.steps.items():
+        print(f"  {step}: {s['epochs']} epoch(s) of ~{s['train']} train pairs at {s['batch']} per step = "
+              f"{s['max_steps']} steps")
+    print("Next:")
+    for line in commands(args.out):
+        print(f"  {line}")

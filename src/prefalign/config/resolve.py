@@ -5,6 +5,8 @@ manifest all run.
           -> checked against the schema (file:line of every problem)
           -> `sample` shorthand expanded, the preset's keys filled where the files set none
           -> the schema's defaults filled, checked again
+          -> local paths taken from the folder of the config file that sets them, checked to
+             exist (prefalign.config.paths)
           -> every step's typed settings built (each step's own checks; prefalign.config.steps)
 
 A config is what runs: the workflow reads the files it is given (`--configfile`), and only
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from prefalign import presets
+from prefalign.config.paths import resolve_paths
 from prefalign.config.schema import check_config, load_schema, with_defaults
 from prefalign.config.steps import step_settings
 from prefalign.errors import ConfigError
@@ -121,8 +124,13 @@ def apply_presets(config: dict, sources: Iterable[Path] = (), schema: dict | Non
     return {"preset": name, "from_preset": filled, "sample": caps}
 
 
-def resolve_mapping(config: dict, sources: Iterable[Path] = (), schema: dict | None = None) -> ResolvedConfig:
-    """Resolve an already merged config (what Snakemake hands the Snakefile), `sources` its files."""
+def resolve_mapping(config: dict, sources: Iterable[Path] = (), schema: dict | None = None,
+                    cwd: Path | None = None) -> ResolvedConfig:
+    """Resolve an already merged config (what Snakemake hands the Snakefile), `sources` its files.
+
+    `cwd`: the folder the run writes results/ in (default: the working directory), which
+    resolved local paths are written relative to.
+    """
     schema = schema if schema is not None else load_schema()
     sources = [Path(s) for s in sources]
     config = copy.deepcopy(config)
@@ -131,7 +139,24 @@ def resolve_mapping(config: dict, sources: Iterable[Path] = (), schema: dict | N
     done = apply_presets(config, sources, schema)
     config = with_defaults(config, schema)
     check_config(config, schema, sources)
+    problems = resolve_paths(config, sources, cwd) + judge_problems(config, sources)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return ResolvedConfig(config, sources, done, user_keys, step_settings(config, sources))
+
+
+def judge_problems(config: dict, sources: list[Path]) -> list[str]:
+    """A task judge with comparisons but no synthetic dataset: no prompt could be judged, so the run
+    would stop at its last step (compare_models: "no prompt answered by both"). Said now instead."""
+    evaluation = config["eval"]
+    if evaluation.get("judge") != "task" or not evaluation["comparisons"]:
+        return []
+    if any(d["source"] == "synthetic" for d in config["datasets"].values()):
+        return []
+    return [f"{where(sources, ['eval', 'comparisons'])}eval.comparisons: expected [] with judge task on this data, got "
+            f"{evaluation['comparisons']} (the task judge scores only the synthetic tasks' prompts and no dataset "
+            "here is synthetic, so no answer could be judged: set eval.comparisons: [] or eval.judge: reward_model "
+            "with eval.reward_model: <folder>)"]
 
 
 def resolve(paths: Iterable[Path], schema: dict | None = None) -> ResolvedConfig:

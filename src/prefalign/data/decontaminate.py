@@ -6,7 +6,10 @@ of another conversation, in other wording, or as an earlier turn. This catches t
 training prompt is contaminated when at least `overlap` of its word n-grams occur in the
 questions the test split asks (the last user turn of each test prompt, the turn whose
 answers are compared). n-grams are taken per turn, lower-cased, punctuation removed; a turn
-shorter than n words is one n-gram of all its words. Training prompts count their user and
+shorter than n words is one n-gram of all its words, and a turn of fewer than `min_words` words
+("Yes", "Go on.", "Thanks!") is left out on both sides: it asks nothing of its own, and counted
+whole it would mark every training prompt holding the same reply to a follow-up (about half of
+the drops on real multi-turn hh-rlhf were such false ones). Training prompts count their user and
 system turns; assistant turns are left out (short replies such as "Yes." recur everywhere). Contaminated pairs leave the training split;
 the test split is never changed, so evaluation numbers stay comparable.
 
@@ -20,27 +23,29 @@ from __future__ import annotations
 from prefalign.data.dedup import words
 
 
-def turn_ngrams(text: str, n: int) -> set[int]:
+def turn_ngrams(text: str, n: int, min_words: int) -> set[int]:
     w = words(text)
+    if len(w) < min_words:
+        return set()
     if len(w) <= n:
         return {hash(tuple(w))}
     return {hash(tuple(w[i:i + n])) for i in range(len(w) - n + 1)}
 
 
-def prompt_ngrams(prompt: list[dict], n: int) -> frozenset[int]:
-    """The n-grams of a training prompt: every user and system turn."""
+def prompt_ngrams(prompt: list[dict], n: int, min_words: int) -> frozenset[int]:
+    """The n-grams of a training prompt: every user and system turn of at least `min_words` words."""
     grams: set[int] = set()
     for m in prompt:
         if m["role"] != "assistant":
-            grams |= turn_ngrams(m["content"], n)
+            grams |= turn_ngrams(m["content"], n, min_words)
     return frozenset(grams)
 
 
-def question_ngrams(prompt: list[dict], n: int) -> frozenset[int]:
-    """The n-grams of what a test prompt asks: its last user turn."""
+def question_ngrams(prompt: list[dict], n: int, min_words: int) -> frozenset[int]:
+    """The n-grams of what a test prompt asks: its last user turn (none when that turn is too short)."""
     for m in reversed(prompt):
         if m["role"] == "user":
-            return frozenset(turn_ngrams(m["content"], n))
+            return frozenset(turn_ngrams(m["content"], n, min_words))
     return frozenset()
 
 

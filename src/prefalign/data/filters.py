@@ -1,6 +1,9 @@
 """Record filters of the normalize step. Each has its own ledger reason code and setting.
 
-    reason            setting                          drops a pair when
+    reason                 setting                     drops a pair when
+    consecutive_same_role  consecutive_turns           the prompt has two turns of one role in a row
+                                                       (merge joins them, with a meta note; drop; keep:
+                                                       prefalign.data.turns)
     empty             drop_empty                       chosen, rejected or every user turn is blank
     identical         drop_identical                   chosen == rejected after whitespace normalization
     language          languages (normalize)            meta.lang is set and not in the list
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 import xxhash
 
+from prefalign.data import turns
 from prefalign.data.token_count import TokenCounter, make_counter
 from prefalign.settings import Settings, expect
 
@@ -31,7 +35,7 @@ class FilterSettings(Settings):
     drop_empty: bool = field(default=True, metadata={"help": "drop pairs with a blank reply or no non-blank user turn"})
     drop_identical: bool = field(default=True, metadata={"help": "drop pairs whose chosen and rejected are the same text"})
     max_chars: int = field(
-        default=4000, metadata={"help": "drop pairs whose prompt plus longer reply exceeds this many characters; "
+        default=8000, metadata={"help": "drop pairs whose prompt plus longer reply exceeds this many characters; "
                                         "0 = no limit"})
     max_tokens: int = field(
         default=0, metadata={"help": "drop pairs whose prompt plus longer reply, as the chat template renders "
@@ -47,12 +51,18 @@ class FilterSettings(Settings):
         default=2.0, metadata={"help": "drop pairs whose meta.score_ratio (SHP) is below this; 0 turns it off"})
     dedup: bool = field(default=True, metadata={"help": "drop exact duplicates (same prompt and replies, "
                                                         "whitespace-normalized) within the dataset"})
+    consecutive_turns: str = field(default="merge", metadata={
+        "help": "a prompt with two turns of one role in a row: 'merge' them (meta.merged_turns notes it), "
+                "'drop' the pair (reason consecutive_same_role) or 'keep' it; a prompt ending with an "
+                "assistant turn is dropped unless 'keep'"})
 
     def __post_init__(self):
         expect(self.min_score_ratio >= 0, "min_score_ratio", "a number >= 0", self.min_score_ratio)
         expect(self.max_chars >= 0, "max_chars", "an integer >= 0 (0 = no limit)", self.max_chars)
         expect(self.max_tokens >= 0, "max_tokens", "an integer >= 0 (0 = no limit)", self.max_tokens)
         expect(bool(self.tokenizer), "tokenizer", "'bytes' or a tokenizer folder / hub id", self.tokenizer)
+        expect(self.consecutive_turns in turns.POLICIES, "consecutive_turns", f"one of {', '.join(turns.POLICIES)}",
+               self.consecutive_turns)
 
 
 def text(messages) -> str:
@@ -99,6 +109,11 @@ class RecordFilters:
         if self.counter is None:
             return [None] * len(records)
         return self.counter.lengths(records)
+
+    def reorder(self, record: dict) -> tuple[str, str] | None:
+        """Apply the consecutive-turns policy (in place, before token counting); a drop or None."""
+        detail = turns.apply(record, self.settings.consecutive_turns)
+        return (turns.REASON, detail) if detail else None
 
     def drop_reason(self, record: dict, tokens: tuple[int, int, int] | None = None) -> tuple[str, str] | None:
         for reason, method in self.checks:

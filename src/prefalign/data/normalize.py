@@ -138,7 +138,9 @@ class Normalizer:
         self.filters = RecordFilters(filters, settings.languages)
         self.filter_settings = filters
         self.records = JsonlWriter(records_path)
-        self.ledger = Ledger(rejects_path, [("read", "row"), ("adapt", "row"), ("filter", "pair")])
+        tree = settings.format in adapters.TREE_FORMATS
+        self.ledger = Ledger(rejects_path, [("read", "row"), ("adapt", "message" if tree else "row"),
+                                            ("filter", "pair")])
         counter = self.filters.counter
         self.lengths = Lengths(counter.name if counter else None)
         self.chunk: list[tuple] = []  # (record, where, None) or (None, where, drop) in input order
@@ -195,13 +197,21 @@ class Normalizer:
             self.add(record, where)
 
     def run_tree(self) -> None:
+        """Tree formats count messages, not rows: a nested export's row holds a whole tree."""
         stage, parsed = self.ledger["adapt"], []
         for where, row in self.rows():
-            stage.count_in += 1
             try:
-                parsed.append(oasst1.parse(row, where))
-            except adapters.BadRecord as exc:
+                messages = oasst1.flatten(row, where)
+            except adapters.BadRecord as exc:  # no message can be told apart: the row is one unit
+                stage.count_in += 1
                 self.bad(where, "adapt", exc.problem, exc.key)
+                continue
+            for message, path in messages:
+                stage.count_in += 1
+                try:
+                    parsed.append(oasst1.parse(message, where))
+                except adapters.BadRecord as exc:
+                    self.bad(where, "adapt", exc.problem, f"{path}.{exc.key}" if path else exc.key)
         trees = oasst1.build_pairs(parsed, self.settings.pairing)
         stage.used = trees.used_rows
         for item in trees.in_order():
@@ -222,15 +232,16 @@ class Normalizer:
     def flush(self) -> None:
         """Filter the chunk's records (token counts in one batch) and write everything in order."""
         stage = self.ledger["filter"]
-        records = [record for record, _, _ in self.chunk if record is not None]
+        turned = [self.filters.reorder(record) if record is not None else None for record, _, _ in self.chunk]
+        records = [record for (record, _, _), drop in zip(self.chunk, turned) if record is not None and drop is None]
         tokens = iter(self.filters.token_lengths(records))
-        for record, where, dropped in self.chunk:
+        for (record, where, dropped), turn_drop in zip(self.chunk, turned):
             if record is None:
                 self.write_drop(where, *dropped)
                 continue
-            counts = next(tokens)
             stage.count_in += 1
-            reason = self.filters.drop_reason(record, counts)
+            counts = next(tokens) if turn_drop is None else None
+            reason = turn_drop or self.filters.drop_reason(record, counts)
             if reason:
                 self.write_drop(where, "filter", *reason, record_id=record["id"])
                 continue
@@ -255,14 +266,18 @@ class Normalizer:
         read, adapt, filt = self.ledger["read"], self.ledger["adapt"], self.ledger["filter"]
         if read.count_in == 0 and self.settings.max_records != 0:
             raise RecordError(f"{self.label}: no records (the file is empty)")
-        # Tree formats: the rows used by pairs are replaced by the pairs they make.
-        units_in = read.count_in - (adapt.used if adapt.used is not None else adapt.count_out) + adapt.count_out
+        # Tree formats: the messages used by pairs are replaced by the pairs they make (a row of a
+        # nested export holds many messages; for row formats adapt.count_in is the rows read).
+        read_dropped = read.count_in - read.count_out
+        units_in = read_dropped + adapt.count_in - (adapt.used if adapt.used is not None else adapt.count_out) \
+            + adapt.count_out
         self.ledger.assert_balanced(units_in, filt.count_out, self.records.count, self.settings.name)
         stats = {
             "dataset": self.settings.name,
             "file": self.label,
             "format": self.settings.format,
             "rows": read.count_in,
+            **({"messages": adapt.count_in} if self.settings.format in adapters.TREE_FORMATS else {}),
             "in": units_in,
             "kept": filt.count_out,
             "dropped": self.ledger.dropped,

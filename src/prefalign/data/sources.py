@@ -32,6 +32,24 @@ FILE_FORMATS = ("auto", "jsonl", "json", "parquet")
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
+# A Git LFS pointer starts with this line (the spec's version URL): what a clone without git-lfs holds.
+LFS_POINTER = b"version https://git-lfs"
+
+
+def lfs_pointer(path: Path) -> None:
+    """Raise RecordError (reason lfs_pointer) when `path` is a Git LFS pointer, not the data itself."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head.startswith(LFS_POINTER):
+        return
+    fields = dict(line.split(" ", 1) for line in head.decode("ascii", "replace").splitlines() if " " in line)
+    size = fields.get("size", "?").strip()
+    raise RecordError(f"{path}: lfs_pointer: a Git LFS pointer file ({len(head)} bytes), not the data; the real "
+                      f"file ({size} bytes, {fields.get('oid', 'oid unknown').strip()}) is in Git LFS, and this "
+                      "clone was made without git-lfs. Run `git lfs pull` in the dataset's repository (or download "
+                      "the file itself) and try again")
+
+
 @dataclass(frozen=True)
 class LocalFile:
     """A raw file on disk. `file_format` auto picks by name: .jsonl/.ndjson, .json, .parquet (+ .gz)."""
@@ -48,6 +66,8 @@ class LocalFile:
         return "line" if self.resolved_format() == "jsonl" else "row"
 
     def resolved_format(self) -> str:
+        if self.path.is_file():
+            lfs_pointer(self.path)  # before any reader misreads it as a broken gzip, JSON or Parquet file
         if self.file_format != "auto":
             return self.file_format
         name = self.path.name.lower().removesuffix(".gz")

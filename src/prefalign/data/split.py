@@ -4,6 +4,10 @@ Stages, in order (each ledgered with its reason code):
   exact_dedup     duplicate        same content as an earlier pair of any dataset
   near_dedup      near_duplicate   prompt, chosen and rejected each near-identical to an earlier
                                    kept pair (prefalign.data.dedup: MinHash LSH)
+  contradiction   contradictory    the same prompt with chosen and rejected swapped in another pair
+                                   (A > B in one source, B > A in another); `contradictions`:
+                                   drop_both, keep_majority (the order more pairs vote for, exact
+                                   duplicates counted as votes; a tie drops both), keep
   cap             over_cap         beyond the dataset's cap; which pairs stay is decided by a
                                    salted hash of their ids, so it is stable and order-free
   split           -                a pair goes to test when the salted hash of its prompt falls
@@ -24,12 +28,14 @@ import argparse
 import collections
 import hashlib
 import os
+
+import xxhash
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.data.decontaminate import overlap, prompt_ngrams, question_ngrams
 from prefalign.data.dedup import NearDuplicates
-from prefalign.data.filters import content_key
+from prefalign.data.filters import content_key, normalized, text
 from prefalign.data.ledger import Ledger, assert_accounted
 from prefalign.errors import ConfigError, RecordError
 from prefalign.jsonl import JsonlWriter, iter_lines, loads, write_json
@@ -37,7 +43,9 @@ from prefalign.records import prompt_key
 from prefalign.settings import Settings, expect
 
 CHUNK = 1024  # records sketched per rensa call
-STAGES = ["read", "exact_dedup", "near_dedup", "cap", "split", "decontaminate"]
+STAGES = ["read", "exact_dedup", "near_dedup", "contradiction", "cap", "split", "decontaminate"]
+CONTRADICTIONS = ("drop_both", "keep_majority", "keep")
+_LOW = (1 << 64) - 1
 
 
 @dataclass
@@ -57,9 +65,13 @@ class SplitSettings(Settings):
     decontaminate: bool = field(default=True, metadata={
         "help": "drop training pairs whose prompt overlaps test prompts by word n-grams"})
     decontam_ngram: int = field(default=8, metadata={"help": "decontamination: words per n-gram"})
+    decontam_min_words: int = field(default=4, metadata={
+        "help": "decontamination: turns of fewer words are left out on both sides (\"Yes\", \"Go on.\")"})
     decontam_overlap: float = field(default=0.5, metadata={
         "help": "decontamination: share of a training prompt's n-grams found in test prompts that makes it "
                 "contaminated (0-1]"})
+    contradictions: str = field(default="keep_majority", metadata={
+        "help": f"pairs with the same prompt and chosen/rejected swapped: {', '.join(CONTRADICTIONS)}"})
     caps: list[str] = field(default_factory=list, metadata={"derived": "datasets.*.cap", 
         "help": "per-dataset caps as NAME=N: keep at most N pairs of dataset NAME in the mix"})
     threads: int = field(default=2, metadata={"key": "threads", "help": "threads of the MinHash library (rensa)"})
@@ -72,6 +84,9 @@ class SplitSettings(Settings):
         expect(self.minhash_perms >= 8 and self.minhash_perms % 8 == 0, "minhash_perms",
               "a multiple of 8, at least 8", self.minhash_perms)
         expect(self.decontam_ngram >= 1, "decontam_ngram", "an integer >= 1", self.decontam_ngram)
+        expect(self.decontam_min_words >= 1, "decontam_min_words", "an integer >= 1", self.decontam_min_words)
+        expect(self.contradictions in CONTRADICTIONS, "contradictions", f"one of {', '.join(CONTRADICTIONS)}",
+               self.contradictions)
         expect(0.0 < self.decontam_overlap <= 1.0, "decontam_overlap", "a number in (0, 1]", self.decontam_overlap)
         expect(self.threads >= 1, "threads", "an integer >= 1", self.threads)
         self.cap_by_source()  # refuses malformed caps now, not after the first pass
@@ -104,6 +119,7 @@ class FirstPass:
     test: list[bool] = field(default_factory=list)
     verdicts: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # index -> (stage, reason, detail)
     test_grams: dict[int, frozenset] = field(default_factory=dict)
+    orders: list[int] = field(default_factory=list)  # per record: (prompt+chosen hash) << 64 | (prompt+rejected hash)
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (input number, byte offset) per record
 
 
@@ -133,12 +149,15 @@ def first_pass(inputs: list[Path], settings: SplitSettings) -> FirstPass:
                 state.prompt_keys.append(key)
                 test = salted_fraction(settings.split_seed, key) < settings.test_fraction
                 state.test.append(test)
+                if settings.contradictions != "keep":
+                    state.orders.append(preference_order(key, record))
                 if settings.dedup:
                     first = first_seen.setdefault(content_key(record), index)
                     if first != index:
                         state.verdicts[index] = ("exact_dedup", "duplicate", f"same content as {state.ids[first]}")
                 if test and settings.decontaminate:
-                    state.test_grams[index] = question_ngrams(record["prompt"], settings.decontam_ngram)
+                    state.test_grams[index] = question_ngrams(record["prompt"], settings.decontam_ngram,
+                                                              settings.decontam_min_words)
                 if near is not None:
                     chunk.append(record)
                     if len(chunk) >= CHUNK:
@@ -146,8 +165,50 @@ def first_pass(inputs: list[Path], settings: SplitSettings) -> FirstPass:
                         chunk = []
         if near is not None:
             near_duplicates(chunk)
+    if settings.contradictions != "keep":
+        apply_contradictions(state, settings.contradictions)
     apply_caps(state, settings)
     return state
+
+
+def preference_order(prompt: str, record: dict) -> int:
+    """What a pair says: hash(prompt, chosen) << 64 | hash(prompt, rejected), replies whitespace-normalized."""
+    def half(key: str) -> int:
+        return xxhash.xxh3_64_intdigest(f"{prompt}\0{normalized(text(record[key]))}".encode("utf-8", "surrogatepass"))
+
+    return half("chosen") << 64 | half("rejected")
+
+
+def swapped(order: int) -> int:
+    return (order & _LOW) << 64 | order >> 64
+
+
+def apply_contradictions(state: FirstPass, policy: str) -> None:
+    """Drop pairs whose swap (same prompt, chosen and rejected exchanged) another pair states.
+
+    Every pair votes, exact duplicates included (two sources agreeing is two votes); the pairs
+    still live are judged: drop_both drops every contradicted one, keep_majority the side with
+    fewer votes (both on a tie).
+    """
+    votes = collections.Counter(state.orders)
+    contested = {order for order in votes if swapped(order) in votes}
+    if not contested:
+        return
+    first: dict[int, int] = {}
+    for index, order in enumerate(state.orders):
+        if order in contested:
+            first.setdefault(order, index)
+    for index, order in enumerate(state.orders):
+        if order not in contested or index in state.verdicts:
+            continue
+        mine, theirs = votes[order], votes[swapped(order)]
+        if policy == "keep_majority" and mine > theirs:
+            continue
+        outcome = ("a tie drops both sides" if mine == theirs else "the other order has more votes") \
+            if policy == "keep_majority" else "drop_both"
+        state.verdicts[index] = ("contradiction", "contradictory",
+                                 f"{state.ids[first[swapped(order)]]} states the opposite preference for the same "
+                                 f"prompt and replies ({mine} pair(s) for this order, {theirs} against; {outcome})")
 
 
 def apply_caps(state: FirstPass, settings: SplitSettings) -> None:
@@ -217,7 +278,8 @@ def split(inputs: list[Path], settings: SplitSettings, train_path: Path, test_pa
                     raise RecordError(f"{path}:{line}: the inputs grew while the split step read them")
                 verdict = state.verdicts.get(index)
                 if verdict is None and not state.test[index] and test_grams:
-                    share = overlap(prompt_ngrams(loads(raw)["prompt"], settings.decontam_ngram), test_grams)
+                    share = overlap(prompt_ngrams(loads(raw)["prompt"], settings.decontam_ngram,
+                                                  settings.decontam_min_words), test_grams)
                     if share >= settings.decontam_overlap:
                         verdict = ("decontaminate", "contaminated", f"{share:.0%} of the prompt's "
                                    f"{settings.decontam_ngram}-grams occur in test questions")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.data import tasks as task_lib
+from prefalign.jsonl import JsonlWriter
 from prefalign.settings import Settings, expect
 
 FORMATS = ("hh-rlhf", "shp", "pairs")
@@ -173,12 +174,10 @@ def generate(settings: SyntheticSettings, out: Path) -> int:
     """Write `settings.records` raw lines to `out`; returns the number written."""
     rng = random.Random(f"{settings.seed}:{settings.name}:{settings.format}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open(out, "w", encoding="utf-8") as handle:
+    with JsonlWriter(out) as handle:  # atomic: a failed run leaves no partial file
         for record in WRITERS[settings.format](rng, settings):
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    return count
+            handle.write_raw((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+    return handle.count
 
 
 def add_arguments(parser) -> None:

@@ -35,7 +35,7 @@ def stage_rows(datasets: list[dict], split: dict) -> tuple[list[str], list[list[
     rows = []
     for label, stats in [*((s["dataset"], s) for s in datasets), ("(mix)", split)]:
         for stage in stats.get("stages", []):
-            out = str(stage["out"]) + (f" pairs from {stage['used']} rows" if "used" in stage else "")
+            out = str(stage["out"]) + (f" pairs from {stage['used']} {stage['unit']}s" if "used" in stage else "")
             rows.append([label, stage["stage"], stage["unit"], str(stage["in"]), out, str(stage["dropped"]),
                          reasons(stage["dropped_by_reason"])])
     return header, rows

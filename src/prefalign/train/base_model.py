@@ -3,8 +3,10 @@
 source: tiny        trains a byte-level BPE tokenizer on the train split (with a ChatML chat
                     template) and initializes a small Llama from the config: offline, seconds.
 source: pretrained  loads `name_or_path` (a hub id pinned by `revision`, or a local folder in
-                    the hub's layout) with trust_remote_code off and safetensors only, and
-                    saves it in the output folder so later steps never touch the hub.
+                    the hub's layout) with trust_remote_code off and safetensors only, settles
+                    its chat template, end-of-turn and pad tokens (prefalign.train.chat: a
+                    tokenizer without a template gets one, recorded), and saves it in the
+                    output folder so later steps never touch the hub.
 
 Output folder: config.json, model.safetensors, tokenizer files, chat_template.jinja and
 prefalign_base.json (what was built or loaded, parameter count, file digests).
@@ -22,6 +24,7 @@ from prefalign.errors import ConfigError
 from prefalign.hashing import is_commit, sha256_file
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.settings import Settings, expect
+from prefalign.train import chat
 
 SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
 CHATML_TEMPLATE = (
@@ -146,11 +149,7 @@ def load_pretrained(settings: BaseModelSettings):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"name_or_path: cannot load {settings.name_or_path!r} safely "
                           f"(safetensors only, trust_remote_code off): {first}") from None
-    if tokenizer.chat_template is None:
-        raise ValueError(f"{settings.name_or_path} has no chat template; use an instruct model or add one")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return model, tokenizer, chat.prepare(tokenizer, model)
 
 
 def file_digests(folder: Path) -> dict[str, str]:
@@ -175,8 +174,11 @@ def main(args: argparse.Namespace) -> None:
     if settings.source == "tiny":
         expect(args.train is not None, "train", "a records file (--train) to train the tiny tokenizer on", None)
         model, tokenizer = build_tiny(read_jsonl(args.train), settings)
+        chat_info = {"template": "prefalign: ChatML (the tiny tokenizer's own)", "end_of_turn": tokenizer.eos_token,
+                     "pad_token": tokenizer.pad_token}
     else:
-        model, tokenizer = load_pretrained(settings)
+        model, tokenizer, chat_info = load_pretrained(settings)
+        print("chat:", json.dumps(chat_info, sort_keys=True), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
@@ -186,6 +188,7 @@ def main(args: argparse.Namespace) -> None:
         "parameters": n_params,
         "vocab_size": len(tokenizer),
         "architecture": type(model).__name__,
+        "chat": chat_info,
         "files": file_digests(args.out),
     }
     write_json(args.out / "prefalign_base.json", info)

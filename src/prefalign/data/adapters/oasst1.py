@@ -12,6 +12,16 @@ and with `pairing` best_vs_rest the best reply is chosen against each lower-rank
 with `all` every higher-ranked reply against every lower-ranked one. The language filter
 (`languages`) sees `meta.lang`, the language of the prompter message the replies answer.
 
+Three exports of the same messages are read, and told apart row by row:
+  messages        one message per row (the hub dataset, *.messages.jsonl): as above
+  nested tree     one root message per row, each message holding its `replies` (a list of
+                  messages, nested): the tree is flattened, a reply's parent being the message
+                  it is nested in
+  trees.jsonl     one tree per row, {"message_tree_id", "tree_state", "prompt": <root message with
+                  replies>, ...}: the same, the tree's id given to every message that lacks one
+A row of none of these shapes is a bad record naming the shapes. The unit of the ledger is the
+message: a nested row counts every message in it, and each message ends in a pair or the ledger.
+
 This is a tree format: rows are not pairs one to one. Every row either takes part in at least
 one pair (as a prompt turn or a reply) or is ledgered with a reason:
   deleted, failed_review   the message was deleted or failed review;
@@ -57,8 +67,52 @@ class Drop:
     detail: str
 
 
+def flatten(row, where: Where) -> list[tuple[dict, str]]:
+    """The messages of one row of any export, as (message without replies, key path of it in the row).
+
+    BadRecord (naming the key path) when the row is of no export's shape or its nesting is broken.
+    """
+    if not isinstance(row, dict):
+        raise BadRecord("<row>", f"expected a JSON object, got {type(row).__name__}")
+    if isinstance(row.get("prompt"), dict) and "message_id" not in row:  # trees.jsonl: {"prompt": root, ...}
+        return _with_tree_id(list(_walk(row["prompt"], "prompt", None)), optional(row, "message_tree_id", str))
+    if "message_id" in row:
+        return _with_tree_id(list(_walk(row, "", None)), None) if "replies" in row else [(row, "")]
+    keys = ", ".join(sorted(map(str, row))) or "no keys"
+    raise BadRecord("message_id", "missing: expected an oasst1 message (message_id, parent_id, role, text, ...), "
+                                  "a nested tree (a root message with `replies`) or a trees.jsonl tree (`prompt` "
+                                  f"holding the root message); the row has {keys}")
+
+
+def _with_tree_id(messages: list[tuple[dict, str]], tree: str | None) -> list[tuple[dict, str]]:
+    """Give every message of one tree its tree id: the wrapper's, else the root's, else the root's
+    message_id (which is what oasst's message_tree_id is)."""
+    root = messages[0][0]
+    tree = tree or root.get("message_tree_id") or root.get("message_id")
+    if not isinstance(tree, str):
+        return messages
+    return [(m if m.get("message_tree_id") else {**m, "message_tree_id": tree}, key) for m, key in messages]
+
+
+def _walk(node, key: str, parent: str | None):
+    """Depth first: the message at `key` (its replies removed, parent_id from its nesting), then its replies."""
+    if not isinstance(node, dict):
+        raise BadRecord(key or "<row>", f"expected a message object, got {type(node).__name__}")
+    replies = node.get("replies") or []
+    if not isinstance(replies, list):
+        raise BadRecord(f"{key}.replies".lstrip("."), f"expected a list of messages, got {type(replies).__name__}")
+    message = {k: v for k, v in node.items() if k != "replies"}
+    if parent is not None:  # the nesting is the tree: a reply's parent is the message holding it
+        message["parent_id"] = parent
+    yield message, key
+    # A message without an id makes its replies orphans (never roots of their own).
+    me = node.get("message_id") if isinstance(node.get("message_id"), str) else f"<no message_id at {key or 'row'}>"
+    for i, reply in enumerate(replies):
+        yield from _walk(reply, f"{key}.replies[{i}]".lstrip("."), me)
+
+
 def parse(row, where: Where) -> Message:
-    """One raw row -> Message; BadRecord names the field when the row is not an oasst message."""
+    """One message -> Message; BadRecord names the field when it is not an oasst message."""
     message_id = require(row, "message_id", str)
     parent = optional(row, "parent_id", str)
     role = require(row, "role", str)
