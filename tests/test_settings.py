@@ -8,14 +8,16 @@ from prefalign.data.split import SplitSettings
 from prefalign.data.synthetic import SyntheticSettings
 from prefalign.errors import ConfigError
 from prefalign.evaluation.evaluate import EvalSettings
+from prefalign.evaluation.judge_accuracy import JudgeEvalSettings
 from prefalign.report.render import ReportSettings
 from prefalign.settings import to_cli_flags
 from prefalign.train.base_model import BaseModelSettings
 from prefalign.train.dpo import DPOSettings
+from prefalign.train.reward import RewardSettings
 from prefalign.train.sft import SFTSettings
 
 ALL = [BaseModelSettings, EvalSettings, FilterSettings, NormalizeSettings, ReportSettings, SplitSettings,
-       SyntheticSettings, DPOSettings, SFTSettings]
+       SyntheticSettings, DPOSettings, SFTSettings, RewardSettings, JudgeEvalSettings]
 
 
 @pytest.mark.parametrize("cls", ALL)

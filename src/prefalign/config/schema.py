@@ -182,6 +182,9 @@ def hub_artifacts(config: dict) -> Iterator[tuple[list, str, Any]]:
     model = config.get("model", {})
     if model.get("source") == "pretrained" and model.get("name_or_path") and not Path(model["name_or_path"]).is_dir():
         yield ["model", "revision"], model["name_or_path"], model.get("revision")
+    judge_model = config.get("eval", {}).get("reward_model")
+    if judge_model and config["eval"].get("judge") in ("auto", "reward_model") and not Path(judge_model).is_dir():
+        yield ["eval", "reward_model_revision"], judge_model, config["eval"].get("reward_model_revision")
     for name, dataset in config.get("datasets", {}).items():
         # Without a hub_id there is nothing to pin; normalize_values names that error.
         if isinstance(dataset, dict) and dataset.get("source") == "hub" and dataset.get("hub_id"):
@@ -258,8 +261,9 @@ def filter_values(config: dict) -> dict:
 def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     """The typed settings of every step, built from a validated, defaults-filled config.
 
-    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, eval:<model>, compare, report,
-    health, tracking, ab.
+    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, reward, judge (the resolved
+    eval.judge: prefalign.evaluation.judges.JudgeChoice), judge_eval (a reward-model judge only), eval:<model>,
+    compare, report, health, tracking, ab.
     Building them runs each step's own checks, so a value the schema allows but a step cannot
     use (hidden_size not divisible by num_heads, say) is refused before any rule runs.
     """
@@ -269,9 +273,11 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     from prefalign.data.synthetic import SyntheticSettings
     from prefalign.evaluation.compare import CompareSettings
     from prefalign.evaluation.evaluate import REFERENCES, EvalSettings
+    from prefalign.evaluation.judges import choose_judge
     from prefalign.report.render import ReportSettings
     from prefalign.train.base_model import BaseModelSettings
     from prefalign.train.dpo import DPOSettings
+    from prefalign.train.reward import RewardSettings
     from prefalign.train.sft import SFTSettings
 
     sources = [Path(s) for s in sources]
@@ -297,7 +303,23 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
                           sources, ["model"])
     out["sft"] = _build("sft", SFTSettings, {**config["sft"], **common}, sources, ["sft"])
     out["dpo"] = _build("dpo", DPOSettings, {**config["dpo"], **common}, sources, ["dpo"])
+    out["reward"] = _build("reward", RewardSettings, {**config["reward"], **common}, sources, ["reward"])
     evaluation = {k: v for k, v in config["eval"].items() if k not in ("models", "comparisons")}
+    # eval.judge auto is resolved here, from the config alone: the DAG's inputs depend on it.
+    choice = _build("eval", choose_judge, {"setting": config["eval"]["judge"],
+                                           "reward_model": config["eval"]["reward_model"],
+                                           "datasets": config["datasets"]}, sources, ["eval"])
+    evaluation.update(judge=choice.kind, judge_reason=choice.why)
+    out["judge"] = choice
+    if choice.kind != "task":
+        from prefalign.evaluation.judge_accuracy import JudgeEvalSettings
+
+        given = choice.kind == "reward_model"
+        out["judge_eval"] = _build("eval", JudgeEvalSettings, {
+            "judge": choice.kind, "reward_model": config["eval"]["reward_model"] if given else None,
+            "reward_model_revision": config["eval"]["reward_model_revision"] if given else None,
+            **{k: config["eval"][k] for k in ("max_pairs", "batch_size", "bootstrap_samples")}, **common},
+            sources, ["eval"])
     for model in config["eval"]["models"]:
         out[f"eval:{model}"] = _build("eval", EvalSettings, {
             **evaluation, **common, "name": model, "reference_name": REFERENCES[model],

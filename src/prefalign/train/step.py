@@ -40,6 +40,10 @@ class TrainingStep:
     trainer: Callable
     logged: tuple[str, ...]  # metrics whose last logged value goes into metrics.json's `train`
     first_loss: bool = False  # also record the loss at step 1 (DPO: ln 2 there)
+    # (start, settings, resolved) -> (model, tokenizer, peft_config); None: the causal LM (common.load_policy)
+    load: Callable | None = None
+    resolve: Callable | None = None  # settings -> common.Resolved; None: common.resolve
+    summary: Callable | None = None  # trainer -> extra entries of metrics.json's `train`
 
     def train(self, start: Path, train_path: Path, out: Path | None, settings, callbacks=(), report_to=(),
               checkpoint_dir: Path | None = None, adapter_out: Path | None = None) -> tuple[dict, list[dict]]:
@@ -47,14 +51,14 @@ class TrainingStep:
 
         Returns (metrics, log history)."""
         common.pin_single_gpu()
-        resolved = common.resolve(settings)  # refuses impossible settings before loading anything
+        resolved = (self.resolve or common.resolve)(settings)  # refuses impossible settings before loading anything
         print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
         if resolved.backend == "unsloth":
             unsloth.activate(dpo=self.name == "dpo")
         runtime.setup(settings.seed, settings.threads)
         common.quiet_libraries()
 
-        model, tokenizer, peft_config = common.load_policy(start, settings, resolved)
+        model, tokenizer, peft_config = (self.load or common.load_policy)(start, settings, resolved)
         dataset = self.dataset(read_jsonl(train_path))
         with checkpoints.workspace(checkpoint_dir, settings, [start, train_path], f"prefalign-{self.name}-") as ckpt:
             def shared_args(config_class) -> dict:
@@ -68,6 +72,8 @@ class TrainingStep:
         history = saving.log_history(trainer)
         summary = {"steps": result.global_step, "examples": len(dataset), "train_loss": result.training_loss,
                    **{key: saving.last_logged(history, key) for key in self.logged}}
+        if self.summary is not None:
+            summary.update(self.summary(trainer))
         if self.first_loss:
             summary["first_loss"] = next((e["loss"] for e in history if "loss" in e), None)
         metrics = {"settings": settings.to_dict(), "resolved": dataclasses.asdict(resolved), "train": summary}
