@@ -85,8 +85,8 @@ def judge_lines(evaluations: dict[str, dict], comparisons: list[dict], judge_eva
     if judge_eval:
         m, i = judge_eval["metrics"], judge_eval.get("intervals", {})
         lines.append(f"How far to trust it: held-out pairwise accuracy {interval_text(m['accuracy'], i.get('accuracy'))}"
-                     f" on {m['pairs']} test pairs (chosen scored above rejected; {m['ties']} ties count half; "
-                     "interval over prompts).")
+                     f" on {m['pairs']} test pairs (the share where chosen scores above rejected, ties counting "
+                     f"half: {m['ties']} here; interval over prompts).")
         if m.get("verifier_agreement") is not None:
             lines.append(f"Against the task verifier on the {m['verifier_pairs']} test pairs it separates (chosen "
                          f"right, rejected wrong): {interval_text(m['verifier_agreement'], i.get('verifier_agreement'))}.")
@@ -155,7 +155,7 @@ def sample_answer_rows(generations: dict[str, list[dict]], comparison: tuple[str
     rows = []
     for b, m in shared[:limit]:
         earlier = b.get("turns", 1) - 1
-        prompt = shown(b["prompt"], 160) + (f" (+{earlier} earlier turns)" if earlier > 0 else "")
+        prompt = shown(b["prompt"], 160) + (f" (+{earlier} earlier messages)" if earlier > 0 else "")
         rows.append([prompt] + ([b.get("expected") or ""] if expected else [])
                     + [shown(b["answer"], 240), score_text(b), shown(m["answer"], 240), score_text(m)])
     return header, rows
@@ -196,16 +196,17 @@ def loss_part_rows(dpo_settings: dict, evaluations: dict[str, dict]) -> tuple[li
 # ---------------------------------------------------------------- gaps
 
 def gap_lines(evaluations: dict[str, dict], comparisons: list[dict], judge_eval: dict | None) -> list[str]:
-    lines = []
+    """One line per distinct reason, naming every <source>.<metric> it applies to (metrics.json: `unavailable`)."""
+    reasons: dict[str, list[str]] = {}
     for name, result in evaluations.items():
         for metric, reason in result.get("unavailable", {}).items():
-            lines.append(f"{name}.{metric}: {reason}.")
+            reasons.setdefault(reason, []).append(f"{name}.{metric}")
         for note in result.get("notes", []):
-            lines.append(f"{name}: {note}.")
+            reasons.setdefault(note, []).append(name)
     for c in comparisons:
         for metric, reason in c.get("unavailable", {}).items():
-            lines.append(f"{c['model']}_vs_{c['baseline']}.{metric}: {reason}.")
+            reasons.setdefault(reason, []).append(f"{c['model']}_vs_{c['baseline']}.{metric}")
     if judge_eval:
         for metric, reason in judge_eval.get("unavailable", {}).items():
-            lines.append(f"judge.{metric}: {reason}.")
-    return lines
+            reasons.setdefault(reason, []).append(f"judge.{metric}")
+    return [f"{', '.join(names)}: {reason}." for reason, names in reasons.items()]

@@ -147,26 +147,26 @@ def metric_intervals(evaluations: dict[str, dict], comparisons: list[dict]) -> s
 
 
 def margin_distributions(pairs: dict[str, list[dict]], beta_by_model: dict[str, float]) -> str | None:
-    """Histogram of the per-pair implicit reward margins of every model that has a distinct reference."""
+    """Histogram of the per-pair implicit reward margins of every model that has a distinct reference,
+    one axis per model (SFT's margins against the base spread far wider than DPO's against SFT)."""
     shown = {name: [r["margin"] for r in rows] for name, rows in pairs.items() if any(r["margin"] for r in rows)}
     if not shown:
         return None
     import numpy as np
 
     plt = _pyplot()
-    values = np.concatenate([np.asarray(v) for v in shown.values()])
-    low, high = np.quantile(values, [0.005, 0.995])
-    bins = np.linspace(min(low, 0.0), max(high, 0.0), 41)
-    fig, ax = plt.subplots(figsize=(7.0, 2.8), dpi=100)
-    for i, (name, margins) in enumerate(shown.items()):
-        ax.hist(np.clip(margins, bins[0], bins[-1]), bins=bins, alpha=0.55, color=_color(name, i),
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 2.8), dpi=100, squeeze=False)
+    for i, (ax, (name, margins)) in enumerate(zip(axes[0], shown.items())):
+        low, high = np.quantile(np.asarray(margins), [0.005, 0.995])
+        bins = np.linspace(min(low, 0.0), max(high, 0.0), 41)
+        ax.hist(np.clip(margins, bins[0], bins[-1]), bins=bins, alpha=0.75, color=_color(name, i),
                 label=f"{name} (β={beta_by_model.get(name, '?')}, n={len(margins)})")
-    ax.axvline(0.0, color="#333", linewidth=1)
-    ax.set_xlabel("β·[(log π − log π_ref)(chosen) − (log π − log π_ref)(rejected)]", fontsize=8)
-    ax.set_ylabel("test pairs", fontsize=8)
-    ax.set_title("implicit reward margins on the held-out pairs (right of 0: chosen preferred)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax.grid(alpha=0.3)
+        ax.axvline(0.0, color="#333", linewidth=1)
+        ax.set_xlabel("β·[Δ log π/π_ref (chosen) − (rejected)]", fontsize=8)
+        ax.set_ylabel("test pairs", fontsize=8)
+        ax.set_title(f"{name}: implicit reward margins (right of 0: chosen preferred)", fontsize=8)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)

@@ -298,7 +298,8 @@ def summary_section(run: RunOutputs) -> Section:
                    "compare only a model with its reference.", note=True),
               Bullets(summary_lines(run))]
     if gaps:
-        blocks += [Heading("Gaps: what could not be computed, and why"), Bullets(gaps)]
+        blocks += [Heading("Gaps and caveats: what could not be computed, or is 0 by construction, and why"),
+                   Bullets(gaps)]
     return Section("summary", "Summary", blocks)
 
 
