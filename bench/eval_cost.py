@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -144,12 +145,20 @@ def case_config(case: str, workdir: Path) -> tuple[Path, dict]:
     return path, facts
 
 
-def measure_case(case: str, rounds: int, cores: str) -> dict:
+def measure_case(case: str, rounds: int, cores: str, start_from: Path | None = None) -> dict:
+    """`start_from`: a finished run of the same data and training to copy (the trained case starts from the
+    default's run, so only the judge and what it scores are computed anew)."""
     with tempfile.TemporaryDirectory(prefix=f"prefalign-evalcost-{case}-") as scratch:
-        workdir = Path(scratch)
-        (workdir / "raw").mkdir()
+        workdir = Path(scratch) / "run"
+        if start_from is not None:
+            shutil.copytree(start_from, workdir, symlinks=True)
+        (workdir / "raw").mkdir(parents=True, exist_ok=True)
         config, facts = case_config(case, workdir)
         full = snakemake(workdir, config, cores)
+        if case == "default":
+            keep = Path(tempfile.mkdtemp(prefix="prefalign-evalcost-keep-")) / "run"
+            shutil.copytree(workdir, keep, symlinks=True)
+            facts = {"kept_run": str(keep)}
         training = {job: v for rule in TRAIN_RULES for job, v in benchmark(workdir, rule).items()}
         targets = sorted(str(p.relative_to(workdir)) for p in workdir.glob("results/eval/**/*.json"))
         present = tuple(rule for rule in EVAL_RULES if benchmark(workdir, rule))
@@ -172,7 +181,8 @@ def measure_case(case: str, rounds: int, cores: str) -> dict:
         "snakemake_command_s_median": round(statistics.median(walls), 2),
         "training_jobs_same_run": training,
         "training_s": round(sum(v["s"] for v in training.values()), 2),
-        "full_pipeline_first_command_s": round(full, 2),
+        "first_command_s": round(full, 2),
+        "first_command": "the whole pipeline" if start_from is None else "from the default case's finished run",
     }
 
 
@@ -185,7 +195,12 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    cases = {case: measure_case(case, args.rounds, args.cores) for case in args.cases}
+    cases = {}
+    for case in args.cases:
+        start_from = Path(cases["default"]["fixture"]["kept_run"]) if case == "trained" and "default" in cases else None
+        cases[case] = measure_case(case, args.rounds, args.cores, start_from)
+    if "default" in cases:
+        shutil.rmtree(Path(cases["default"]["fixture"].pop("kept_run")).parent)
     summary = {
         "command": f"python bench/eval_cost.py --rounds {args.rounds} --cores {args.cores} --cases {' '.join(args.cases)}",
         "note": "shared machine: medians over rounds; CPU seconds are the steadier figure",
@@ -200,8 +215,8 @@ def main() -> None:
             print(f"  {job:40s} {v['s']:6.1f} s wall {v['cpu_time']:6.1f} s CPU")
         print(f"  {'added to the pipeline (sum, jobs serial)':40s} {result['eval_added_s_median']:6.1f} s wall "
               f"{result['eval_cpu_s_median']:6.1f} s CPU")
-        print(f"  baseline, same run: training {result['training_s']:.1f} s wall "
-              f"({', '.join(f'{j} {v['s']:.1f}' for j, v in result['training_jobs_same_run'].items())})")
+        jobs = ", ".join(f"{job} {v['s']:.1f}" for job, v in result["training_jobs_same_run"].items())
+        print(f"  baseline, same run: training {result['training_s']:.1f} s wall ({jobs})")
     print(f"load average before/after: {summary['load_average_before_after']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -18,7 +18,8 @@ from prefalign.data import tasks
 
 TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
         "--threads", "1"]
-EVAL = ["--judge-prompts", "20", "--max-new-tokens", "6", "--threads", "1", "--bootstrap-samples", "200"]
+EVAL = ["--judge-prompts", "20", "--kl-prompts", "20", "--max-new-tokens", "6", "--threads", "1",
+        "--bootstrap-samples", "200"]
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +206,7 @@ def test_the_reward_step_trains_a_judge_that_evaluation_loads(chain, tmp_path):
             "--metrics", tmp_path / "rm.json", "--log-history", tmp_path / "rm_log.jsonl", "--max-steps", "30",
             "--batch-size", "8", "--logging-steps", "5", "--learning-rate", "0.003", "--threads", "1")
     config = json.loads((rm / "config.json").read_text())
-    assert config["architectures"] == ["LlamaForSequenceClassification"] and config["num_labels"] == 1
+    assert config["architectures"] == ["LlamaForSequenceClassification"] and len(config["id2label"]) == 1
     metrics = json.loads((tmp_path / "rm.json").read_text())
     assert metrics["resolved"]["backend"] == "trl" and "RewardTrainer" in metrics["resolved"]["why"]
     assert metrics["train"]["steps"] == 30 and metrics["train"]["examples_within_max_length"] > 0
