@@ -32,7 +32,8 @@ Sampling is plain ancestral sampling (temperature 1, no top-k or top-p), the onl
 under which the policy's samples estimate KL(policy || reference) without bias. Answers are
 cut at `max_new_tokens`, so the KL is that of the first `max_new_tokens` answer tokens (at
 most the full sequences' KL). Assumes model and reference share the tokenizer in the model
-folder. Raises ConfigError for bad settings and for an empty test split.
+folder. Raises ConfigError for bad settings, an empty test split, and judge `auto` on a split
+with prompts the task verifier cannot check when no reward model is given.
 """
 
 from __future__ import annotations

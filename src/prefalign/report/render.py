@@ -180,15 +180,6 @@ def summary_lines(run: RunOutputs) -> list[str]:
     return lines
 
 
-def win_cell(result: dict) -> str:
-    interval = result.get("interval")
-    if result.get("win_rate") is None:
-        return outcome.NOT_COMPUTED
-    if not interval:
-        return f"{result['win_rate']:.3f}"
-    return f"{result['win_rate']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
-
-
 def summary_table(run: RunOutputs) -> tuple[list[str], list[list[str]]]:
     """One row per checkpoint. The first columns measure each model on its own (rows compare
     directly); the last three are relative to each model's own reference (labelled so)."""
