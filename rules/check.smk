@@ -5,6 +5,7 @@
 
 rule check_expected:
     input:
+        **judge_eval_outputs(),
         expected=expected_file(),
         eval_metrics=expand(rules.evaluate_model.output.metrics, model=EVAL_MODELS),
         comparisons=comparison_outputs(),
@@ -17,10 +18,14 @@ rule check_expected:
     container:
         container_image("cpu")
     threads: 1
+    params:
+        judge_eval=lambda wildcards, input: (
+            f"--judge-eval {input.judge_eval}" if "judge_eval" in input.keys() else ""
+        ),
     shell:
         # tee: the table goes to the terminal as well as to the log, pass or fail.
         "prefalign check --expected {input.expected} --eval-metrics {input.eval_metrics}"
-        " --comparisons {input.comparisons} --table {output.table} 2>&1 | tee {log}"
+        " --comparisons {input.comparisons} {params.judge_eval} --table {output.table} 2>&1 | tee {log}"
 
 
 rule check:

@@ -52,6 +52,10 @@ def one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
+# eval.judge resolved (auto included) from the config alone: the DAG's inputs depend on it.
+JUDGE = SETTINGS["judge"]
+
+
 wildcard_constraints:
     dataset=one_of(DATASETS),
     model=one_of(EVAL_MODELS),
@@ -93,16 +97,38 @@ def checkpoint(name):
     }[name]
 
 
+def judge_model_input():
+    """{"reward_model": folder} of the run's reward-model judge: the trained one, or a local folder the
+    config names (an input, so a change to it reruns what it judged); {} for the task judge or a hub id.
+    """
+    if JUDGE.kind == "trained":
+        return {"reward_model": rules.train_reward_model.output.model}
+    if JUDGE.kind == "reward_model" and Path(config["eval"]["reward_model"]).is_dir():
+        return {"reward_model": config["eval"]["reward_model"]}
+    return {}
+
+
+def judge_model_flag(wildcards, input):
+    """--reward-model of the trained judge (a setting of the config's in every other case)."""
+    if JUDGE.kind == "trained":
+        return f"--reward-model {input.reward_model}"
+    return ""
+
+
 def eval_inputs(wildcards):
-    inputs = {
+    return {
         "model": checkpoint(wildcards.model),
         "reference": checkpoint(REFERENCES[wildcards.model]),
         "test": rules.split_dataset.output.test,
+        **judge_model_input(),
     }
-    if config["eval"]["judge"] == "reward_model":
-        # An input, so a change to the reward model reruns the evaluation.
-        inputs["reward_model"] = config["eval"]["reward_model"]
-    return inputs
+
+
+def judge_eval_outputs():
+    """The reward-model judge's held-out accuracy, for report and check (none for the task judge)."""
+    if JUDGE.kind == "task":
+        return {}
+    return {"judge_eval": rules.evaluate_reward_model.output.metrics}
 
 
 def comparison_outputs():

@@ -1,5 +1,6 @@
 # Held-out evaluation of each checkpoint against its reference (base->base, sft->base, dpo->sft),
-# and judge win rates between evaluated checkpoints (eval.comparisons, default dpo vs sft).
+# and judge win rates between evaluated checkpoints (eval.comparisons, default dpo vs sft). The
+# judge is eval.judge as resolved in rules/common.smk (JUDGE); a reward-model judge is an input.
 
 
 rule evaluate_model:
@@ -22,12 +23,13 @@ rule evaluate_model:
     threads: config["threads"]
     params:
         flags=lambda wildcards: flags(f"eval:{wildcards.model}"),
+        reward_model=judge_model_flag,
     shell:
         # fd 3: Snakemake's console, for the step's progress lines (prefalign.progress)
         "PREFALIGN_CONSOLE=3:evaluate_model[{wildcards.model}] prefalign evaluate"
         " --model {input.model} --reference {input.reference} --test {input.test}"
         " --metrics {output.metrics} --generations {output.generations} --pairs {output.pairs}"
-        " {params.flags} 3>&2 > {log} 2>&1"
+        " {params.reward_model} {params.flags} 3>&2 > {log} 2>&1"
 
 
 rule compare_models:

@@ -32,6 +32,11 @@ MANIFEST_SKIP = (
     "export",
     "track_runs",  # tags the tracker runs with the manifest's sha256, after it
 )
+# The reward-model judge exists only when the run uses one.
+if JUDGE.kind != "trained":
+    MANIFEST_SKIP += ("train_reward_model",)
+if JUDGE.kind == "task":
+    MANIFEST_SKIP += ("evaluate_reward_model",)
 # The human A/B sheet is made on demand; once ratings are configured it feeds the report.
 if not config["ab"]["ratings"]:
     MANIFEST_SKIP += ("export_ab_sheet", "import_ab_ratings")

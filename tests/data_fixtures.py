@@ -115,3 +115,64 @@ def dataset_card(configs: dict[str, dict[str, str]]) -> bytes:
             lines += [f"  - split: {split}", f"    path: {path}"]
     lines += ["---", "# a test dataset", ""]
     return "\n".join(lines).encode()
+
+
+# ---------------------------------------------------------------- real-looking conversations (hh-rlhf shape)
+
+TOPICS = {
+    "cook rice": ["rinse the rice until the water runs clear", "use about one and a half cups of water per cup",
+                  "simmer it covered for fifteen minutes", "let it rest off the heat before serving"],
+    "fix a flat bike tire": ["take the wheel off the frame", "find the hole by pumping air and listening",
+                             "patch the tube or fit a new one", "pump it back to the pressure on the sidewall"],
+    "learn the guitar": ["start with a few open chords", "practice changing between them slowly",
+                         "play along with simple songs", "spend ten minutes a day rather than hours once a week"],
+    "grow tomatoes": ["plant them where they get six hours of sun", "water deeply but not every day",
+                      "tie the stems to a stake as they grow", "pick the fruit when it turns fully red"],
+    "write a cover letter": ["open with the job you are applying for", "show one or two results you achieved",
+                             "explain why this company interests you", "keep it under one page"],
+    "sleep better": ["go to bed at the same time each night", "keep the bedroom cool and dark",
+                     "avoid screens for an hour before bed", "skip coffee after lunch"],
+    "save money on groceries": ["plan the meals for the week", "write a list and stick to it",
+                                "buy store brands for staples", "cook larger batches and freeze portions"],
+    "train a puppy to sit": ["hold a treat above its nose", "move the treat back so its head goes up",
+                             "say sit as it sits down", "reward it right away and repeat a few times a day"],
+    "start running": ["begin with walk and run intervals", "run at a pace where you can still talk",
+                      "add a little distance each week", "rest a day between runs at first"],
+    "paint a room": ["move the furniture and cover the floor", "tape the edges and fill any holes",
+                     "use a primer on dark walls", "paint two thin coats rather than one thick one"],
+    "make bread": ["mix flour, water, salt and yeast", "knead the dough until it is smooth",
+                   "let it rise until it doubles", "bake it in a hot oven until it sounds hollow"],
+    "study for an exam": ["make a plan for each day before the exam", "test yourself instead of rereading",
+                          "take short breaks every hour", "sleep well the night before"],
+}
+QUESTIONS = ["How do I {t}?", "Can you explain how to {t}?", "What is the best way to {t}?",
+             "I want to {t}. Where should I start?", "Any tips on how to {t}?"]
+OPENERS = ["Sure! ", "Good question. ", "Happy to help. ", "Of course. ", ""]
+BAD = ["I don't know.", "Why would you want to do that?", "Just look it up yourself.", "That is not my problem.",
+       "Hmm, maybe ask someone else.", "No idea, sorry."]
+SMALL_TALK = [("Hi there, how are you?", "I'm doing well, thanks for asking. What can I help you with?"),
+              ("I have a question for you.", "Sure, go ahead and ask."),
+              ("Hello!", "Hello! What would you like to talk about?")]
+
+
+def hh_conversations(count: int, seed: int = 0) -> list[dict]:
+    """Anthropic/hh-rlhf rows of made-up but real-looking conversations: zero to two earlier turns,
+    a how-to question, a helpful multi-step chosen reply and an unhelpful rejected one."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    topics = list(TOPICS)
+    for i in range(count):
+        topic = rng.choice(topics)
+        steps = TOPICS[topic]
+        question = rng.choice(QUESTIONS).format(t=topic) + rng.choice(["", " I am a beginner.", " Thanks!",
+                                                                        f" I have tried {i % 7 + 2} times already."])
+        history = tuple(rng.sample(SMALL_TALK, rng.choice([0, 0, 1, 2])))
+        picked = rng.sample(steps, rng.randint(2, 4))
+        chosen = rng.choice(OPENERS) + "To " + topic + ", " + ", then ".join(picked) + "."
+        if rng.random() < 0.5:
+            chosen += " " + rng.choice(["Good luck!", "Let me know how it goes.", "It gets easier with practice."])
+        rejected = rng.choice(BAD) if rng.random() < 0.7 else f"You could {rng.choice(steps)}, I guess."
+        rows.append(hh(question, chosen, rejected, history))
+    return rows

@@ -76,6 +76,19 @@ def test_the_sheet_is_blind_seeded_and_leaves_out_identical_answers(tmp_path):
     assert (other / "sheet.csv").read_bytes() != (out / "sheet.csv").read_bytes()
 
 
+def test_the_prompts_the_judge_found_closest_come_first():
+    """Judge gaps |DPO - SFT|: p0 3.0, p1 0.5, p2 unscored, p3 0.0, p4 1.0, p5 0.5 -> p3, then p1/p5 (seeded), p4, p0, p2."""
+    scores = {"p0": (0.0, 3.0), "p1": (1.0, 1.5), "p2": (None, None), "p3": (2.0, 2.0), "p4": (0.0, 1.0),
+              "p5": (1.0, 0.5)}
+    sft = [{"id": i, "prompt": i, "answer": f"s{i}", "score": s} for i, (s, _) in scores.items()]
+    dpo = [{"id": i, "prompt": i, "answer": f"d{i}", "score": d} for i, (_, d) in scores.items()]
+    items, facts = ab.sheet_items(sft, dpo, [], ab.ABSettings(items=6, seed=3))
+    order = [item["id"] for item in items]
+    assert order[0] == "p3" and set(order[1:3]) == {"p1", "p5"} and order[3:] == ["p4", "p0", "p2"]
+    assert [item["judge_gap"] for item in items[:4]] == [0.0, 0.5, 0.5, 1.0]
+    assert facts["order"].startswith("closest judge scores first")
+
+
 def test_import_counts_wins_ties_and_a_bootstrap_interval(tmp_path):
     out = export(tmp_path, "--items", "20")
     key = json.loads((out / "key.json").read_text())

@@ -50,9 +50,11 @@ def test_schema_defaults_match_the_steps_own_defaults():
     from prefalign.evaluation.evaluate import EvalSettings
     from prefalign.train.base_model import BaseModelSettings
     from prefalign.train.dpo import DPOSettings
+    from prefalign.train.reward import RewardSettings
     from prefalign.train.sft import SFTSettings
 
-    pairs = [("sft", SFTSettings), ("dpo", DPOSettings), ("eval", EvalSettings), ("model", BaseModelSettings)]
+    pairs = [("sft", SFTSettings), ("dpo", DPOSettings), ("eval", EvalSettings), ("model", BaseModelSettings),
+             ("reward", RewardSettings)]
     for section, cls in pairs:
         props = SCHEMA["properties"][section]["properties"]
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -87,7 +89,7 @@ def test_errors_name_file_line_key_and_expectation(tmp_path):
         (lambda c: c["datasets"]["synth_hh"].update(format="csv"), "datasets.synth_hh.format: expected one of"),
         (lambda c: c.update(threads=0), "threads: expected a number >= 1"),
         (lambda c: c["eval"].update(models=["dpo", "dpo"]), "eval.models: expected no repeated items"),
-        (lambda c: c["eval"].update(judge="gpt"), "eval.judge: expected one of 'task', 'reward_model'"),
+        (lambda c: c["eval"].update(judge="gpt"), "eval.judge: expected one of 'auto', 'task', 'reward_model', 'trained'"),
         (lambda c: c["eval"].update(comparisons=[["dpo"]]), "eval.comparisons.0: expected at least 2 item"),
     ],
 )
@@ -177,6 +179,45 @@ def test_comparisons_must_name_evaluated_models(tmp_path):
 
 def test_reward_model_judge_needs_its_folder(tmp_path):
     path = tmp_path / "config.yaml"
-    path.write_text((REPO / "config.yaml").read_text().replace("judge: task", "judge: reward_model"))
+    path.write_text((REPO / "config.yaml").read_text().replace("judge: auto", "judge: reward_model"))
     with pytest.raises(ConfigError, match=r"config.yaml:\d+: eval.reward_model: expected a reward model folder"):
         step_settings(load_config(path, SCHEMA), [path])
+
+
+# ---------------------------------------------------------------- eval.judge auto (issue 14)
+
+def hh_only(tmp_path, **eval_keys):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["datasets"] = {"hh": {"format": "hh-rlhf", "source": "local", "path": "raw/hh.jsonl"}}
+    config["eval"].update(eval_keys)
+    (tmp_path / "raw").mkdir(exist_ok=True)
+    (tmp_path / "raw/hh.jsonl").touch()  # resolution checks that a local file exists; its rows are not read here
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return step_settings(load_config(path, SCHEMA), [path])
+
+
+def test_auto_picks_the_task_judge_on_the_synthetic_demo_and_says_why():
+    settings = step_settings(load_config(REPO / "config.yaml", SCHEMA))
+    assert settings["judge"].kind == "task" and "judge_eval" not in settings
+    assert settings["eval:dpo"].judge == "task"
+    assert settings["eval:dpo"].judge_reason.startswith("eval.judge auto: every dataset (synth_hh, synth_shp) is "
+                                                        "synthetic")
+
+
+def test_auto_trains_a_judge_on_real_data_unless_the_config_names_a_reward_model(tmp_path):
+    settings = hh_only(tmp_path)
+    assert settings["judge"].kind == "trained" and settings["eval:sft"].judge == "trained"
+    assert "hh (local) are not synthetic" in settings["judge"].why and "train_reward_model" in settings["judge"].why
+    assert settings["judge_eval"].judge == "trained" and settings["judge_eval"].reward_model is None
+    named = hh_only(tmp_path, reward_model=str(tmp_path))
+    assert named["judge"].kind == "reward_model" and named["eval:dpo"].reward_model == str(tmp_path)
+    assert named["judge_eval"].reward_model == str(tmp_path)
+    assert hh_only(tmp_path, judge="task", comparisons=[])["judge"].why == "eval.judge: task (set in the config)"
+
+
+def test_a_hub_reward_model_must_be_pinned(tmp_path):
+    with pytest.raises(ConfigError, match=r"eval.reward_model_revision: expected a 40-hex-digit commit for hub "
+                                          r"artifact 'org/rm'"):
+        hh_only(tmp_path, reward_model="org/rm")
+    assert hh_only(tmp_path, reward_model="org/rm", reward_model_revision="a" * 40)["judge"].kind == "reward_model"

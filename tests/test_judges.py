@@ -49,12 +49,30 @@ def test_a_causal_lm_is_refused_as_a_reward_model(tmp_path):
 
 
 def test_judge_settings_are_checked_up_front(tmp_path):
-    with pytest.raises(ConfigError, match="judge: expected one of task, reward_model"):
+    with pytest.raises(ConfigError, match="judge: expected one of task, reward_model, trained"):
         make_judge("gpt")
     with pytest.raises(ConfigError, match="reward_model: expected a reward model folder"):
         make_judge("reward_model")
     with pytest.raises(ConfigError, match="reward_model: expected a folder with a reward model"):
         make_judge("reward_model", tmp_path / "missing")
+
+
+def test_the_trained_judge_is_a_reward_model_that_says_it_was_trained(reward_model):
+    judge = make_judge("trained", reward_model)
+    assert judge.describe() == {"kind": "trained", "path": str(reward_model),
+                                "architecture": "LlamaForSequenceClassification"}
+    assert judge.can_score([{"role": "user", "content": "Tell me about your day."}])
+
+
+def test_a_hub_reward_model_needs_its_pinned_commit_and_says_when_it_is_not_cached(tmp_path, monkeypatch):
+    from prefalign.errors import RecordError
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache, offline (conftest)
+    with pytest.raises(ConfigError, match="reward_model_revision: expected the 40-hex-digit commit of hub reward "
+                                          "model 'org/rm'"):
+        make_judge("reward_model", "org/rm", revision="main")
+    with pytest.raises(RecordError, match=r"reward_model: cannot load org/rm@a{40}: .*HF_HUB_OFFLINE=0"):
+        make_judge("reward_model", "org/rm", revision="a" * 40)
 
 
 def test_task_judge_refuses_a_prompt_it_cannot_verify():

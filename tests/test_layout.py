@@ -17,10 +17,12 @@ CONTRACTS = {
     # evaluation judges the synthetic tasks' answers with their verifier
     "evaluation": {"prefalign.data.tasks"},
     # config builds every step's settings from the config: each step's Settings class; `init` reads a raw
-    # file the way the data stage does (its format, its pair count) through data.inspect
+    # file the way the data stage does (its format, its pair count) through data.inspect; eval.judge auto is
+    # resolved by the evaluation stage's own rule (evaluation.judges.choose_judge)
     "config": {"prefalign.data.inspect", "prefalign.data.filters", "prefalign.data.normalize", "prefalign.data.split",
                "prefalign.data.synthetic", "prefalign.evaluation.ab", "prefalign.evaluation.compare",
-               "prefalign.evaluation.evaluate", "prefalign.report.render", "prefalign.train.base_model",
+               "prefalign.evaluation.evaluate", "prefalign.evaluation.judges", "prefalign.evaluation.judge_accuracy",
+               "prefalign.report.render", "prefalign.train.reward", "prefalign.train.base_model",
                "prefalign.train.dpo", "prefalign.train.reference", "prefalign.train.sft", "prefalign.train.watch.health",
                "prefalign.train.watch.tracking", "prefalign.publish.card"},
 }

@@ -18,7 +18,8 @@ from prefalign.data import tasks
 
 TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
         "--threads", "1"]
-EVAL = ["--judge-prompts", "20", "--max-new-tokens", "6", "--threads", "1", "--bootstrap-samples", "200"]
+EVAL = ["--judge-prompts", "20", "--kl-prompts", "20", "--max-new-tokens", "6", "--threads", "1",
+        "--bootstrap-samples", "200"]
 
 
 @pytest.fixture(scope="module")
@@ -202,11 +203,39 @@ def test_reward_model_judge_through_the_steps(chain, tmp_path):
     assert mixed.returncode == 2 and "same judge" in mixed.stderr and "Traceback" not in mixed.stderr
 
 
+def test_the_reward_step_trains_a_judge_that_evaluation_loads(chain, tmp_path):
+    """`prefalign reward` from the SFT checkpoint, then `evaluate-judge` and `evaluate --judge trained`."""
+    rm = tmp_path / "reward_model"
+    run_cli("reward", "--model", chain / "sft/model", "--train", chain / "data/train.jsonl", "--out", rm,
+            "--metrics", tmp_path / "rm.json", "--log-history", tmp_path / "rm_log.jsonl", "--max-steps", "30",
+            "--batch-size", "8", "--logging-steps", "5", "--learning-rate", "0.003", "--threads", "1")
+    config = json.loads((rm / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForSequenceClassification"] and len(config["id2label"]) == 1
+    metrics = json.loads((tmp_path / "rm.json").read_text())
+    assert metrics["resolved"]["backend"] == "trl" and "RewardTrainer" in metrics["resolved"]["why"]
+    assert metrics["train"]["steps"] == 30 and metrics["train"]["examples_within_max_length"] > 0
+    assert metrics["settings"]["start"] == "sft"
+    run_cli("evaluate-judge", "--judge", "trained", "--reward-model", rm, "--test", chain / "data/test.jsonl",
+            "--out", tmp_path / "judge.json", "--bootstrap-samples", "200", "--threads", "1")
+    judge = json.loads((tmp_path / "judge.json").read_text())
+    m = judge["metrics"]
+    assert m["pairs"] == len(read_jsonl(chain / "data/test.jsonl")) and 0 <= m["accuracy"] <= 1
+    assert judge["intervals"]["accuracy"]["low"] <= m["accuracy"] <= judge["intervals"]["accuracy"]["high"]
+    assert set(judge["per_source"]) == {"hh", "shp"} and m["verifier_pairs"] > 0
+    run_cli("evaluate", "--name", "dpo", "--model", chain / "dpo/model", "--reference", chain / "sft/model",
+            "--test", chain / "data/test.jsonl", "--metrics", tmp_path / "dpo.json", "--generations",
+            tmp_path / "dpo.jsonl", *EVAL, "--judge", "trained", "--reward-model", rm)
+    result = json.loads((tmp_path / "dpo.json").read_text())
+    assert result["judge"]["kind"] == "trained" and result["judge_choice"]["kind"] == "trained"
+    # The verifier still checks the answers of the task prompts, whatever judges them.
+    assert result["metrics"]["judge_accuracy"] is not None
+
+
 def test_report_has_every_section(chain):
     md = (chain / "report/report.md").read_text()
     html = (chain / "report/report.html").read_text()
     for heading in ("Summary", "Evaluation on the held-out split", "Judge win rates", "Training", "Data ledger",
-                    "Sample generations", "Resolved settings", "Software and hardware", "Manifest"):
+                    "Sample answers", "Resolved settings", "Software and hardware", "Manifest"):
         assert f"## {heading}" in md or f"### {heading}" in md
         assert heading in html
     # Two training-curve figures, the intervals figure and the margin histograms.

@@ -19,6 +19,9 @@ The practice the GPU presets encode (from the documents this project started fro
   beta 0.1 (0.01-0.5 is the useful range).
 - AdamW with betas (0.9, 0.95), a cosine schedule that decays to zero, no weight decay.
 
+The reward section (the `trained` judge of eval.judge) follows reward-model practice: LoRA at
+1e-5 on a GPU.
+
 `cpu-demo` is the embedded default (config.yaml): a tiny model trained from scratch on the
 CPU, which needs far larger learning rates than a pretrained one and keeps AdamW's usual beta2
 (0.999), and DPO with an NLL term on the chosen replies (README, "The embedded default").
@@ -45,6 +48,10 @@ def _gpu(precision, lora_r, sft_batch, sft_accumulation, dpo_batch, dpo_accumula
                 "learning_rate": 2e-4},
         "dpo": {**common, "max_steps": 500, "batch_size": dpo_batch, "gradient_accumulation_steps": dpo_accumulation,
                 "learning_rate": 5e-6, "beta": 0.1, "loss_type": ["sigmoid"], "loss_weights": None},
+        # The reward-model judge (eval.judge trained): LoRA at a reward model's usual 1e-5, bf16 (the
+        # reward step takes no 4-bit: its LoRA merge reloads the checkpoint).
+        "reward": {**common, "precision": "auto", "max_steps": 500, "batch_size": dpo_batch,
+                   "gradient_accumulation_steps": dpo_accumulation, "learning_rate": 1e-5},
         "eval": {"batch_size": eval_batch},
     }
 
@@ -61,6 +68,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
                 "gradient_checkpointing": "none", "beta": 0.1, "loss_type": ["sigmoid", "sft"],
                 "loss_weights": [1.0, 3.0], "logging_steps": 10},
+        "reward": {"precision": "auto", "use_lora": False, "max_steps": 200, "batch_size": 16,
+                   "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
+                   "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
+                   "gradient_checkpointing": "none", "logging_steps": 10},
         "eval": {"batch_size": 64},
     },
     "gpu-12gb": _gpu("4bit", 16, 2, 4, 2, 8, 1024, "standard", 8),

@@ -26,6 +26,8 @@ from prefalign.errors import ConfigError
 from prefalign.evaluation.ab import ABSettings
 from prefalign.evaluation.compare import CompareSettings
 from prefalign.evaluation.evaluate import REFERENCES, EvalSettings
+from prefalign.evaluation.judge_accuracy import JudgeEvalSettings
+from prefalign.evaluation.judges import JudgeChoice, choose_judge
 from prefalign.hashing import is_commit
 from prefalign.publish.card import CardSettings
 from prefalign.report.render import ReportSettings
@@ -33,6 +35,7 @@ from prefalign.settings import Settings
 from prefalign.train.base_model import BaseModelSettings
 from prefalign.train.dpo import DPOSettings
 from prefalign.train.reference import ReferenceSettings
+from prefalign.train.reward import RewardSettings
 from prefalign.train.sft import SFTSettings
 from prefalign.train.watch.health import HealthSettings
 from prefalign.train.watch.tracking import TrackingSettings
@@ -40,8 +43,8 @@ from prefalign.yamlio import where
 
 # Every settings class a step reads (tests/test_settings.py checks each against the schema).
 SETTINGS_CLASSES = (SyntheticSettings, NormalizeSettings, FilterSettings, SplitSettings, BaseModelSettings,
-                    SFTSettings, DPOSettings, ReferenceSettings, EvalSettings, CompareSettings, ReportSettings, HealthSettings,
-                    TrackingSettings, ABSettings, CardSettings)
+                    SFTSettings, DPOSettings, ReferenceSettings, RewardSettings, EvalSettings, JudgeEvalSettings,
+                    CompareSettings, ReportSettings, HealthSettings, TrackingSettings, ABSettings, CardSettings)
 # Keys the workflow itself reads (rule inputs, targets, resources, images), not a step.
 WORKFLOW_KEYS = ("preset", "sample", "datasets.*.source", "datasets.*.path", "eval.models", "eval.comparisons",
                  "ab.ratings", "gpu.count", "gpu.model", "containers.cpu", "containers.gpu", "check.expected")
@@ -94,6 +97,9 @@ def hub_artifacts(config: dict) -> Iterator[tuple[list, str, Any]]:
     model = config.get("model", {})
     if model.get("source") == "pretrained" and model.get("name_or_path") and not Path(model["name_or_path"]).is_dir():
         yield ["model", "revision"], model["name_or_path"], model.get("revision")
+    judge_model = config.get("eval", {}).get("reward_model")
+    if judge_model and config["eval"].get("judge") in ("auto", "reward_model") and not Path(judge_model).is_dir():
+        yield ["eval", "reward_model_revision"], judge_model, config["eval"].get("reward_model_revision")
     for name, dataset in config.get("datasets", {}).items():
         # Without a hub_id there is nothing to pin; check_datasets names that error.
         if isinstance(dataset, dict) and dataset.get("source") == "hub" and dataset.get("hub_id"):
@@ -151,11 +157,12 @@ def tokenizer_of(config: dict) -> dict:
     return {"tokenizer": "bytes"}
 
 
-def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Settings]:
+def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Settings | JudgeChoice]:
     """The typed settings of every step of a resolved (validated, defaults-filled) config.
 
-    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, reference, eval:<model>,
-    compare, report, health, tracking, ab, card.
+    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, reference, reward,
+    judge (eval.judge resolved: a JudgeChoice, not a step's settings), judge_eval (a reward-model
+    judge only), eval:<model>, compare, report, health, tracking, ab, card.
     """
     sources = [Path(s) for s in sources]
     check_safety(config, sources)
@@ -167,7 +174,7 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     out["filters"] = build(FilterSettings, config, sources, job=tokenizer_of(config))
     caps = [f"{name}={d['cap']}" for name, d in config["datasets"].items() if d["cap"] is not None]
     out["split"] = build(SplitSettings, config, sources, job={"caps": caps})
-    for key, cls in (("model", BaseModelSettings), ("sft", SFTSettings), ("dpo", DPOSettings),
+    for key, cls in (("model", BaseModelSettings), ("sft", SFTSettings), ("dpo", DPOSettings), ("reward", RewardSettings),
                      ("compare", CompareSettings), ("report", ReportSettings), ("health", HealthSettings),
                      ("tracking", TrackingSettings), ("ab", ABSettings), ("card", CardSettings)):
         out[key] = build(cls, config, sources)
@@ -176,7 +183,18 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     dpo = config["dpo"]
     out["reference"] = build(ReferenceSettings, config, sources,
                              job={"batch_size": dpo["batch_size"] * dpo["gradient_accumulation_steps"]})
-    for model in config["eval"]["models"]:
-        out[f"eval:{model}"] = build(EvalSettings, config, sources,
-                                     job={"name": model, "reference_name": REFERENCES[model]})
+    # eval.judge auto is resolved here, from the config alone: the DAG's inputs depend on it.
+    evaluation = config["eval"]
+    try:
+        judge = out["judge"] = choose_judge(evaluation["judge"], evaluation["reward_model"], config["datasets"])
+    except ConfigError as exc:
+        raise ConfigError(f"invalid config:\n  {where(sources, ['eval', 'judge'])}eval.{exc}") from None
+    if judge.kind != "task":
+        given = judge.kind == "reward_model"  # the trained judge's folder is the rule's output, not a setting
+        out["judge_eval"] = build(JudgeEvalSettings, config, sources, job={
+            "judge": judge.kind, "reward_model": evaluation["reward_model"] if given else None,
+            "reward_model_revision": evaluation["reward_model_revision"] if given else None})
+    for model in evaluation["models"]:
+        out[f"eval:{model}"] = build(EvalSettings, config, sources, job={
+            "name": model, "reference_name": REFERENCES[model], "judge": judge.kind, "judge_reason": judge.why})
     return out

@@ -1,8 +1,10 @@
 """`prefalign ab export | import`: a blind human A/B comparison of SFT and DPO answers.
 
 export: SFT's and DPO's greedy answers to the same held-out prompts (the evaluate step's
-generations.jsonl, full conversations from test.jsonl), in a seeded random order, each pair
-with a seeded random side (A or B), as a sheet for raters: sheet.csv (fill the `preference`
+generations.jsonl, full conversations from test.jsonl), the prompts whose two answers the
+judge scored closest first (where human raters add most to what the judge already says;
+equal gaps, and prompts the judge did not score, in a seeded random order), each pair with a
+seeded random side (A or B), as a sheet for raters: sheet.csv (fill the `preference`
 column with A, B or tie) and sheet.html (a static page that loads nothing; its button saves
 the filled ratings as a CSV). The key (item -> which model is A) and the order go to key.json,
 which raters must not see.
@@ -23,6 +25,7 @@ import argparse
 import csv
 import html
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +59,13 @@ def conversation_text(messages: list[dict]) -> str:
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+def judge_gap(sft: dict, dpo: dict) -> float:
+    """|judge score of DPO's answer - SFT's|; infinite where the judge scored either not at all."""
+    if sft.get("score") is None or dpo.get("score") is None:
+        return math.inf
+    return abs(dpo["score"] - sft["score"])
+
+
 def sheet_items(sft: list[dict], dpo: list[dict], test: list[dict], settings: ABSettings) -> tuple[list[dict], dict]:
     """(items for raters, facts for the key): seeded order, seeded sides, identical pairs left out."""
     prompts = {record["id"]: record["prompt"] for record in test}
@@ -64,6 +74,7 @@ def sheet_items(sft: list[dict], dpo: list[dict], test: list[dict], settings: AB
     rng = random.Random(settings.seed)
     order = list(range(len(shared)))
     rng.shuffle(order)
+    order.sort(key=lambda i: judge_gap(shared[i], dpo_by_id[shared[i]["id"]]))  # stable: ties keep the seeded order
     items, identical = [], 0
     for index in order:
         s, d = shared[index], dpo_by_id[shared[index]["id"]]
@@ -72,13 +83,14 @@ def sheet_items(sft: list[dict], dpo: list[dict], test: list[dict], settings: AB
             continue
         dpo_is_a = rng.random() < 0.5
         prompt = conversation_text(prompts[s["id"]]) if s["id"] in prompts else s["prompt"]
-        items.append({"item": len(items) + 1, "id": s["id"], "prompt": prompt,
+        items.append({"item": len(items) + 1, "id": s["id"], "prompt": prompt, "judge_gap": judge_gap(s, d),
                       "answer_a": d["answer"] if dpo_is_a else s["answer"],
                       "answer_b": s["answer"] if dpo_is_a else d["answer"],
                       "a": "dpo" if dpo_is_a else "sft", "b": "sft" if dpo_is_a else "dpo"})
         if len(items) == settings.items:
             break
-    return items, {"candidates": len(shared), "skipped_identical": identical}
+    return items, {"candidates": len(shared), "skipped_identical": identical,
+                   "order": "closest judge scores first (|DPO - SFT|), seeded random among equal gaps"}
 
 
 def write_sheet_csv(path: Path, items: list[dict]) -> None:
@@ -142,7 +154,8 @@ def export(args: argparse.Namespace) -> None:
     write_json(args.key, {
         "settings": settings.to_dict(), **facts, "items": len(items),
         "sources": {"sft": sha256_file(args.sft_generations), "dpo": sha256_file(args.dpo_generations)},
-        "key": [{"item": i["item"], "id": i["id"], "A": i["a"], "B": i["b"]} for i in items],
+        "key": [{"item": i["item"], "id": i["id"], "A": i["a"], "B": i["b"],
+                 "judge_gap": None if math.isinf(i["judge_gap"]) else i["judge_gap"]} for i in items],
     })
     print(f"wrote {len(items)} items to {args.sheet_csv} and {args.sheet_html} (key: {args.key}; "
           f"{facts['skipped_identical']} of {facts['candidates']} prompts left out: identical answers)")

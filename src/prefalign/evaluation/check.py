@@ -2,7 +2,8 @@
 
 The expected file (expected/default.yaml for the embedded default) names metrics as
 `<source>.<metric>`, where source is an evaluated model (`dpo`, from results/eval/dpo/
-metrics.json) or a comparison (`dpo_vs_sft`), and gives each metric bounds:
+metrics.json), a comparison (`dpo_vs_sft`) or the reward-model judge (`judge`, from
+results/eval/judge.json, when the run has one), and gives each metric bounds:
 
     metrics:
       dpo.implicit_reward_accuracy: {min: 0.75}              # a floor
@@ -68,9 +69,11 @@ def load_expected(path: Path) -> dict[str, dict]:
     return data["metrics"]
 
 
-def load_sources(eval_metrics: list[Path], comparisons: list[Path]) -> dict[str, dict]:
-    """source name -> its flat metrics: models by their name, comparisons as <model>_vs_<baseline>."""
+def load_sources(eval_metrics: list[Path], comparisons: list[Path], judge_eval: Path | None = None) -> dict[str, dict]:
+    """source name -> its flat metrics: models by their name, comparisons as <model>_vs_<baseline>, the judge as judge."""
     sources = {}
+    if judge_eval is not None:
+        sources["judge"] = json.loads(Path(judge_eval).read_text(encoding="utf-8"))["metrics"]
     for path in eval_metrics:
         result = json.loads(Path(path).read_text(encoding="utf-8"))
         sources[result["model"]] = result["metrics"]
@@ -137,12 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expected", type=Path, required=True, help="expected bounds (YAML), e.g. expected/default.yaml")
     parser.add_argument("--eval-metrics", type=Path, nargs="+", required=True, help="evaluate outputs (JSON)")
     parser.add_argument("--comparisons", type=Path, nargs="*", default=[], help="compare outputs (JSON)")
+    parser.add_argument("--judge-eval", type=Path, help="evaluate-judge output (JSON): source `judge`")
     parser.add_argument("--table", type=Path, required=True, help="output: the table (markdown), written on success")
 
 
 def main(args: argparse.Namespace) -> None:
     expected = load_expected(args.expected)
-    rows = check_metrics(expected, load_sources(args.eval_metrics, args.comparisons))
+    rows = check_metrics(expected, load_sources(args.eval_metrics, args.comparisons, args.judge_eval))
     table = format_table(rows)
     bad = [r for r in rows if r["status"] != "ok"]
     verdict = (f"check: {len(rows) - len(bad)} of {len(rows)} metrics within the bounds of {args.expected}: "

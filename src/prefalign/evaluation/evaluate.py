@@ -8,36 +8,46 @@ Preference metrics, on every test pair (tokenized exactly as TRL's DPOTrainer do
                              _p05, _median, _p95, and per pair in the pairs output
   logp_accuracy              share where log pi(chosen) > log pi(rejected) (summed over tokens)
   logp_accuracy_normalized   the same per token (mean log-prob)
-Generation metrics, on up to `judge_prompts` distinct test prompts the judge can score
-(prefalign.evaluation.judges: `task`, the tasks' verifier, or `reward_model`, a local reward model):
-  judge_accuracy             share of greedy answers the task verifier accepts
+  sigmoid_loss               mean -log sigmoid(margin): DPO's sigmoid loss on the held-out pairs
+  chosen_nll_per_token       -sum log pi(chosen) / chosen tokens: the NLL ("sft") loss term on them
+Generation metrics. Greedy and sampled answers to the distinct held-out prompts (file order):
+those the judge can score (at most `judge_prompts`) and those of the KL estimate (the first
+`kl_prompts`, judged or not). The judge (prefalign.evaluation.judges) is `task` (the tasks'
+verifier), `reward_model` (a given reward model) or `trained` (the run's own); `auto` picks
+`task` when every held-out prompt is a task prompt, else the reward model given.
   judge_score_mean           mean judge score of the greedy answers (task: = judge_accuracy)
+  judge_accuracy             share of greedy answers the task verifier accepts (task prompts only,
+                             whatever the judge: on the demo a reward-model judge is checked by it)
   generation_length_mean     mean greedy answer length (tokens)
-  sampled_*                  the same for one sampled answer per prompt (seeded)
-  kl_mean, kl_se             KL(policy || reference), sequence level, estimated on those policy
-                             samples as the mean of log pi(y|x) - log pi_ref(y|x), with its
-                             standard error (kl_samples answers)
+  sampled_*                  the same for the first sampled answer of each prompt (seeded)
+  kl_mean, kl_se             KL(policy || reference), sequence level, on the first `kl_prompts`
+                             distinct held-out prompts (judged or not), `kl_samples_per_prompt`
+                             policy samples each: the mean over prompts of each prompt's mean
+                             log pi(y|x) - log pi_ref(y|x), with its standard error over prompts
 Every headline metric gets a 95% interval in `intervals`: a percentile bootstrap over pairs
-or prompts (`bootstrap_samples`, seeded), and mean +- 1.96 SE for the KL.
+or prompts (`bootstrap_samples`, seeded), and mean +- 1.96 SE for the KL. A metric that cannot
+be computed is None in `metrics` and its reason is in `unavailable` (metric -> sentence).
 
 Sampling is plain ancestral sampling (temperature 1, no top-k or top-p), the only setting
 under which the policy's samples estimate KL(policy || reference) without bias. Answers are
 cut at `max_new_tokens`, so the KL is that of the first `max_new_tokens` answer tokens (at
 most the full sequences' KL). Assumes model and reference share the tokenizer in the model
-folder. Raises ConfigError for bad settings and for an empty test split.
+folder. Raises ConfigError for bad settings, an empty test split, and judge `auto` on a split
+with prompts the task verifier cannot check when no reward model is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
 from prefalign.data import tasks
 from prefalign.evaluation import intervals
-from prefalign.evaluation.judges import JUDGES, Judge, make_judge
+from prefalign.evaluation.judges import JUDGE_SETTINGS, Judge, JudgeChoice, TaskJudge, make_judge
 from prefalign.jsonl import read_jsonl, write_json, write_jsonl
 from prefalign.progress import progress
 from prefalign.records import last_user_turn, prompt_key
@@ -62,9 +72,18 @@ class EvalSettings(Settings):
     judge_prompts: int = field(default=500, metadata={"help": "distinct test prompts answered and judged (at most)"})
     max_new_tokens: int = field(default=24, metadata={"help": "longest generated answer (tokens)"})
     batch_size: int = field(default=64, metadata={"help": "sequences per forward pass"})
-    judge: str = field(default="task", metadata={"help": f"judge of the answers: {', '.join(JUDGES)}"})
+    judge: str = field(default="auto", metadata={
+        "derived": "eval.judge", "help": f"judge of the answers: {', '.join(JUDGE_SETTINGS)} (auto: task when every held-out prompt is a task "
+                "prompt, else the reward model given)"})
+    judge_reason: str | None = field(default=None, metadata={
+        "derived": "eval.judge", "help": "why this judge (the workflow's resolution of eval.judge); recorded in the metrics"})
     reward_model: str | None = field(default=None, metadata={
-        "help": "reward_model judge: folder of a local sequence-classification reward model"})
+        "help": "reward_model / trained judge: folder of a sequence-classification reward model, or a hub id"})
+    reward_model_revision: str | None = field(default=None, metadata={
+        "help": "the 40-hex commit of a hub reward model (reward_model names a hub id)"})
+    kl_prompts: int = field(default=500, metadata={
+        "help": "distinct test prompts of the KL estimate (at most; judged or not)"})
+    kl_samples_per_prompt: int = field(default=1, metadata={"help": "policy samples per prompt of the KL estimate"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "resamples of each bootstrap interval"})
     seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed (sampled answers, bootstrap)"})
     threads: int = field(default=2, metadata={
@@ -72,11 +91,12 @@ class EvalSettings(Settings):
 
     def __post_init__(self):
         expect(self.beta > 0, "beta", "a number > 0", self.beta)
-        for key in ("judge_prompts", "max_new_tokens", "batch_size", "threads", "bootstrap_samples"):
+        for key in ("judge_prompts", "max_new_tokens", "batch_size", "threads", "bootstrap_samples", "kl_prompts",
+                    "kl_samples_per_prompt"):
             expect(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
-        expect(self.judge in JUDGES, "judge", f"one of {', '.join(JUDGES)}", self.judge)
+        expect(self.judge in JUDGE_SETTINGS, "judge", f"one of {', '.join(JUDGE_SETTINGS)}", self.judge)
         expect(self.judge != "reward_model" or bool(self.reward_model), "reward_model",
-              "a reward model folder when judge is reward_model", self.reward_model)
+               "a reward model folder when judge is reward_model", self.reward_model)
 
 
 # ---------------------------------------------------------------- scoring
@@ -131,6 +151,11 @@ def completion_logps(model, sequences: list[tuple[list[int], list[int]]], batch_
     return sums, counts
 
 
+def softplus(x: float) -> float:
+    """log(1 + e^x) without overflow: -log sigmoid(m) = softplus(-m)."""
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
 def share(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
@@ -142,6 +167,15 @@ def preference_metrics(model, reference, tokenizer, records: list[dict], setting
     pad = tokenizer.pad_token_id
     policy, counts = completion_logps(model, sequences, settings.batch_size, pad)
     ref = policy if reference is model else completion_logps(reference, sequences, settings.batch_size, pad)[0]
+    return pair_metrics(records, policy, ref, counts, settings)
+
+
+def pair_metrics(records: list[dict], policy: list[float], ref: list[float], counts: list[int],
+                 settings: EvalSettings) -> tuple[dict, dict, list]:
+    """(metrics, intervals, per-pair rows) from summed completion log-probs under policy and reference.
+
+    Each list holds the chosen completions of `records` in order, then the rejected ones.
+    """
     n = len(records)
     rows = []
     for i, record in enumerate(records):
@@ -169,6 +203,12 @@ def preference_metrics(model, reference, tokenizer, records: list[dict], setting
         "logp_accuracy_normalized": intervals.mean(logp_norm_won),
         "logp_chosen_mean": intervals.mean([r["logp_chosen"] for r in rows]),
         "logp_rejected_mean": intervals.mean([r["logp_rejected"] for r in rows]),
+        # The two terms of DPO's loss on the held-out pairs (TRL's `sigmoid` and `sft` loss types), so
+        # a combined training loss can be shown with its parts: -log sigmoid(margin) per pair, and the
+        # chosen replies' NLL per token (TRL's `sft` term averages over every chosen token of a batch).
+        "sigmoid_loss": intervals.mean([softplus(-m) for m in margins]),
+        "chosen_nll_per_token": (-sum(r["logp_chosen"] for r in rows) / max(1, sum(r["tokens_chosen"] for r in rows))
+                                 if rows else None),
     }
     boot = lambda values: bootstrap(values, settings)  # noqa: E731
     bounds = {"implicit_reward_accuracy": boot(won), "reward_margin_mean": boot(margins),
@@ -249,54 +289,138 @@ def sample_log_ratios(model, reference, tokenizer, prompts: list[list[dict]], sa
     return [p - r for p, r in zip(policy, ref)]
 
 
-def generation_metrics(model, reference, tokenizer, judge: Judge, judged: list[dict], settings: EvalSettings):
-    """(metrics, intervals, generation rows): greedy and sampled answers, judged, and the KL estimate."""
-    prompts = [r["prompt"] for r in judged]
+def distinct_prompts(records: list[dict]) -> list[dict]:
+    """The first record of each distinct prompt, in file order."""
+    seen, out = set(), []
+    for record in records:
+        key = prompt_key(record["prompt"])
+        if key not in seen:
+            seen.add(key)
+            out.append(record)
+    return out
+
+
+def kl_estimate(per_prompt: list[list[float]]) -> tuple[float | None, float | None]:
+    """Mean over prompts of each prompt's mean log-ratio, and its standard error over prompts.
+
+    Samples of one prompt are not independent evidence about the other prompts, so the
+    standard error is that of the per-prompt means (with one sample per prompt, the usual one).
+    """
+    return intervals.mean_and_se([sum(r) / len(r) for r in per_prompt if r])
+
+
+def no_judged_prompts_reason(judge: Judge, distinct: int) -> str:
+    if isinstance(judge, TaskJudge):
+        return (f"the task judge scores only prompts in the synthetic task templates, and none of the {distinct} "
+                "distinct held-out prompts is one (set eval.judge: auto or trained, or reward_model with "
+                "eval.reward_model)")
+    return f"the {judge.name} judge scored none of the {distinct} distinct held-out prompts"
+
+
+def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[dict], settings: EvalSettings):
+    """(metrics, intervals, generation rows, unavailable): greedy and sampled answers, judged, and the KL.
+
+    Answers are generated for the union of the judged prompts and the KL prompts; each row says
+    whether its prompt was judged (`score` None when not) and carries its samples' log-ratios.
+    """
+    distinct = distinct_prompts(records)
+    judged_ids = {r["id"] for r in judge_prompts(distinct, settings.judge_prompts, judge)}
+    kl_ids = {r["id"] for r in distinct[: settings.kl_prompts]}
+    pool = [r for r in distinct if r["id"] in judged_ids or r["id"] in kl_ids]
+    prompts = [r["prompt"] for r in pool]
+    k = settings.kl_samples_per_prompt
     greedy = generate(model, tokenizer, prompts, settings)
-    sampled = generate(model, tokenizer, prompts, settings, sample=True)
-    greedy_scores = judge.score(prompts, [g["answer"] for g in greedy])
-    sampled_scores = judge.score(prompts, [s["answer"] for s in sampled])
-    log_ratios = sample_log_ratios(model, reference, tokenizer, prompts, sampled, settings)
+    # k samples of each prompt, consecutive; the first of them is the prompt's judged sample.
+    samples = generate(model, tokenizer, [p for p in prompts for _ in range(k)], settings, sample=True)
+    first = samples[::k]
+    kl_rows = [i for i, r in enumerate(pool) if r["id"] in kl_ids]
+    kl_samples = [samples[i * k + j] for i in kl_rows for j in range(k)]
+    ratios = sample_log_ratios(model, reference, tokenizer, [pool[i]["prompt"] for i in kl_rows for _ in range(k)],
+                               kl_samples, settings)
+    log_ratios = {pool[i]["id"]: ratios[n * k : (n + 1) * k] for n, i in enumerate(kl_rows)}
+    judged = [i for i, r in enumerate(pool) if r["id"] in judged_ids]
+    greedy_scores = dict(zip(judged, judge.score([prompts[i] for i in judged], [greedy[i]["answer"] for i in judged])))
+    sampled_scores = dict(zip(judged, judge.score([prompts[i] for i in judged], [first[i]["answer"] for i in judged])))
 
     rows = []
-    for record, g, s, gs, ss, lr in zip(judged, greedy, sampled, greedy_scores, sampled_scores, log_ratios):
+    for i, (record, g, s) in enumerate(zip(pool, greedy, first)):
         question = last_user_turn(record["prompt"])
-        rows.append({
-            "id": record["id"], "prompt": question, "answer": g["answer"], "tokens": g["tokens"],
-            "expected": tasks.expected_answer(question), "correct": tasks.judge(question, g["answer"]), "score": gs,
+        ratio = log_ratios.get(record["id"])
+        row = {
+            "id": record["id"], "prompt": question, "turns": len(record["prompt"]), "judged": i in greedy_scores,
+            "answer": g["answer"], "tokens": g["tokens"], "expected": tasks.expected_answer(question),
+            "correct": tasks.judge(question, g["answer"]), "score": greedy_scores.get(i),
             "sampled": {"answer": s["answer"], "tokens": s["tokens"], "correct": tasks.judge(question, s["answer"]),
-                        "score": ss, "log_ratio": lr},
-        })
+                        "score": sampled_scores.get(i), "log_ratio": ratio[0] if ratio else None},
+        }
+        if ratio and k > 1:
+            row["log_ratios"] = ratio
+        rows.append(row)
 
-    def verified(key_rows):
-        return [1.0 if c else 0.0 for c in key_rows if c is not None]
+    def verified(values):
+        return [1.0 if c else 0.0 for c in values if c is not None]
 
     correct = verified([r["correct"] for r in rows])
     sampled_correct = verified([r["sampled"]["correct"] for r in rows])
+    scores = [r["score"] for r in rows if r["judged"]]
+    sampled = [r["sampled"]["score"] for r in rows if r["judged"]]
     lengths = [float(r["tokens"]) for r in rows]
     sampled_lengths = [float(r["sampled"]["tokens"]) for r in rows]
-    kl, kl_se = intervals.mean_and_se(log_ratios)
+    kl, kl_se = kl_estimate(list(log_ratios.values()))
     metrics = {
-        "judged_prompts": len(rows),
+        "distinct_prompts": len(distinct),
+        "task_prompts": sum(TaskJudge().can_score(r["prompt"]) for r in distinct),
+        "judged_prompts": len(scores),
         "judge_accuracy": intervals.mean(correct),
-        "judge_score_mean": intervals.mean(greedy_scores),
+        "judge_score_mean": intervals.mean(scores),
         "generation_length_mean": intervals.mean(lengths),
         "sampled_judge_accuracy": intervals.mean(sampled_correct),
-        "sampled_judge_score_mean": intervals.mean(sampled_scores),
+        "sampled_judge_score_mean": intervals.mean(sampled),
         "sampled_length_mean": intervals.mean(sampled_lengths),
-        "kl_mean": kl, "kl_se": kl_se, "kl_samples": len(log_ratios),
+        "kl_mean": kl, "kl_se": kl_se, "kl_prompts": len(log_ratios), "kl_samples": len(ratios),
     }
+    unavailable = {}
+    if not scores:
+        reason = no_judged_prompts_reason(judge, len(distinct))
+        unavailable.update(dict.fromkeys(("judge_score_mean", "sampled_judge_score_mean"), reason))
+    if not correct:
+        reason = (no_judged_prompts_reason(judge, len(distinct)) if isinstance(judge, TaskJudge) else
+                  f"no held-out prompt is a task prompt, so no answer can be checked right or wrong; the {judge.name} "
+                  "judge gives scores instead (judge_score_mean, and win rates)")
+        unavailable.update(dict.fromkeys(("judge_accuracy", "sampled_judge_accuracy"), reason))
+    if kl is not None and kl_se is None:
+        unavailable["kl_se"] = "the KL estimate has fewer than two prompts, so no standard error"
     kl_interval = intervals.normal_interval(kl, kl_se)
     bounds = {
         "judge_accuracy": bootstrap(correct, settings),
-        "judge_score_mean": bootstrap(greedy_scores, settings),
+        "judge_score_mean": bootstrap(scores, settings),
         "generation_length_mean": bootstrap(lengths, settings),
         "sampled_judge_accuracy": bootstrap(sampled_correct, settings),
-        "sampled_judge_score_mean": bootstrap(sampled_scores, settings),
+        "sampled_judge_score_mean": bootstrap(sampled, settings),
         "sampled_length_mean": bootstrap(sampled_lengths, settings),
-        "kl_mean": {"low": kl_interval[0], "high": kl_interval[1], "method": "mean +- 1.96 SE"} if kl_interval else None,
+        "kl_mean": {"low": kl_interval[0], "high": kl_interval[1], "method": "mean +- 1.96 SE over prompts"}
+        if kl_interval else None,
     }
-    return metrics, bounds, rows
+    return metrics, bounds, rows, unavailable
+
+
+def resolve_judge(settings: EvalSettings, records: list[dict]) -> tuple[Judge, JudgeChoice]:
+    """The judge of this evaluation and why; `auto` decided on the test split itself."""
+    kind, why = settings.judge, settings.judge_reason or f"--judge {settings.judge}"
+    if kind == "auto":
+        distinct = distinct_prompts(records)
+        open_prompts = sum(not TaskJudge().can_score(r["prompt"]) for r in distinct)
+        if not open_prompts:
+            kind, why = "task", f"judge auto: all {len(distinct)} distinct held-out prompts are task prompts"
+        else:
+            expect(bool(settings.reward_model), "reward_model",
+                   f"a reward model with judge auto: {open_prompts} of {len(distinct)} distinct held-out prompts are "
+                   "not task prompts, which only a reward model can judge", settings.reward_model)
+            kind = "reward_model"
+            why = (f"judge auto: {open_prompts} of {len(distinct)} distinct held-out prompts are not task prompts, and "
+                   "a reward model is given")
+    judge = make_judge(kind, settings.reward_model, settings.batch_size, settings.reward_model_revision)
+    return judge, JudgeChoice(settings.judge, kind, why)
 
 
 # ---------------------------------------------------------------- the step
@@ -312,7 +436,7 @@ def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: Ev
     runtime.setup(settings.seed, settings.threads)
     records = read_jsonl(test_path)
     expect(bool(records), "test", "a non-empty test split", str(test_path))
-    judge = make_judge(settings.judge, settings.reward_model, settings.batch_size)
+    judge, choice = resolve_judge(settings, records)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -325,15 +449,23 @@ def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: Ev
     if settings.max_pairs is not None:
         records = records[: settings.max_pairs]
     metrics, bounds, pair_rows = preference_metrics(model, reference, tokenizer, records, settings)
-    judged = judge_prompts(records, settings.judge_prompts, judge)
-    generated, generated_bounds, generations = generation_metrics(model, reference, tokenizer, judge, judged, settings)
+    generated, generated_bounds, generations, unavailable = generation_metrics(
+        model, reference, tokenizer, judge, records, settings)
     metrics.update(generated)
     bounds.update(generated_bounds)
+    notes = []
+    if same:
+        notes.append(f"{settings.name} is its own reference: implicit rewards, margins and KL are 0 by construction")
+    if choice.kind == "task" and metrics["task_prompts"] < metrics["distinct_prompts"]:
+        notes.append(f"the task judge scored the {metrics['task_prompts']} task prompts of "
+                     f"{metrics['distinct_prompts']} distinct held-out prompts; the others are not judged")
     result = {
         "model": settings.name, "reference": settings.reference_name, "judge": judge.describe(),
+        "judge_choice": {"kind": choice.kind, "why": choice.why},
         "sampling": {k: v for k, v in SAMPLING.items() if k != "do_sample"},
         "settings": settings.to_dict(), "metrics": metrics,
         "intervals": {k: v for k, v in bounds.items() if v is not None},
+        "unavailable": unavailable, "notes": notes,
     }
     return result, generations, pair_rows
 

@@ -2,6 +2,9 @@
 
 - `bootstrap_interval`: percentile bootstrap of a mean over independent units (test pairs,
   prompts), seeded, so the same data and seed give the same interval on every machine.
+- `bootstrap_statistic_interval`: the same resampling of units for any statistic computed
+  from a matrix of resampled unit indices (the length-controlled win rate refits its
+  regression on every resample).
 - `mean_and_se`: a mean with its standard error (sample standard deviation / sqrt(n)), and
   `normal_interval` the usual mean +- 1.96 SE (used for the KL estimate, whose standard
   error the report states).
@@ -80,6 +83,27 @@ def bootstrap_interval(values: Sequence[float], resamples: int, seed: int,
         means[start:stop] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     tail = (1 - LEVEL) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
+    return [float(low), float(high)]
+
+
+def bootstrap_statistic_interval(statistic, units: int, resamples: int, seed: int) -> list[float] | None:
+    """95% percentile-bootstrap interval of `statistic`, None for no units.
+
+    `statistic(index)` gets an integer matrix (resamples in a chunk x units) of unit indices
+    drawn with replacement (numpy's PCG64 seeded with `seed`) and returns one value per row.
+    """
+    import numpy as np
+
+    if units == 0:
+        return None
+    rng = np.random.Generator(np.random.PCG64(seed))
+    values = np.empty(resamples)
+    chunk = max(1, 200_000 // units)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        values[start:stop] = statistic(rng.integers(0, units, size=(stop - start, units)))
+    tail = (1 - LEVEL) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
     return [float(low), float(high)]
 
 

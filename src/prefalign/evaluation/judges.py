@@ -1,20 +1,32 @@
 """Judges: score a model's answer to a prompt, behind one interface.
 
-    judge = make_judge("task")                                   # the synthetic tasks' verifier
-    judge = make_judge("reward_model", reward_model="path/rm")   # a local sequence-classification RM
+    judge = make_judge("task")                                    # the synthetic tasks' verifier
+    judge = make_judge("reward_model", reward_model="path/rm")    # a reward model: local folder ...
+    judge = make_judge("reward_model", "org/rm", revision=SHA)    # ... or a hub id at a pinned commit
+    judge = make_judge("trained", reward_model="results/reward_model/model")  # the run's own (train_reward_model)
     judge.can_score(prompt) -> bool
-    judge.score(prompts, answers) -> list[float]                 # higher is better
+    judge.score(prompts, answers) -> list[float]                  # higher is better
+    judge.describe() -> dict                                      # what judged (kind, path, architecture)
 
 `task` scores 1.0 when prefalign.data.tasks' verifier accepts the answer and 0.0 when not; it
-can only score prompts written in one of the task templates. `reward_model` scores any
-prompt: the reward model's scalar output for the conversation prompt + answer, rendered
-with the reward model's own chat template (or the turns joined by newlines when it has
-none). Win rates compare two models' scores prompt by prompt, so a judge's scores only
-need to be comparable with each other, not calibrated.
+can only score prompts written in one of the task templates. `reward_model` and `trained`
+score any prompt: the reward model's scalar output for the conversation prompt + answer,
+rendered with the reward model's own chat template (or the turns joined by newlines when it
+has none), as TRL's RewardTrainer renders its training pairs. `trained` is a reward model
+the workflow trained on the run's train split; it differs from `reward_model` only in its
+name, so results say which kind judged. Win rates compare two models' scores prompt by
+prompt, so a judge's scores only need to be comparable with each other, not calibrated.
 
-Assumes the reward model folder is in the hub's layout (config.json, safetensors weights,
-tokenizer) with one output label, as TRL's RewardTrainer saves it. Raises ConfigError for
-an unknown judge, a missing folder, or a checkpoint that is not a one-label
+Which judge a run uses is config `eval.judge`: `auto` (the default) is resolved by
+`choose_judge` from what is known before any data exists (Snakemake builds the DAG, whose
+inputs depend on it, before the test split is made): `task` when every dataset is
+synthetic (the synthetic data are made of task prompts only), else the reward model the
+config names, else `trained`. The evaluate step checks the choice against the real test
+split and records how many held-out prompts the judge could score.
+
+Assumes a reward model in the hub's layout (config.json, safetensors weights, tokenizer)
+with one output label, as TRL's RewardTrainer saves it. Raises ConfigError for an unknown
+judge, a missing folder, an unpinned hub id, or a checkpoint that is not a one-label
 sequence-classification model (loading a causal LM as a classifier would silently add a
 random head).
 """
@@ -22,15 +34,18 @@ random head).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from prefalign.data import tasks
 from prefalign.errors import RecordError
+from prefalign.hashing import is_commit
 from prefalign.records import last_user_turn
 from prefalign.settings import expect
 
-JUDGES = ("task", "reward_model")
+JUDGES = ("task", "reward_model", "trained")  # what scores answers
+JUDGE_SETTINGS = ("auto", *JUDGES)  # what config eval.judge may say
 
 
 class Judge(Protocol):
@@ -64,29 +79,56 @@ class TaskJudge:
         return {"kind": "task"}
 
 
-class RewardModelJudge:
-    """A local sequence-classification reward model (one output label): its score for prompt + answer."""
-
-    name = "reward_model"
-
-    def __init__(self, path: Path, batch_size: int = 64):
-        path = Path(path)
+def _reward_model_config(source: str, revision: str | None) -> tuple[dict, bool]:
+    """(config.json of the reward model, whether it is a local folder); ConfigError when it cannot be used."""
+    path = Path(source)
+    if path.is_dir():
         config_file = path / "config.json"
-        expect(config_file.is_file(), "reward_model", "a folder with a reward model (config.json, safetensors)", str(path))
-        config = json.loads(config_file.read_text(encoding="utf-8"))
+        expect(config_file.is_file(), "reward_model", "a folder with a reward model (config.json, safetensors)",
+               str(path))
+        return json.loads(config_file.read_text(encoding="utf-8")), True
+    looks_like_hub_id = source.count("/") == 1 and not source.startswith((".", "/")) and not path.exists()
+    expect(looks_like_hub_id, "reward_model",
+           "a folder with a reward model (config.json, safetensors) or a hub id owner/name", source)
+    expect(is_commit(revision), "reward_model_revision",
+           f"the 40-hex-digit commit of hub reward model {source!r} (a rerun must load the same weights)", revision)
+    from huggingface_hub import hf_hub_download
+
+    try:
+        config_file = hf_hub_download(source, "config.json", revision=revision)
+    except Exception as error:  # offline and not cached, unknown repo, ...: say which and how to fix it
+        raise RecordError(f"reward_model: cannot load {source}@{revision}: {type(error).__name__}: {error} "
+                          "(fetch it once with HF_HUB_OFFLINE=0)") from None
+    return json.loads(Path(config_file).read_text(encoding="utf-8")), False
+
+
+class RewardModelJudge:
+    """A sequence-classification reward model (one output label): its score for prompt + answer."""
+
+    def __init__(self, source: str | Path, batch_size: int = 64, revision: str | None = None,
+                 name: str = "reward_model"):
+        source = str(source)
+        config, local = _reward_model_config(source, revision)
         architectures = config.get("architectures") or []
         expect(any(a.endswith("ForSequenceClassification") for a in architectures), "reward_model",
-              "a sequence-classification checkpoint (config.json architectures *ForSequenceClassification)",
-              f"{path} ({', '.join(architectures) or 'no architectures'})")
+               "a sequence-classification checkpoint (config.json architectures *ForSequenceClassification)",
+               f"{source} ({', '.join(architectures) or 'no architectures'})")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.path = path
+        from prefalign.runtime import Machine
+
+        machine = Machine.detect()
+        pinned = {} if local else {"revision": revision}
+        self.name = name
+        self.path = Path(source) if local else source
+        self.revision = None if local else revision
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        self.tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **pinned)
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=False, use_safetensors=True).eval()
+            source, trust_remote_code=False, use_safetensors=True, **pinned,
+            **({"dtype": "auto"} if machine.cuda else {})).to(machine.device).eval()
         expect(self.model.config.num_labels == 1, "reward_model", "a model with one output label (a scalar reward)",
-              f"{path} (num_labels={self.model.config.num_labels})")
+               f"{source} (num_labels={self.model.config.num_labels})")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # The classifier reads the last non-pad token: it must know which id is padding.
@@ -121,18 +163,59 @@ class RewardModelJudge:
                 input_ids[i, : len(s)] = torch.tensor(s)
                 attention[i, : len(s)] = 1
             with torch.no_grad():
-                logits = self.model(input_ids=input_ids, attention_mask=attention).logits.float()
+                logits = self.model(input_ids=input_ids.to(self.model.device),
+                                    attention_mask=attention.to(self.model.device)).logits.float()
             scores.extend(logits[:, 0].tolist())
         return scores
 
     def describe(self) -> dict:
-        return {"kind": "reward_model", "path": str(self.path), "architecture": type(self.model).__name__}
+        described = {"kind": self.name, "path": str(self.path), "architecture": type(self.model).__name__}
+        if self.revision:
+            described["revision"] = self.revision
+        return described
 
 
-def make_judge(kind: str, reward_model: str | Path | None = None, batch_size: int = 64) -> Judge:
-    """The judge named `kind` (task or reward_model; reward_model needs the model's folder)."""
+def make_judge(kind: str, reward_model: str | Path | None = None, batch_size: int = 64,
+               revision: str | None = None) -> Judge:
+    """The judge named `kind` (task, reward_model or trained; the last two need `reward_model`:
+    a folder, or a hub id with its pinned `revision`)."""
     expect(kind in JUDGES, "judge", f"one of {', '.join(JUDGES)}", kind)
     if kind == "task":
         return TaskJudge()
-    expect(reward_model is not None, "reward_model", "a reward model folder when judge is reward_model", reward_model)
-    return RewardModelJudge(Path(reward_model), batch_size)
+    expect(reward_model is not None, "reward_model", f"a reward model folder when judge is {kind}", reward_model)
+    return RewardModelJudge(reward_model, batch_size, revision, name=kind)
+
+
+# ---------------------------------------------------------------- which judge a run uses
+
+@dataclass(frozen=True)
+class JudgeChoice:
+    setting: str  # what eval.judge says (auto, task, reward_model, trained)
+    kind: str  # what judges (task, reward_model, trained)
+    why: str  # one sentence, shown in metrics.json and the report
+
+    def to_dict(self) -> dict:
+        return {"setting": self.setting, "kind": self.kind, "why": self.why}
+
+
+def choose_judge(setting: str, reward_model: str | None, datasets: dict[str, dict]) -> JudgeChoice:
+    """Resolve config eval.judge (`auto` included) from the config alone.
+
+    `datasets` is the config's `datasets` mapping (name -> entry with `source`). `auto` picks
+    `task` when every dataset is synthetic (their prompts are all task prompts), else the
+    reward model that eval.reward_model names, else `trained`.
+    """
+    expect(setting in JUDGE_SETTINGS, "judge", f"one of {', '.join(JUDGE_SETTINGS)}", setting)
+    if setting != "auto":
+        return JudgeChoice(setting, setting, f"eval.judge: {setting} (set in the config)")
+    real = [f"{name} ({entry['source']})" for name, entry in datasets.items() if entry["source"] != "synthetic"]
+    if not real:
+        return JudgeChoice("auto", "task", f"eval.judge auto: every dataset ({', '.join(datasets)}) is synthetic, so "
+                                           "every held-out prompt is a task prompt the task verifier checks")
+    open_prompts = (f"dataset(s) {', '.join(real)} are not synthetic, so held-out prompts include prompts the task "
+                    "verifier cannot check")
+    if reward_model:
+        return JudgeChoice("auto", "reward_model", f"eval.judge auto: {open_prompts}; eval.reward_model names "
+                                                   f"a reward model ({reward_model})")
+    return JudgeChoice("auto", "trained", f"eval.judge auto: {open_prompts}, and eval.reward_model names none: "
+                                          "a reward model is trained on the train split (rule train_reward_model)")

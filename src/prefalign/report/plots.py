@@ -69,14 +69,17 @@ def training_curves(histories: dict[str, list[dict]]) -> dict[str, str]:
 
 
 def metric_intervals(evaluations: dict[str, dict], comparisons: list[dict]) -> str | None:
-    """Rates per model with 95% intervals, the KL estimate +- 1.96 SE, and the win rates."""
+    """Rates per model with 95% intervals; the KL estimate +- 1.96 SE, one axis per model (SFT's KL from
+    the base and DPO's from SFT differ by orders of magnitude); raw and length-controlled win rates."""
     if not evaluations:
         return None
     plt = _pyplot()
-    panels = 3 if comparisons else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.0), dpi=100,
-                             gridspec_kw={"width_ratios": [2.2, 1, 1][:panels]})
     names = list(evaluations)
+    kl_names = [n for n in names if evaluations[n]["metrics"].get("kl_mean") is not None]
+    ratios = [2.4] + [0.55] * len(kl_names) + ([1.2] if comparisons else [])
+    fig, axes = plt.subplots(1, len(ratios), figsize=(sum(ratios) * 2.6 + 1.0, 3.0), dpi=100,
+                             gridspec_kw={"width_ratios": ratios})
+    axes = list(axes) if len(ratios) > 1 else [axes]
     ax = axes[0]
     width = 0.8 / len(names)
     for i, name in enumerate(names):
@@ -96,44 +99,47 @@ def metric_intervals(evaluations: dict[str, dict], comparisons: list[dict]) -> s
     ax.set_xticks(range(len(RATES)), [label for _, label in RATES], rotation=20, ha="right", fontsize=7)
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("held-out rates, 95% intervals", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3, axis="y")
     ax.tick_params(labelsize=7)
 
-    ax = axes[1]
-    for i, name in enumerate(names):
+    for k, name in enumerate(kl_names):
+        ax = axes[1 + k]
         metrics = evaluations[name]["metrics"]
-        if metrics.get("kl_mean") is None:
-            continue
         se = metrics.get("kl_se") or 0.0
-        ax.errorbar([i], [metrics["kl_mean"]], yerr=[1.96 * se], fmt="o", color=_color(name, i), capsize=3)
-        # Values written out: a KL of 0.1 next to one of 18 is invisible on a shared axis.
-        ax.annotate(f"{metrics['kl_mean']:.3g} ± {se:.2g}", (i, metrics["kl_mean"]), textcoords="offset points",
-                    xytext=(0, 7), ha="center", fontsize=7)
-    ax.set_xticks(range(len(names)), [f"{n}\n‖ {evaluations[n].get('reference', '')}" for n in names], fontsize=7)
-    ax.set_xlim(-0.6, len(names) - 0.4)
-    ax.margins(y=0.15)
-    ax.set_title("KL(policy ‖ reference), ±1.96 SE", fontsize=9)
-    ax.grid(alpha=0.3, axis="y")
-    ax.tick_params(labelsize=7)
+        i = names.index(name)
+        ax.errorbar([0], [metrics["kl_mean"]], yerr=[1.96 * se], fmt="o", color=_color(name, i), capsize=3)
+        ax.annotate(f"{metrics['kl_mean']:.3g}\n± {se:.2g}", (0, metrics["kl_mean"]), textcoords="offset points",
+                    xytext=(0, 8), ha="center", fontsize=7)
+        ax.set_xticks([0], [f"{name}\n‖ {evaluations[name].get('reference', '')}"], fontsize=7)
+        ax.set_xlim(-0.8, 0.8)
+        ax.margins(y=0.35)
+        ax.set_title("KL, nats" if k == 0 else " ", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.tick_params(labelsize=7)
 
     if comparisons:
-        ax = axes[2]
+        ax = axes[-1]
+        styles = [("greedy", "win_rate", "o"), ("greedy", "lc", "D"), ("sampled", "win_rate", "s"),
+                  ("sampled", "lc", "^")]
         for i, comparison in enumerate(comparisons):
-            for k, decoding in enumerate(("greedy", "sampled")):
+            for k, (decoding, kind, marker) in enumerate(styles):
                 result = comparison[decoding]
-                interval = result.get("interval") or {"low": result["win_rate"], "high": result["win_rate"]}
-                y = i + (k - 0.5) * 0.3
-                ax.errorbar([result["win_rate"]], [y],
-                            xerr=[[result["win_rate"] - interval["low"]], [interval["high"] - result["win_rate"]]],
-                            fmt="o" if decoding == "greedy" else "s", color=_color(comparison["model"], i),
-                            capsize=3, markersize=4, label=decoding if i == 0 else None)
+                rate = result.get("lc", {}) if kind == "lc" else result
+                if rate.get("win_rate") is None:
+                    continue
+                interval = rate.get("interval") or {"low": rate["win_rate"], "high": rate["win_rate"]}
+                y = i + (k - 1.5) * 0.18
+                ax.errorbar([rate["win_rate"]], [y],
+                            xerr=[[rate["win_rate"] - interval["low"]], [interval["high"] - rate["win_rate"]]],
+                            fmt=marker, color=_color(comparison["model"], i), capsize=3, markersize=4,
+                            label=f"{decoding}{' LC' if kind == 'lc' else ''}" if i == 0 else None)
         ax.axvline(0.5, color="#999", linewidth=1, linestyle="--")
         ax.set_yticks(range(len(comparisons)), [f"{c['model']} vs {c['baseline']}" for c in comparisons], fontsize=7)
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.6, len(comparisons) - 0.4)
-        ax.set_title("judge win rate, 95% intervals", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_title("judge win rate (LC: length-controlled), 95%", fontsize=9)
+        ax.legend(fontsize=6)
         ax.grid(alpha=0.3, axis="x")
         ax.tick_params(labelsize=7)
     fig.tight_layout()
@@ -141,26 +147,26 @@ def metric_intervals(evaluations: dict[str, dict], comparisons: list[dict]) -> s
 
 
 def margin_distributions(pairs: dict[str, list[dict]], beta_by_model: dict[str, float]) -> str | None:
-    """Histogram of the per-pair implicit reward margins of every model that has a distinct reference."""
+    """Histogram of the per-pair implicit reward margins of every model that has a distinct reference,
+    one axis per model (SFT's margins against the base spread far wider than DPO's against SFT)."""
     shown = {name: [r["margin"] for r in rows] for name, rows in pairs.items() if any(r["margin"] for r in rows)}
     if not shown:
         return None
     import numpy as np
 
     plt = _pyplot()
-    values = np.concatenate([np.asarray(v) for v in shown.values()])
-    low, high = np.quantile(values, [0.005, 0.995])
-    bins = np.linspace(min(low, 0.0), max(high, 0.0), 41)
-    fig, ax = plt.subplots(figsize=(7.0, 2.8), dpi=100)
-    for i, (name, margins) in enumerate(shown.items()):
-        ax.hist(np.clip(margins, bins[0], bins[-1]), bins=bins, alpha=0.55, color=_color(name, i),
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 2.8), dpi=100, squeeze=False)
+    for i, (ax, (name, margins)) in enumerate(zip(axes[0], shown.items())):
+        low, high = np.quantile(np.asarray(margins), [0.005, 0.995])
+        bins = np.linspace(min(low, 0.0), max(high, 0.0), 41)
+        ax.hist(np.clip(margins, bins[0], bins[-1]), bins=bins, alpha=0.75, color=_color(name, i),
                 label=f"{name} (β={beta_by_model.get(name, '?')}, n={len(margins)})")
-    ax.axvline(0.0, color="#333", linewidth=1)
-    ax.set_xlabel("β·[(log π − log π_ref)(chosen) − (log π − log π_ref)(rejected)]", fontsize=8)
-    ax.set_ylabel("test pairs", fontsize=8)
-    ax.set_title("implicit reward margins on the held-out pairs (right of 0: chosen preferred)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax.grid(alpha=0.3)
+        ax.axvline(0.0, color="#333", linewidth=1)
+        ax.set_xlabel("β·[Δ log π/π_ref (chosen) − (rejected)]", fontsize=8)
+        ax.set_ylabel("test pairs", fontsize=8)
+        ax.set_title(f"{name}: implicit reward margins (right of 0: chosen preferred)", fontsize=8)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)

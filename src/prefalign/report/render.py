@@ -1,7 +1,9 @@
 """Step `report`: report.md and a self-contained report.html from a run's outputs.
 
-Sections: summary (a table of the headline metrics with 95% intervals, and what DPO
-changed), evaluation metrics of every checkpoint side by side with their intervals, the
+Sections: summary (first the answer to "did DPO help?": a verdict per comparison from its
+win rate's interval, on which judge and why; then a table whose columns compare like with
+like, the reference-relative ones labelled; every metric that could not be computed, with
+its reason), evaluation metrics of every checkpoint side by side with their intervals, the
 judge win rates, plots of the intervals and of the reward-margin distributions, training
 curves (loss, rewards/accuracies, rewards/margins, grad norm), the data ledger, sample
 generations (greedy and sampled, side by side), each step's resolved settings, the software
@@ -22,6 +24,7 @@ from prefalign.jsonl import read_jsonl, write_text
 from prefalign.report import document
 from prefalign.report import plots as report_plots
 from prefalign.report.data import data_section
+from prefalign.report import outcome
 from prefalign.report.document import Bullets, Details, Figure, Heading, Section, Table, Text
 from prefalign.report.sections import ab_section, health_section
 from prefalign.settings import Settings, expect
@@ -36,8 +39,10 @@ METRICS = [
     ("reward_margin_p95", "reward margin, 95th percentile", ".3f"),
     ("logp_accuracy", "log-prob accuracy", ".3f"),
     ("logp_accuracy_normalized", "log-prob accuracy, per token", ".3f"),
+    ("sigmoid_loss", "sigmoid loss, -log σ(margin)", ".4f"),
+    ("chosen_nll_per_token", "NLL per token of the chosen replies", ".4f"),
     ("kl_mean", "KL(policy ‖ reference), sequence level, nats", ".3f"),
-    ("kl_se", "KL standard error", ".3f"),
+    ("kl_se", "KL standard error (over prompts)", ".3f"),
     ("judge_accuracy", "judge accuracy (greedy, task verifier)", ".3f"),
     ("judge_score_mean", "judge score, mean (greedy)", ".3f"),
     ("generation_length_mean", "answer length, mean tokens (greedy)", ".2f"),
@@ -45,7 +50,10 @@ METRICS = [
     ("sampled_judge_score_mean", "judge score, mean (sampled)", ".3f"),
     ("sampled_length_mean", "answer length, mean tokens (sampled)", ".2f"),
     ("pairs", "test pairs scored", "d"),
+    ("distinct_prompts", "distinct held-out prompts", "d"),
+    ("task_prompts", "of them task prompts (the verifier can check)", "d"),
     ("judged_prompts", "prompts answered and judged", "d"),
+    ("kl_prompts", "prompts of the KL estimate", "d"),
     ("kl_samples", "policy samples of the KL estimate", "d"),
 ]
 
@@ -76,6 +84,7 @@ class RunOutputs:
     environment: dict
     manifest: dict | None  # {"path", "sha256", "size"} of the manifest file, when given
     ab: dict | None  # the human A/B win rate, once ratings are imported
+    judge_eval: dict | None = None  # a reward-model judge's held-out accuracy (evaluate-judge)
 
     @classmethod
     def load(cls, args) -> "RunOutputs":
@@ -104,6 +113,7 @@ class RunOutputs:
             environment=read(args.environment),
             manifest=manifest,
             ab=read(args.ab_result) if args.ab_result else None,
+            judge_eval=read(args.judge_eval) if getattr(args, "judge_eval", None) else None,
         )
 
 
@@ -111,7 +121,7 @@ class RunOutputs:
 
 def fmt(value, spec: str) -> str:
     if value is None:
-        return "n/a"
+        return outcome.NOT_COMPUTED
     return format(value, spec)
 
 
@@ -127,7 +137,7 @@ def with_interval(result: dict, key: str, spec: str = ".3f") -> str:
 def kl_cell(result: dict) -> str:
     m = result["metrics"]
     if m.get("kl_mean") is None:
-        return "n/a"
+        return outcome.NOT_COMPUTED
     return f"{m['kl_mean']:.3f} ± {m['kl_se']:.3f}" if m.get("kl_se") is not None else f"{m['kl_mean']:.3f}"
 
 
@@ -154,57 +164,34 @@ def summary_lines(run: RunOutputs) -> list[str]:
         )
         if ev["dpo"].get("kl_mean") is not None:
             lines.append(f"DPO moved {kl_cell(run.evaluations['dpo'])} nats (KL from {run.evaluations['dpo']['reference']},"
-                         f" sequence level, ± SE over {ev['dpo']['kl_samples']} policy samples).")
+                         f" sequence level, ± SE over {ev['dpo'].get('kl_prompts', ev['dpo']['kl_samples'])} held-out "
+                         f"prompts, {ev['dpo']['kl_samples']} policy samples).")
     if "dpo" in ev and "sft" in ev and ev["dpo"].get("judge_accuracy") is not None:
         lines.append(
-            f"Judge accuracy (greedy answers scored by the task verifier): SFT {ev['sft']['judge_accuracy']:.3f}"
-            f" -> DPO {ev['dpo']['judge_accuracy']:.3f}."
+            f"Task-verifier accuracy of the greedy answers (task prompts only): SFT {with_interval(run.evaluations['sft'], 'judge_accuracy')}"
+            f" -> DPO {with_interval(run.evaluations['dpo'], 'judge_accuracy')}."
         )
-    for c in run.comparisons:
-        g = c["greedy"]
-        lines.append(f"Judge win rate of {c['model'].upper()} vs {c['baseline'].upper()} ({c['judge']['kind']} judge, "
-                     f"greedy, {g['prompts']} held-out prompts): {win_cell(g)}; {g['wins']} wins, {g['ties']} ties, "
-                     f"{g['losses']} losses.")
     first = run.training["dpo"]["train"].get("first_loss")
     if first is not None and run.training["dpo"]["settings"].get("loss_type") == ["sigmoid"]:
         lines.append(f"DPO loss at step 1: {first:.4f} (ln 2 = 0.6931 is expected there: policy = reference).")
     elif first is not None:
         losses = " + ".join(run.training["dpo"]["settings"]["loss_type"])
-        lines.append(f"DPO loss ({losses}) at step 1: {first:.4f}; at the end: {run.training['dpo']['train']['loss']:.4f}.")
+        lines.append(f"DPO loss ({losses}) at step 1: {first:.4f}; at the end: {run.training['dpo']['train']['loss']:.4f}"
+                     " (its parts on the held-out pairs: Training, DPO).")
     return lines
 
 
-def win_cell(result: dict) -> str:
-    interval = result.get("interval")
-    if result.get("win_rate") is None:
-        return "n/a"
-    if not interval:
-        return f"{result['win_rate']:.3f}"
-    return f"{result['win_rate']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
-
-
 def summary_table(run: RunOutputs) -> tuple[list[str], list[list[str]]]:
-    """One row per checkpoint: the headline metrics with their 95% intervals."""
-    header = ["model (reference)", "implicit-reward acc. [95% CI]", "reward margin [95% CI]", "KL ± SE (nats)",
-              "judge acc. [95% CI]", "answer tokens [95% CI]"]
+    """One row per checkpoint. The first columns measure each model on its own (rows compare
+    directly); the last three are relative to each model's own reference (labelled so)."""
+    header = ["model", "log-prob accuracy [95% CI]", "judge score, greedy [95% CI]",
+              "task-verifier accuracy [95% CI]", "answer tokens [95% CI]", "its reference",
+              "implicit-reward acc. vs its reference [95% CI]", "KL from its reference ± SE (nats)"]
     rows = []
     for name, result in run.evaluations.items():
-        rows.append([f"{name} ({result.get('reference', '')})", with_interval(result, "implicit_reward_accuracy"),
-                     with_interval(result, "reward_margin_mean"), kl_cell(result),
-                     with_interval(result, "judge_accuracy"), with_interval(result, "generation_length_mean", ".2f")])
-    return header, rows
-
-
-def comparisons_table(run: RunOutputs) -> tuple[list[str], list[list[str]]]:
-    if not run.comparisons:
-        return [], []
-    header = ["comparison", "judge", "decoding", "prompts", "wins", "ties", "losses", "win rate [95% CI]"]
-    rows = []
-    for c in run.comparisons:
-        for decoding in ("greedy", "sampled"):
-            r = c[decoding]
-            rows.append([f"{c['model']} vs {c['baseline']}", c["judge"]["kind"], decoding, str(r["prompts"]),
-                         str(r["wins"]), str(r["ties"]), str(r["losses"]), win_cell(r)])
+        rows.append([name, with_interval(result, "logp_accuracy"), with_interval(result, "judge_score_mean"),
+                     with_interval(result, "judge_accuracy"), with_interval(result, "generation_length_mean", ".2f"),
+                     result.get("reference", ""), with_interval(result, "implicit_reward_accuracy"), kl_cell(result)])
     return header, rows
 
 
@@ -236,7 +223,7 @@ def generations_table(run: RunOutputs, limit: int) -> tuple[list[str], list[list
     header = ["prompt", "expected"] + [f"{n} {d}" for n in names for d in ("greedy", "sampled")]
     rows = []
     for g in first[:limit]:
-        cells = [g["prompt"], g.get("expected") or ""]
+        cells = [shown(g["prompt"], 80), g.get("expected") or ""]
         for n in names:
             other = by_id[n].get(g["id"])
             if other is None:
@@ -294,15 +281,29 @@ def train_rows(run: RunOutputs, step: str) -> list[list[str]]:
 # ---------------------------------------------------------------- the sections
 
 def summary_section(run: RunOutputs) -> Section:
-    return Section("summary", "Summary", [Table(*summary_table(run), html_id="summary-table"),
-                                          Bullets(summary_lines(run))])
+    gaps = outcome.gap_lines(run.evaluations, run.comparisons, run.judge_eval)
+    blocks = [Bullets(outcome.verdict_lines(run.comparisons)),
+              Bullets(outcome.judge_lines(run.evaluations, run.comparisons, run.judge_eval)),
+              Table(*summary_table(run), html_id="summary-table"),
+              Text("The first columns measure each model on its own, so its rows compare directly; the last three are "
+                   "relative to each model's own reference (base for SFT, SFT for DPO; the base is its own) and "
+                   "compare only a model with its reference.", note=True),
+              Bullets(summary_lines(run))]
+    if gaps:
+        blocks += [Heading("Gaps and caveats: what could not be computed, or is 0 by construction, and why"),
+                   Bullets(gaps)]
+    return Section("summary", "Summary", blocks)
 
 
 def evaluation_section(run: RunOutputs, images: dict[str, str | None]) -> Section:
     blocks = [Table(*metrics_table(run), html_id="metrics-table")]
     blocks += [Text(line, note=True) for line in interval_methods(run)]
     blocks += [Figure(images.get("intervals"), "held-out metrics with 95% intervals"),
-               Heading("Judge win rates"), Table(*comparisons_table(run), html_id="win-rates"),
+               Heading("Judge win rates"), Table(*outcome.win_rate_rows(run.comparisons), html_id="win-rates"),
+               Text("Win rate: (wins + ties/2) / prompts. Length-controlled: the judge's preference regressed on the "
+                    "answer-length difference (logistic, on tanh of the difference over its standard deviation), "
+                    "predicted at equal length, as AlpacaEval 2's LC win rate; both with 95% bootstrap intervals over "
+                    "prompts.", note=True),
                Heading("Reward-margin distributions"), Figure(images.get("margins"), "reward margin histograms")]
     return Section("evaluation", "Evaluation on the held-out split", blocks)
 
@@ -312,13 +313,32 @@ def training_section(run: RunOutputs, images: dict[str, str | None]) -> Section:
     for step in ("sft", "dpo"):
         blocks += [Heading(step.upper()), Figure(images.get(f"curves:{step}"), f"{step} training curves"),
                    Table(["metric", "value"], train_rows(run, step))]
+    header, rows, notes = outcome.loss_part_rows(run.training["dpo"]["settings"], run.evaluations)
+    if rows:
+        blocks += [Heading("DPO loss and its parts (held-out pairs)"), Table(header, rows, html_id="loss-parts"),
+                   Text("The logged training loss is this weighted sum on the training batches; a rising total with a "
+                        "falling sigmoid term means the NLL term rose.", note=True)]
+    blocks += [Text(note, note=True) for note in notes]
     return Section("training", "Training", blocks)
 
 
 def generations_section(run: RunOutputs, limit: int) -> Section:
-    return Section("generations", "Sample generations", [
-        Text("Greedy and sampled (seeded) answers to the same held-out prompts; ✓/✗: the task verifier.", note=True),
-        Table(*generations_table(run, limit), html_id="generations")])
+    pair = (run.comparisons[0]["model"], run.comparisons[0]["baseline"]) if run.comparisons else None
+    if pair is None and {"sft", "dpo"} <= set(run.generations):
+        pair = ("dpo", "sft")
+    blocks = []
+    header, rows = outcome.sample_answer_rows(run.generations, pair, limit)
+    if rows:
+        blocks += [Text(f"{pair[1].upper()} and {pair[0].upper()} greedy answers to the same held-out prompts, with the "
+                        "judge's score of each (✓/✗: the task verifier, where it can check).", note=True),
+                   Table(header, rows, html_id="sample-answers")]
+    else:
+        blocks.append(Text("No answers to show side by side: " + (
+            "no comparison is configured (eval.comparisons)." if pair is None else
+            f"{pair[0]} and {pair[1]} answered no held-out prompt in common."), note=True))
+    blocks.append(Details("every model, greedy and sampled answers",
+                          Table(*generations_table(run, limit), html_id="generations")))
+    return Section("generations", "Sample answers", blocks)
 
 
 def settings_section(run: RunOutputs) -> Section:
@@ -377,6 +397,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--environment", type=Path, required=True, help="environment.json of the DPO step")
     parser.add_argument("--manifest", type=Path, help="the run's manifest (JSON, optional): its sha256 is shown")
     parser.add_argument("--ab-result", type=Path, help="human A/B win rate (JSON from `prefalign ab import`, optional)")
+    parser.add_argument("--judge-eval", type=Path, help="the reward-model judge's held-out accuracy (JSON from "
+                                                        "`prefalign evaluate-judge`, optional)")
     parser.add_argument("--md", type=Path, required=True, help="output: report.md")
     parser.add_argument("--html", type=Path, required=True, help="output: self-contained report.html")
     ReportSettings.add_arguments(parser)

@@ -44,6 +44,10 @@ class TrainingStep:
     # Further input files the step reads: (flag, help). Their paths reach `dataset` and `trainer`
     # as keyword arguments (flag with '_' for '-'), None when not given.
     extra_inputs: tuple[tuple[str, str], ...] = ()
+    # (start, settings, resolved) -> (model, tokenizer, peft_config); None: the causal LM (common.load_policy)
+    load: Callable | None = None
+    resolve: Callable | None = None  # settings -> common.Resolved; None: common.resolve
+    summary: Callable | None = None  # trainer -> extra entries of metrics.json's `train`
 
     def train(self, start: Path, train_path: Path, out: Path | None, settings, callbacks=(), report_to=(),
               checkpoint_dir: Path | None = None, adapter_out: Path | None = None,
@@ -52,14 +56,14 @@ class TrainingStep:
 
         Returns (metrics, log history)."""
         common.pin_single_gpu()
-        resolved = common.resolve(settings)  # refuses impossible settings before loading anything
+        resolved = (self.resolve or common.resolve)(settings)  # refuses impossible settings before loading anything
         print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
         if resolved.backend == "unsloth":
             unsloth.activate(dpo=self.name == "dpo")
         runtime.setup(settings.seed, settings.threads)
         common.quiet_libraries()
 
-        model, tokenizer, peft_config = common.load_policy(start, settings, resolved)
+        model, tokenizer, peft_config = (self.load or common.load_policy)(start, settings, resolved)
         inputs = {flag.replace("-", "_"): None for flag, _ in self.extra_inputs} | (inputs or {})
         dataset = self.dataset(read_jsonl(train_path), **inputs)
         fingerprinted = [start, train_path, *(path for path in inputs.values() if path is not None)]
@@ -78,6 +82,8 @@ class TrainingStep:
                    **{key: saving.last_logged(history, key) for key in self.logged}}
         if hasattr(trainer, "prefalign_summary"):  # what the step's own trainer adds (DPO: batching, reference)
             summary.update(trainer.prefalign_summary())
+        if self.summary is not None:
+            summary.update(self.summary(trainer))
         if self.first_loss:
             summary["first_loss"] = next((e["loss"] for e in history if "loss" in e), None)
         metrics = {"settings": settings.to_dict(), "resolved": dataclasses.asdict(resolved), "train": summary}

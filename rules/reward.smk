@@ -1,0 +1,57 @@
+# The reward-model judge (eval.judge trained, or auto on data the task verifier cannot check):
+# trained on the train split's pairs from the checkpoint reward.start names, and its held-out
+# pairwise accuracy (also of a reward model the config names: eval.judge reward_model).
+
+
+rule train_reward_model:
+    input:
+        model=lambda wildcards: checkpoint(config["reward"]["start"]),
+        train=rules.split_dataset.output.train,
+    output:
+        model=directory("results/reward_model/model"),
+        metrics="results/reward_model/metrics.json",
+        log_history="results/reward_model/log_history.jsonl",
+        environment="results/reward_model/environment.json",
+    log:
+        main="logs/train_reward_model.log",
+        tensorboard=directory("logs/tensorboard/train_reward_model"),
+    benchmark:
+        "benchmarks/train_reward_model.tsv"
+    container:
+        training_container()
+    threads: config["threads"]
+    resources:
+        **gpu_resources(),
+    params:
+        flags=flags("reward"),
+        watch=f"{flags('health')} {flags('tracking')}",
+        checkpoints="results/checkpoints/train_reward_model",
+        launch=launcher(),
+        adapter="",
+    shell:
+        training_shell("reward", "model")
+
+
+rule evaluate_reward_model:
+    input:
+        **judge_model_input(),
+        test=rules.split_dataset.output.test,
+    output:
+        metrics=report(
+            "results/eval/judge.json",
+            category="Evaluation",
+            labels={"model": "judge", "file": "held-out accuracy"},
+        ),
+    log:
+        "logs/evaluate_reward_model.log",
+    benchmark:
+        "benchmarks/evaluate_reward_model.tsv"
+    container:
+        training_container()
+    threads: config["threads"]
+    params:
+        flags=lambda wildcards: flags("judge_eval"),
+        reward_model=judge_model_flag,
+    shell:
+        "prefalign evaluate-judge --test {input.test} --out {output.metrics} {params.reward_model}"
+        " {params.flags} > {log} 2>&1"
