@@ -12,9 +12,11 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/common_onpolicy.smk"  # helpers of on-policy rounds
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/sft.smk"
+include: "rules/onpolicy.smk"  # dpo.pairs onpolicy / mixed, dpo.rounds
 include: "rules/dpo.smk"
 include: "rules/eval.smk"
 include: "rules/ab.smk"

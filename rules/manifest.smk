@@ -19,6 +19,7 @@ MANIFEST_COMBOS = {
         {"model": model, "baseline": baseline}
         for model, baseline in config["eval"]["comparisons"]
     ],
+    **ONPOLICY_JOBS,  # rounds of on-policy sampling and DPO (rules/onpolicy.smk)
 }
 # Not part of the run the manifest records: the `check` target audits a finished run.
 MANIFEST_SKIP = ("all", "write_manifest", "check_expected", "check")

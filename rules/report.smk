@@ -4,6 +4,7 @@
 rule render_report:
     input:
         **ab_report_inputs(),
+        **onpolicy_report_files(),
         eval_metrics=expand(rules.evaluate_model.output.metrics, model=EVAL_MODELS),
         generations=expand(rules.evaluate_model.output.generations, model=EVAL_MODELS),
         pairs=expand(rules.evaluate_model.output.pairs, model=EVAL_MODELS),
@@ -31,6 +32,11 @@ rule render_report:
         ab=lambda wildcards, input: (
             f"--ab-result {input.ab_result}" if "ab_result" in input.keys() else ""
         ),
+        rounds=lambda wildcards, input: " ".join(
+            f"--{key.replace('_', '-')} {' '.join(input[key])}"
+            for key in ("onpolicy_stats", "mix_stats", "dpo_round_metrics")
+            if key in input.keys() and input[key]
+        ),
     shell:
         "prefalign report --eval-metrics {input.eval_metrics} --generations {input.generations}"
         " --pairs {input.pairs} --comparisons {input.comparisons}"
@@ -38,4 +44,4 @@ rule render_report:
         " --sft-metrics {input.sft_metrics} --sft-log {input.sft_log}"
         " --dpo-metrics {input.dpo_metrics} --dpo-log {input.dpo_log}"
         " --base-info {input.base}/prefalign_base.json --environment {input.environment}"
-        " --md {output.md} --html {output.html} {params.flags} {params.ab} > {log} 2>&1"
+        " --md {output.md} --html {output.html} {params.flags} {params.ab} {params.rounds} > {log} 2>&1"

@@ -356,7 +356,8 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
     out["model"] = _build("model", BaseModelSettings, {**config["model"], **common, "strict": config.get("strict", True)},
                           sources, ["model"])
     out["sft"] = _build("sft", SFTSettings, {**config["sft"], **common}, sources, ["sft"])
-    out["dpo"] = _build("dpo", DPOSettings, {**config["dpo"], **common}, sources, ["dpo"])
+    dpo = {k: v for k, v in config["dpo"].items() if k not in DPO_PAIRS_KEYS}
+    out["dpo"] = _build("dpo", DPOSettings, {**dpo, **common}, sources, ["dpo"])
     evaluation = {k: v for k, v in config["eval"].items() if k not in ("models", "comparisons")}
     for model in config["eval"]["models"]:
         out[f"eval:{model}"] = _build("eval", EvalSettings, {
@@ -372,7 +373,30 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Any]:
                                                       "seed": config["seed"]}, sources, ["eval"])
     out["report"] = _build("report", ReportSettings, config["report"], sources, ["report"])
     out.update(guidance_settings(config, sources))
+    out.update(onpolicy_settings(config, sources))
     return out
+
+
+# Keys of the dpo section that wire the workflow's rounds rather than set the DPO step (prefalign.onpolicy.plan).
+DPO_PAIRS_KEYS = ("pairs", "mix_ratio", "rounds")
+
+
+def onpolicy_settings(config: dict, sources: list[Path]) -> dict[str, Any]:
+    """dpo_pairs (dpo.pairs, mix_ratio, rounds), onpolicy (`prefalign onpolicy sample`) and mix (`... mix`)."""
+    from prefalign.onpolicy.command import MixSettings
+    from prefalign.onpolicy.plan import PairsSettings
+    from prefalign.onpolicy.sample import OnPolicySettings
+
+    pairs = {k: config["dpo"][k] for k in DPO_PAIRS_KEYS}
+    common = {"seed": config["seed"], "threads": config["threads"]}
+    judge = {"judge": config["eval"]["judge"], "reward_model": config["eval"].get("reward_model")}
+    return {
+        "dpo_pairs": _build("dpo", PairsSettings, pairs, sources, ["dpo"]),
+        "onpolicy": _build("onpolicy", OnPolicySettings, {**config["onpolicy"], **judge, **common}, sources,
+                           ["onpolicy"]),
+        "mix": _build("dpo", MixSettings, {"mix_ratio": pairs["mix_ratio"], "seed": config["seed"]}, sources,
+                      ["dpo"]),
+    }
 
 
 def guidance_settings(config: dict, sources: list[Path]) -> dict[str, Any]:

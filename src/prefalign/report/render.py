@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.report import data as report_data
+from prefalign.report import rounds as report_rounds
 from prefalign.report import sections as report_guidance
 from prefalign.report import plots as report_plots
 from prefalign.records import load_records
@@ -421,6 +422,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md", type=Path, required=True, help="output: report.md")
     parser.add_argument("--html", type=Path, required=True, help="output: self-contained report.html")
     report_guidance.add_arguments(parser)
+    report_rounds.add_arguments(parser)
     ReportSettings.add_arguments(parser)
 
 
@@ -434,6 +436,7 @@ def main(args: argparse.Namespace) -> None:
     args.md.parent.mkdir(parents=True, exist_ok=True)
     md, page = report_guidance.extend(render_markdown(run, settings), render_html(run, settings, render_images(run)),
                                       run, args)  # training health and human A/B sections
+    md, page = report_rounds.extend(md, page, run, args, md_table, html_table)  # on-policy DPO rounds
     args.md.write_text(md, encoding="utf-8")
     args.html.write_text(page, encoding="utf-8")
     print(f"wrote {args.md} and {args.html}")

@@ -1,0 +1,99 @@
+"""The report's DPO rounds section: what each round of on-policy DPO trained on and how it trained.
+
+One row per round (dpo.pairs onpolicy or mixed; dpo.rounds of them): the policy that
+answered, the prompts sampled, how many gave a pair and why the others did not (all
+correct, all wrong, tie, below the margin), the mean judge score of the samples (for the
+task verifier: the policy's sampled accuracy on train prompts), the pairs DPO trained on
+(mixed: on-policy + offline), and DPO's final training metrics. Reads the files
+`prefalign onpolicy` and `prefalign dpo` wrote (results/onpolicy/round-<r>/stats.json,
+mixed.json, results/dpo/round-<r>/metrics.json and results/dpo/metrics.json for the last).
+
+prefalign.report.render calls `add_arguments` and `extend` (passing its table renderers); the section goes right after the
+summary. Without on-policy stats (dpo.pairs offline) the report is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+from pathlib import Path
+
+from prefalign.report.sections import insert
+
+REASONS = ("all_correct", "all_wrong", "tie", "below_margin")
+HEADER = ["round", "policy", "prompts", "paired", *REASONS, "sample score", "DPO pairs", "steps", "loss",
+          "rewards/accuracies", "rewards/margins"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--onpolicy-stats", type=Path, nargs="*", default=[],
+                        help="each round's `prefalign onpolicy sample` stats (JSON), in round order (optional)")
+    parser.add_argument("--mix-stats", type=Path, nargs="*", default=[],
+                        help="each round's `prefalign onpolicy mix` stats (JSON), in round order (dpo.pairs mixed)")
+    parser.add_argument("--dpo-round-metrics", type=Path, nargs="*", default=[],
+                        help="metrics of the DPO rounds before the last (JSON), in round order; the last is --dpo-metrics")
+
+
+def _read(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _num(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def rows(stats: list[dict], mixes: list[dict], dpo: list[dict]) -> list[list[str]]:
+    out = []
+    for i, round_stats in enumerate(stats):
+        prompts = round_stats["prompts"]
+        mix = mixes[i] if i < len(mixes) else None
+        pairs = f"{mix['onpolicy']} + {mix['offline']} offline" if mix else str(prompts["paired"])
+        train = dpo[i]["train"] if i < len(dpo) else {}
+        out.append([str(round_stats["round"]), Path(round_stats["policy"]).parent.name or round_stats["policy"],
+                    str(prompts["in"]), str(prompts["paired"]),
+                    *[str(prompts["dropped_by_reason"].get(reason, 0)) for reason in REASONS],
+                    _num(round_stats["sample_score_mean"]), pairs, str(train.get("steps", "-")),
+                    _num(train.get("loss")), _num(train.get("rewards/accuracies")),
+                    _num(train.get("rewards/margins"))])
+    return out
+
+
+def lines(stats: list[dict]) -> list[str]:
+    first = stats[0]
+    settings, judge = first["settings"], first["judge"]
+    return [
+        f"DPO trained on on-policy pairs, {len(stats)} round(s): each round the policy answered every train prompt "
+        f"{settings['samples_per_prompt']} times (temperature {settings['temperature']:g}, top-p "
+        f"{settings['top_p']:g}), the {judge['kind']} judge scored each answer, and the best answer was paired "
+        f"with the worst (margin {settings['margin']:g}); prompts whose answers could not be told apart gave no "
+        "pair (results/onpolicy/round-<r>/ledger.jsonl lists them with the reason). Round r > 1 samples from, "
+        "starts at and is referenced to round r-1's DPO model.",
+    ]
+
+
+def markdown(table: list[list[str]], text: list[str], md_table) -> str:
+    return "\n".join(["## DPO rounds (on-policy pairs)\n", *[f"{line}\n" for line in text],
+                      md_table(HEADER, table)]) + "\n"
+
+
+def html_section(table: list[list[str]], text: list[str], html_table) -> str:
+    parts = ["<h2 id=rounds>DPO rounds (on-policy pairs)</h2>", *[f"<p>{html.escape(line)}</p>" for line in text],
+             html_table(HEADER, table, table_id="rounds")]
+    return "\n".join(parts) + "\n"
+
+
+def extend(md_text: str, html_text: str, run, args: argparse.Namespace, md_table, html_table) -> tuple[str, str]:
+    """report.md and report.html with the rounds section after the summary (unchanged without on-policy stats).
+
+    `md_table(header, rows)` and `html_table(header, rows, table_id)` render the table in the
+    report's own style (prefalign.report.render passes its own).
+    """
+    if not args.onpolicy_stats:
+        return md_text, html_text
+    stats = [_read(p) for p in args.onpolicy_stats]
+    mixes = [_read(p) for p in args.mix_stats]
+    dpo = [_read(p) for p in args.dpo_round_metrics] + [run.training["dpo"]]
+    table, text = rows(stats, mixes, dpo), lines(stats)
+    return (insert(md_text, markdown(table, text, md_table), "\n## "),
+            insert(html_text, html_section(table, text, html_table), "<h2"))
