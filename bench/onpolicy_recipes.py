@@ -79,6 +79,7 @@ def sample_pairs(policy: Path, train: Path, spec: dict, round_: int, seed: int, 
 
     settings = sample.OnPolicySettings(samples_per_prompt=spec["samples_per_prompt"], temperature=spec["temperature"],
                                        top_p=spec["top_p"], max_prompts=spec["max_prompts"], round=round_, seed=seed,
+                                       greedy=spec.get("greedy", False),
                                        batch_size=spec.get("batch_size", 64))
     key = f"{policy}|{settings.to_dict()}"
     start = time.perf_counter()
@@ -122,9 +123,11 @@ def train_dpo(start: Path, pairs: list[dict], overrides: dict, seed: int, work: 
 
 def evaluate(model: Path, reference: Path, test: Path, sft_eval: tuple, beta: float, seed: int) -> dict:
     from prefalign.evaluation import compare, evaluate as ev
+    from prefalign.records import write_jsonl
 
     settings = dataclasses.replace(default_settings()["eval:dpo"], beta=beta)
     result, generations, _ = ev.evaluate(model, reference, test, settings)
+    write_jsonl(model.parent / "generations.jsonl", generations)
     win = compare.compare((result, generations), sft_eval, compare.CompareSettings(seed=settings.seed))
     m, iv = result["metrics"], result["intervals"]
     return {

@@ -24,6 +24,11 @@ def dpo_train_pairs(round):
     )
 
 
+def sampling_resources():
+    """One GPU (of gpu.model) for the sampling job when the config trains on GPUs: it is one process."""
+    return {**gpu_resources(), "gpu": 1} if config["gpu"]["count"] > 0 else {}
+
+
 def judge_inputs():
     """The run's judge as an input (like rules/eval.smk), so a new reward model resamples."""
     if config["eval"]["judge"] == "reward_model":

@@ -26,7 +26,7 @@ rule generate_onpolicy_pairs:
         training_container()
     threads: config["threads"]
     resources:
-        **gpu_resources(),
+        **sampling_resources(),
     params:
         # `round` comes from the wildcard: the other settings are the same in every round.
         flags=to_cli_flags(

@@ -34,6 +34,7 @@ ARTIFACTS = [
     "results/sft/model/model.safetensors",
     "results/sft/metrics.json",
     "results/sft/log_history.jsonl",
+    *[f"results/onpolicy/round-1/{f}" for f in ("pairs.jsonl", "ledger.jsonl", "samples.jsonl", "stats.json")],
     "results/dpo/model/model.safetensors",
     "results/dpo/adapter/adapter_model.safetensors",
     "results/dpo/metrics.json",
@@ -301,6 +302,58 @@ def test_changing_an_eval_setting_reruns_only_evaluation_and_report(run_dir, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     assert sft_weights.stat().st_mtime_ns == before
     assert json.loads((run_dir / "results/eval/dpo/metrics.json").read_text())["settings"]["max_new_tokens"] == 16
+
+
+# ---------------------------------------------------------------- on-policy pairs (issue 15)
+
+def test_onpolicy_pairs_add_up_feed_dpo_and_show_in_the_report(run_dir):
+    folder = run_dir / "results/onpolicy/round-1"
+    prompts = json.loads((folder / "stats.json").read_text())["prompts"]
+    assert prompts["in"] == prompts["paired"] + prompts["dropped"] and prompts["paired"] > 100
+    assert prompts["dropped"] == sum(prompts["dropped_by_reason"].values())
+    assert len((folder / "pairs.jsonl").read_text().splitlines()) == prompts["paired"]
+    assert len((folder / "ledger.jsonl").read_text().splitlines()) == prompts["dropped"]
+    assert json.loads((run_dir / "results/dpo/metrics.json").read_text())["train"]["examples"] == prompts["paired"]
+    report = (run_dir / "results/report/report.md").read_text()
+    assert "## DPO rounds (on-policy pairs)" in report
+
+
+def test_changing_a_dpo_setting_retrains_without_resampling(run_dir, tmp_path):
+    copy = copy_of(run_dir, tmp_path)
+    config = with_config(tmp_path, lambda c: c.setdefault("dpo", {}).update(beta=0.25))
+    dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert planned_rules(dry) == {"train_dpo", "evaluate_model", "compare_models", "render_report", "record_config",
+                                  "write_manifest", "all"}, dry.stdout[-2000:]
+    pairs = copy / "results/onpolicy/round-1/pairs.jsonl"
+    before = (pairs.stat().st_mtime_ns, pairs.read_bytes())
+    result = snakemake(copy, "--cores", "all", configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (pairs.stat().st_mtime_ns, pairs.read_bytes()) == before
+    assert json.loads((copy / "results/dpo/metrics.json").read_text())["settings"]["beta"] == 0.25
+
+
+def test_rounds_chain_sampling_and_dpo_through_the_previous_round(tmp_path):
+    """dpo.rounds 2 with mixed pairs, as planned (a dry run): round 2 samples from and starts at round 1's model."""
+    config = with_config(tmp_path, lambda c: c.setdefault("dpo", {}).update(pairs="mixed", rounds=2))
+    dry = snakemake(tmp_path / "run", "--cores", "all", "-n", "-p", configfile=config)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    commands = {}
+    for line in dry.stdout.splitlines():
+        if line.startswith("Shell command: prefalign "):
+            words = line.split()[2:]
+            commands.setdefault(words[1], []).append(" ".join(words))
+    sampling = sorted(commands["onpolicy"])
+    assert any("sample --policy results/sft/model" in c and "--round 1" in c for c in sampling)
+    assert any("sample --policy results/dpo/round-1/model" in c and "--round 2" in c for c in sampling)
+    dpo = sorted(commands["dpo"])
+    assert any("--sft results/sft/model --train results/onpolicy/round-1/mixed.jsonl "
+               "--out results/dpo/round-1/model" in c for c in dpo)
+    assert any("--sft results/dpo/round-1/model --train results/onpolicy/round-2/mixed.jsonl "
+               "--out results/dpo/model" in c for c in dpo)
+    report = next(c for c in commands["report"])
+    assert "--dpo-round-metrics results/dpo/round-1/metrics.json" in report
+    assert "--mix-stats results/onpolicy/round-1/mixed.json results/onpolicy/round-2/mixed.json" in report
 
 
 def test_a_config_error_stops_before_any_rule(tmp_path):

@@ -25,7 +25,7 @@ def pair_record(judged: Judged, choice: Choice, settings: OnPolicySettings, judg
         "round": settings.round, "policy": policy, "from_id": record["id"], "from_source": record["source"],
         "chosen_sample": choice.chosen, "rejected_sample": choice.rejected,
         "chosen_score": judged.scores[choice.chosen], "rejected_score": judged.scores[choice.rejected],
-        "scores": judged.scores, "samples": len(judged.answers), "judge": judge,
+        "scores": judged.scores, "samples": len(judged.answers), "greedy_first": settings.greedy, "judge": judge,
         "temperature": settings.temperature, "top_p": settings.top_p,
     }
     return make_record(f"{SOURCE}/round-{settings.round}/{record['id']}", SOURCE, record["prompt"],

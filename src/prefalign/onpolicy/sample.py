@@ -26,6 +26,9 @@ from prefalign.settings import Settings, check
 @dataclass
 class OnPolicySettings(Settings):
     samples_per_prompt: int = field(default=4, metadata={"help": "answers sampled per prompt (K)"})
+    greedy: bool = field(default=False, metadata={
+        "help": "also answer each prompt greedily, as answer 0 before the K samples (DPO then sees the answer "
+                "the policy would give)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling: keep the smallest token set with this "
                                                         "much probability (0-1]; 1 = off"})
@@ -87,14 +90,25 @@ def sample_prompts(records: list[dict], settings: OnPolicySettings, judge: Judge
 
 
 def sample_and_judge(model, tokenizer, prompts: list[dict], settings: OnPolicySettings, judge: Judge) -> list[Judged]:
-    """K seeded samples of each prompt, judged; each prompt's K answers are consecutive in one batch stream."""
+    """Each prompt's answers (greedy first when settings.greedy, then K seeded samples), judged.
+
+    The K samples of a prompt are consecutive in one batched, seeded stream.
+    """
     k = settings.samples_per_prompt
     repeated = [record["prompt"] for record in prompts for _ in range(k)]
-    answers = generate(model, tokenizer, repeated, settings, decoding=settings.decoding())
-    texts = [a["answer"] for a in answers]
-    scores = judge.score(repeated, texts)
-    return [Judged(record, texts[i * k : (i + 1) * k], [a["tokens"] for a in answers[i * k : (i + 1) * k]],
-                   scores[i * k : (i + 1) * k]) for i, record in enumerate(prompts)]
+    sampled = generate(model, tokenizer, repeated, settings, decoding=settings.decoding())
+    groups = [sampled[i * k : (i + 1) * k] for i in range(len(prompts))]
+    if settings.greedy:
+        greedy = generate(model, tokenizer, [record["prompt"] for record in prompts], settings)
+        groups = [[g, *group] for g, group in zip(greedy, groups)]
+    texts = [[a["answer"] for a in group] for group in groups]
+    flat_prompts = [record["prompt"] for record, group in zip(prompts, texts) for _ in group]
+    scores = judge.score(flat_prompts, [t for group in texts for t in group])
+    out, at = [], 0
+    for record, group, answers in zip(prompts, groups, texts):
+        out.append(Judged(record, answers, [a["tokens"] for a in group], scores[at : at + len(group)]))
+        at += len(group)
+    return out
 
 
 def run(policy_dir: Path, train_path: Path, settings: OnPolicySettings) -> tuple[list[Judged], Judge]:
