@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -57,7 +58,7 @@ def recipe(name: str) -> dict:
         raise SystemExit(f"unknown recipe {head!r}; known: {', '.join(RECIPES)}")
     for key, value in RECIPES[head].items():
         spec[key] = {**spec["dpo"], **value} if key == "dpo" else value
-    for item in filter(None, extra.split(",")):
+    for item in filter(None, re.split(r",(?![^\[]*\])", extra)):  # commas outside [...] separate items
         key, _, value = item.partition("=")
         parsed = json.loads(value) if value[:1] in "[{0123456789-.ntf" else value
         if key.startswith("dpo."):
@@ -73,40 +74,30 @@ def default_settings():
     return step_settings(load_config(REPO / "config.yaml"))
 
 
-def sample_pairs(policy: Path, train: Path, spec: dict, round_: int, seed: int, cache: Path):
-    """(pairs, stats, seconds) of one round; judged samples are cached by policy and decoding."""
+def sample_pairs(policy: Path, train: Path, spec: dict, round_: int, seed: int):
+    """(pairs, stats, seconds) of one round, through prefalign.onpolicy as the workflow's step makes them."""
     from prefalign.onpolicy import build, sample
 
     settings = sample.OnPolicySettings(samples_per_prompt=spec["samples_per_prompt"], temperature=spec["temperature"],
                                        top_p=spec["top_p"], max_prompts=spec["max_prompts"], round=round_, seed=seed,
-                                       greedy=spec.get("greedy", False),
-                                       batch_size=spec.get("batch_size", 64))
-    key = f"{policy}|{settings.to_dict()}"
+                                       greedy=spec.get("greedy", False), batch_size=spec.get("batch_size", 64))
     start = time.perf_counter()
     judged, judge = sample.run(policy, train, settings)
     seconds = time.perf_counter() - start
     pairs, ledger, _, stats = build.build(judged, settings, judge.describe(), str(policy))
-    if spec["pairs"] == "gold":  # all-wrong prompts: the data's chosen reply against the worst sample
-        by_id = {j.record["id"]: j for j in judged}
-        for row in ledger:
-            if row["reason"] == "all_wrong":
-                item = by_id[row["id"]]
-                pairs.append({**pair_like(item, build), "chosen": item.record["chosen"]})
-        stats["gold_pairs"] = len(pairs) - stats["prompts"]["paired"]
-    del key, cache
+    if spec["pairs"] == "gold":
+        gold = gold_pairs(judged, ledger)
+        pairs, stats["gold_pairs"] = pairs + gold, len(gold)
     return pairs, stats, seconds
 
 
-def pair_like(item, build):
-    from prefalign.onpolicy.pairs import Choice
+def gold_pairs(judged, ledger) -> list[dict]:
+    """Prompts with no right sample: the data's chosen reply against the policy's first (wrong) sample."""
+    from prefalign.records import make_record
 
-    return build.pair_record(item, Choice(0, 0), _settings_stub(), {"kind": "task"}, "gold")
-
-
-def _settings_stub():
-    from prefalign.onpolicy.sample import OnPolicySettings
-
-    return OnPolicySettings()
+    wrong = {row["id"] for row in ledger if row["reason"] == "all_wrong"}
+    return [make_record(f"gold/{j.record['id']}", "gold", j.record["prompt"], j.record["chosen"][0]["content"],
+                        j.answers[0], {"from_id": j.record["id"]}) for j in judged if j.record["id"] in wrong]
 
 
 def train_dpo(start: Path, pairs: list[dict], overrides: dict, seed: int, work: Path) -> tuple[dict, float]:
@@ -154,7 +145,7 @@ def run_recipe(name: str, seed: int, run: Path, work: Path, sft_eval: tuple) -> 
         if spec["pairs"] == "offline":
             pairs = offline
         else:
-            onpolicy, stats, seconds = sample_pairs(start, data / "train.jsonl", spec, r, seed, work)
+            onpolicy, stats, seconds = sample_pairs(start, data / "train.jsonl", spec, r, seed)
             entry.update(sample_s=round(seconds, 1), prompts=stats["prompts"], gold=stats.get("gold_pairs"))
             if spec["pairs"] == "mixed":
                 from prefalign.onpolicy.build import mix

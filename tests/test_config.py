@@ -51,12 +51,21 @@ def test_schema_defaults_match_the_steps_own_defaults():
     from prefalign.train.dpo import DPOSettings
     from prefalign.train.sft import SFTSettings
 
-    pairs = [("sft", SFTSettings), ("dpo", DPOSettings), ("eval", EvalSettings), ("model", BaseModelSettings)]
+    from prefalign.config.schema import DPO_PAIRS_KEYS
+    from prefalign.onpolicy.plan import PairsSettings
+    from prefalign.onpolicy.sample import OnPolicySettings
+
+    pairs = [("sft", SFTSettings), ("dpo", DPOSettings), ("eval", EvalSettings), ("model", BaseModelSettings),
+             ("onpolicy", OnPolicySettings)]
     for section, cls in pairs:
         props = SCHEMA["properties"][section]["properties"]
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, sub in props.items():
             if key in ("models", "comparisons"):  # workflow-level: which rules run, not step settings
+                continue
+            if section == "dpo" and key in DPO_PAIRS_KEYS:  # what DPO trains on, round by round
+                fields_ = {f.name: f for f in dataclasses.fields(PairsSettings)}
+                assert sub["default"] == fields_[key].default, f"dpo.{key}: schema != PairsSettings"
                 continue
             assert key in fields, f"{section}.{key} is not a setting of {cls.__name__}"
             default = fields[key].default if fields[key].default is not dataclasses.MISSING else fields[key].default_factory()

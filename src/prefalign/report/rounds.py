@@ -72,6 +72,36 @@ def lines(stats: list[dict]) -> list[str]:
     ]
 
 
+def _with_interval(result: dict, key: str) -> str:
+    value, interval = result["metrics"].get(key), result.get("intervals", {}).get(key)
+    if value is None:
+        return "-"
+    return f"{value:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]" if interval else f"{value:.3f}"
+
+
+def outcome_lines(evaluations: dict[str, dict], comparisons: list[dict]) -> list[str]:
+    """What the rounds changed, for greedy and for sampled answers alike (the default's claims name which)."""
+    out = []
+    if {"sft", "dpo"} <= set(evaluations):
+        sft, dpo = evaluations["sft"], evaluations["dpo"]
+        for label, key in (("greedy", "judge_accuracy"), ("sampled", "sampled_judge_accuracy")):
+            if dpo["metrics"].get(key) is None or sft["metrics"].get(key) is None:
+                continue
+            out.append(f"Judge accuracy, {label} answers: SFT {_with_interval(sft, key)} -> DPO "
+                       f"{_with_interval(dpo, key)} (95% intervals), a change of "
+                       f"{dpo['metrics'][key] - sft['metrics'][key]:+.3f}.")
+    for c in comparisons:
+        if (c["model"], c["baseline"]) != ("dpo", "sft"):
+            continue
+        for label in ("greedy", "sampled"):
+            r = c[label]
+            interval = r.get("interval") or {}
+            out.append(f"Win rate of DPO over SFT, {label} answers: {r['win_rate']:.3f} "
+                       f"[{interval.get('low', float('nan')):.3f}, {interval.get('high', float('nan')):.3f}] "
+                       f"({r['wins']} wins, {r['ties']} ties, {r['losses']} losses).")
+    return out
+
+
 def markdown(table: list[list[str]], text: list[str], md_table) -> str:
     return "\n".join(["## DPO rounds (on-policy pairs)\n", *[f"{line}\n" for line in text],
                       md_table(HEADER, table)]) + "\n"
@@ -94,6 +124,7 @@ def extend(md_text: str, html_text: str, run, args: argparse.Namespace, md_table
     stats = [_read(p) for p in args.onpolicy_stats]
     mixes = [_read(p) for p in args.mix_stats]
     dpo = [_read(p) for p in args.dpo_round_metrics] + [run.training["dpo"]]
-    table, text = rows(stats, mixes, dpo), lines(stats)
+    table = rows(stats, mixes, dpo)
+    text = lines(stats) + outcome_lines(run.evaluations, run.comparisons)
     return (insert(md_text, markdown(table, text, md_table), "\n## "),
             insert(html_text, html_section(table, text, html_table), "<h2"))
