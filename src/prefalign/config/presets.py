@@ -19,7 +19,8 @@ The practice the GPU presets encode (from the documents this project started fro
 
 `cpu-demo` is the embedded default (config.yaml): a tiny model trained from scratch on the
 CPU, which needs far larger learning rates than a pretrained one and keeps AdamW's usual beta2
-(0.999), and DPO with an NLL term on the chosen replies (README, "The embedded default").
+(0.999), and full-model DPO with an NLL term on the chosen replies, on on-policy pairs (the
+SFT model's own best and worst answers, judged by the task verifier; README, "On-policy DPO").
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "gradient_accumulation_steps": 1, "learning_rate": 0.002, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
                 "gradient_checkpointing": "none", "logging_steps": 10},
-        "dpo": {"precision": "auto", "use_lora": True, "lora_r": 16, "lora_alpha": 32, "max_steps": 300,
+        # On-policy pairs and full-model DPO: what moved the demo's answers (README, "On-policy DPO").
+        "dpo": {"precision": "auto", "use_lora": False, "lora_r": 16, "lora_alpha": 32, "max_steps": 300,
                 "batch_size": 16, "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
-                "gradient_checkpointing": "none", "beta": 0.1, "loss_type": ["sigmoid", "sft"],
-                "loss_weights": [1.0, 3.0], "logging_steps": 10},
+                "gradient_checkpointing": "none", "beta": 0.3, "loss_type": ["sigmoid", "sft"],
+                "loss_weights": [1.0, 3.0], "logging_steps": 10, "pairs": "onpolicy"},
         "eval": {"batch_size": 64},
     },
     "gpu-12gb": _gpu("4bit", 16, 2, 4, 2, 8, 1024, "standard", 8),
