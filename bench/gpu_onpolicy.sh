@@ -25,7 +25,7 @@ fi
 wall=$(( $(date +%s) - start ))
 echo "pipeline rc=$rc in $wall s (fallback $fallback)"
 tail -3 "$out/pipeline.log"
-"${smk[@]}" --configfile "$PWD/config.yaml" "$PWD/configs/gpu-demo.yaml" check > "$out/check.log" 2>&1
+"${smk[@]}" check --configfile "$PWD/config.yaml" "$PWD/configs/gpu-demo.yaml" > "$out/check.log" 2>&1
 echo "check rc=$?"; grep -E "^\| (dpo|sft|dpo_vs_sft)\.|check:" "$out/check.log"
 python3 - "$run" "$rc" "$wall" "$fallback" > "$out/gpu_onpolicy_summary.json" <<'PY'
 import json, sys, pathlib, datetime

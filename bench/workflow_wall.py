@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/workflow_wall.json", help="JSON output")
     parser.add_argument("--baseline-overlay", type=Path, help="config overlay of a baseline run alternated with "
                                                              "the default's runs (optional)")
+    parser.add_argument("--keep", type=Path, help="copy the last default run's folder here (results, logs, "
+                                                  "benchmarks), e.g. to check it against expected/ (optional)")
     args = parser.parse_args()
 
     bin_dir = Path(sys.executable).parent
@@ -69,6 +71,10 @@ def main() -> None:
                                             f"baseline run {run}"))
             walls.append(timed(workdir, [REPO / "config.yaml"], f"run {run}"))
         per_rule = rule_times(workdir)
+        if args.keep:
+            import shutil
+
+            shutil.copytree(workdir, args.keep, symlinks=True, dirs_exist_ok=True)
         dpo = json.loads((workdir / "results/eval/dpo/metrics.json").read_text())["metrics"]
         sft = json.loads((workdir / "results/eval/sft/metrics.json").read_text())["metrics"]
         baseline = None

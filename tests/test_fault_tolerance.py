@@ -41,7 +41,9 @@ CONFIG = {
     "datasets": {"hh": {"format": "hh-rlhf", "source": "synthetic", "records": 300}},
     "model": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
     "sft": {"max_steps": 200, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20},
-    "dpo": {"max_steps": 120, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20},
+    # LoRA on the offline pairs: the kill lands in a run with an adapter to corrupt.
+    "dpo": {"max_steps": 120, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20, "use_lora": True,
+            "pairs": "offline"},
 }
 COMPARED = [
     "results/sft/model/model.safetensors",

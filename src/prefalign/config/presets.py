@@ -62,7 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "batch_size": 16, "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
                 "gradient_checkpointing": "none", "beta": 0.3, "loss_type": ["sigmoid", "sft"],
-                "loss_weights": [1.0, 3.0], "logging_steps": 10, "pairs": "onpolicy"},
+                "loss_weights": [1.0, 3.0], "logging_steps": 10, "pairs": "onpolicy", "precompute_ref_log_probs": True},
         "eval": {"batch_size": 64},
     },
     "gpu-12gb": _gpu("4bit", 16, 2, 4, 2, 8, 1024, "standard", 8),

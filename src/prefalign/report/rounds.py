@@ -69,6 +69,10 @@ def lines(stats: list[dict]) -> list[str]:
         f"with the worst (margin {settings['margin']:g}); prompts whose answers could not be told apart gave no "
         "pair (results/onpolicy/round-<r>/ledger.jsonl lists them with the reason). Round r > 1 samples from, "
         "starts at and is referenced to round r-1's DPO model.",
+        "DPO's training preference accuracy (rewards/accuracies) is measured on these pairs of the policy's own "
+        "answers, its held-out implicit-reward accuracy on the test split's pairs, which it never trained on: a gap "
+        "between the two is expected here and is no sign of overfitting; the held-out judge metrics below say "
+        "whether the answers got better.",
     ]
 
 
