@@ -11,8 +11,11 @@ that round's start and reference (iterative DPO).
 Prints one line per run and writes every figure (pair counts, times, judge accuracy and win
 rates with their 95% intervals) to the JSON output.
 
-    python bench/onpolicy_recipes.py --run /tmp/default-run --recipes offline,onpolicy-k4 \
+    python bench/onpolicy_recipes.py --run /tmp/default-run --recipes "offline onpolicy-k4+dpo.use_lora=false" \
         --seeds 1234 1 2 --out bench/results/onpolicy_recipes.json
+
+A recipe is a name from RECIPES, optionally with `+key=value,...` overrides (JSON values;
+`dpo.<key>` for DPO settings), e.g. `onpolicy-k4+dpo.use_lora=false,dpo.beta=0.3`.
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI sets it (prefalign.cli), before torch loads
 
-# The default's DPO (cpu-demo preset) and the knobs each recipe turns. `pairs`: offline |
-# onpolicy | mixed | gold (on-policy, and prompts with no right sample pair the data's chosen
-# reply with the worst sample); `offline_share` for mixed.
+# Every recipe starts from the former default's DPO (the cpu-demo preset's values with LoRA r16,
+# beta 0.1, the reference scored on the fly: the runs in bench/results/onpolicy_recipes.json
+# were made from it) and turns some knobs. `pairs`: offline | onpolicy | mixed | gold
+# (on-policy, and prompts with no right sample pair the data's chosen reply with the worst
+# sample); `offline_share` for mixed. `default` is the embedded default's recipe now.
+FORMER_DPO = {"use_lora": True, "beta": 0.1, "precompute_ref_log_probs": False}
 BASE = {"pairs": "offline", "samples_per_prompt": 4, "temperature": 1.0, "top_p": 1.0, "max_prompts": None,
-        "offline_share": 0.5, "rounds": 1, "dpo": {}}
+        "offline_share": 0.5, "rounds": 1, "dpo": FORMER_DPO}
 RECIPES = {
+    "default": {"pairs": "onpolicy", "dpo": {"use_lora": False, "beta": 0.3, "precompute_ref_log_probs": True}},
     "offline": {},
     "offline-100": {"dpo": {"max_steps": 100}},
     "onpolicy-k4": {"pairs": "onpolicy"},
@@ -187,7 +194,8 @@ def main() -> None:
             runs.append(result)
             e, g, s = result["eval"], result["eval"]["win_rate"]["greedy"], result["eval"]["win_rate"]["sampled"]
             half = (e["judge_accuracy_interval"]["high"] - e["judge_accuracy_interval"]["low"]) / 2
-            print(f"{name:40s} seed {seed:5d}: judge {e['judge_accuracy']:.3f} (sft {sft_metrics['judge_accuracy']:.3f}, "
+            print(f"{name:40s} seed {seed:5d}: judge {e['judge_accuracy']:.3f} "
+                  f"(sft {sft_metrics['judge_accuracy']:.3f}, "
                   f"+-{half:.3f}) sampled {e['sampled_judge_accuracy']:.3f} | greedy win {g['win_rate']:.3f} "
                   f"[{g['low']:.3f}, {g['high']:.3f}] {g['wins']}/{g['ties']}/{g['losses']} | sampled win "
                   f"{s['win_rate']:.3f} [{s['low']:.3f}, {s['high']:.3f}] | kl {e['kl_mean']:.3f} | pairs "

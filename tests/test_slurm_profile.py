@@ -148,8 +148,10 @@ def job_check(*lines: str, jobs=None, submitted=None):
 
 
 # The on-policy sampling job (rules/onpolicy.smk): one GPU, 16 GB, 240 minutes in profiles/slurm.
-ONPOLICY = (TRAIN_SFT.replace("JobId=7", "JobId=9").replace("rule_train_sft", "rule_generate_onpolicy_pairs_wildcards_1")
-            .replace("MinMemoryNode=32000M", "MinMemoryNode=16000M").replace("TimeLimit=12:00:00", "TimeLimit=04:00:00"))
+ONPOLICY = (TRAIN_SFT.replace("JobId=7", "JobId=9")
+            .replace("rule_train_sft", "rule_generate_onpolicy_pairs_wildcards_1")
+            .replace("MinMemoryNode=32000M", "MinMemoryNode=16000M")
+            .replace("TimeLimit=12:00:00", "TimeLimit=04:00:00"))
 
 
 def test_job_checks_pass_on_the_requests_the_profile_makes():

@@ -86,7 +86,8 @@ def test_every_artifact_is_made(run_dir):
 def test_dpo_measurably_moved_the_model(run_dir):
     """The README's claims on the default (on-policy DPO), on sampled answers; greedy ones get a floor."""
     dpo, sft = metrics(run_dir, "dpo"), metrics(run_dir, "sft")
-    interval = json.loads((run_dir / "results/eval/dpo/metrics.json").read_text())["intervals"]["sampled_judge_accuracy"]
+    intervals = json.loads((run_dir / "results/eval/dpo/metrics.json").read_text())["intervals"]
+    interval = intervals["sampled_judge_accuracy"]
     assert dpo["sampled_judge_accuracy"] - sft["sampled_judge_accuracy"] > (interval["high"] - interval["low"]) / 2
     comparison = json.loads((run_dir / "results/eval/compare/dpo_vs_sft.json").read_text())
     assert comparison["sampled"]["interval"]["low"] > 0.5

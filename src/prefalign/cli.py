@@ -27,7 +27,7 @@ STEPS = {
     "split": ("prefalign.data.split", "merge normalized datasets and split train/test by prompt hash"),
     "build-base": ("prefalign.train.base_model", "train the tiny tokenizer and model, or load a pinned pretrained one"),
     "sft": ("prefalign.train.sft", "supervised fine-tuning on the chosen replies; writes a merged checkpoint"),
-    "onpolicy": ("prefalign.onpolicy.command", "on-policy DPO pairs: sample K answers per prompt, judge, pair best vs worst; mix"),
+    "onpolicy": ("prefalign.onpolicy.command", "on-policy DPO pairs: K answers per prompt, judged, best vs worst; mix"),
     "dpo": ("prefalign.train.dpo", "direct preference optimization against the SFT checkpoint"),
     "evaluate": ("prefalign.evaluation.evaluate", "preference and generation metrics of one checkpoint on the test split"),
     "compare": ("prefalign.evaluation.compare", "judge win rate of one evaluated model against another, with a bootstrap interval"),

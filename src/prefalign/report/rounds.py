@@ -8,8 +8,8 @@ task verifier: the policy's sampled accuracy on train prompts), the pairs DPO tr
 `prefalign onpolicy` and `prefalign dpo` wrote (results/onpolicy/round-<r>/stats.json,
 mixed.json, results/dpo/round-<r>/metrics.json and results/dpo/metrics.json for the last).
 
-prefalign.report.render calls `add_arguments` and `extend` (passing its table renderers); the section goes right after the
-summary. Without on-policy stats (dpo.pairs offline) the report is left as it is.
+prefalign.report.render calls `add_arguments` and `extend` (passing its table renderers); the
+section goes right after the summary. Without on-policy stats (dpo.pairs offline) the report is left as it is.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mix-stats", type=Path, nargs="*", default=[],
                         help="each round's `prefalign onpolicy mix` stats (JSON), in round order (dpo.pairs mixed)")
     parser.add_argument("--dpo-round-metrics", type=Path, nargs="*", default=[],
-                        help="metrics of the DPO rounds before the last (JSON), in round order; the last is --dpo-metrics")
+                        help="metrics of the DPO rounds before the last (JSON), in round order; "
+                             "the last is --dpo-metrics")
 
 
 def _read(path: Path) -> dict:
