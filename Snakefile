@@ -10,9 +10,11 @@ min_version("9.0")
 
 
 include: "rules/common.smk"
+include: "rules/common_onpolicy.smk"  # helpers of on-policy rounds
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/sft.smk"
+include: "rules/onpolicy.smk"  # dpo.pairs onpolicy / mixed, dpo.rounds
 include: "rules/dpo.smk"
 include: "rules/reward.smk"
 include: "rules/eval.smk"

@@ -4,7 +4,11 @@ Runs in a scratch copy of the working directory (the repository's Snakefile and 
 prints each run's wall time and the median, the per-rule times from Snakemake's benchmark
 files of the last run, and writes everything to bench/results/workflow_wall.json.
 
-    python bench/workflow_wall.py [--runs 3] [--cores all]
+With `--baseline-overlay FILE` the runs alternate with runs of the default plus that overlay
+(a config file that restores an earlier recipe, say), in a scratch folder of their own, so
+both see the same machine load; the JSON then holds the baseline's runs and median too.
+
+    python bench/workflow_wall.py [--runs 3] [--cores all] [--baseline-overlay old.yaml]
 """
 
 from __future__ import annotations
@@ -38,26 +42,48 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="number of full runs (default 3)")
     parser.add_argument("--cores", default="all", help="snakemake --cores (default all)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/workflow_wall.json", help="JSON output")
+    parser.add_argument("--baseline-overlay", type=Path, help="config overlay of a baseline run alternated with "
+                                                             "the default's runs (optional)")
+    parser.add_argument("--keep", type=Path, help="copy the last default run's folder here (results, logs, "
+                                                  "benchmarks), e.g. to check it against expected/ (optional)")
     args = parser.parse_args()
 
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    walls = []
+    walls, baseline_walls = [], []
+
+    def timed(workdir: Path, configs: list[Path], label: str) -> float:
+        command = [str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+                   *map(str, configs), "--cores", args.cores, "--forceall", "--quiet", "all"]
+        start = time.perf_counter()
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if result.returncode != 0:
+            sys.exit(f"{label} failed:\n{result.stderr[-4000:]}")
+        print(f"{label}: {wall:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+        return wall
+
     with tempfile.TemporaryDirectory(prefix="prefalign-bench-") as scratch:
-        workdir = Path(scratch)
+        workdir, basedir = Path(scratch) / "default", Path(scratch) / "baseline"
         for run in range(1, args.runs + 1):
-            command = [str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-                       str(REPO / "config.yaml"), "--cores", args.cores, "--forceall", "--quiet", "all"]
-            start = time.perf_counter()
-            result = subprocess.run(command, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            if result.returncode != 0:
-                sys.exit(f"run {run} failed:\n{result.stderr[-4000:]}")
-            walls.append(wall)
-            print(f"run {run}: {wall:.1f} s", flush=True)
+            if args.baseline_overlay:
+                baseline_walls.append(timed(basedir, [REPO / "config.yaml", args.baseline_overlay.resolve()],
+                                            f"baseline run {run}"))
+            walls.append(timed(workdir, [REPO / "config.yaml"], f"run {run}"))
         per_rule = rule_times(workdir)
+        if args.keep:
+            import shutil
+
+            shutil.copytree(workdir, args.keep, symlinks=True, dirs_exist_ok=True)
         dpo = json.loads((workdir / "results/eval/dpo/metrics.json").read_text())["metrics"]
         sft = json.loads((workdir / "results/eval/sft/metrics.json").read_text())["metrics"]
+        baseline = None
+        if args.baseline_overlay:
+            base_dpo = json.loads((basedir / "results/eval/dpo/metrics.json").read_text())["metrics"]
+            baseline = {"overlay": str(args.baseline_overlay), "runs_s": [round(w, 2) for w in baseline_walls],
+                        "median_s": round(statistics.median(baseline_walls), 2),
+                        "last_run_rule_s": rule_times(basedir),
+                        "judge_accuracy": {"dpo": base_dpo["judge_accuracy"]}}
     summary = {
         "command": "snakemake --cores %s --forceall" % args.cores,
         "runs_s": [round(w, 2) for w in walls],
@@ -67,6 +93,9 @@ def main() -> None:
         "judge_accuracy": {"sft": sft["judge_accuracy"], "dpo": dpo["judge_accuracy"]},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
+    if baseline:
+        summary["baseline"] = baseline
+        print(f"baseline median of {len(baseline_walls)}: {baseline['median_s']:.1f} s")
     print(f"median of {len(walls)}: {summary['median_s']:.1f} s")
     for name, seconds in per_rule.items():
         print(f"  {name:45s} {seconds:7.1f} s")

@@ -1,13 +1,16 @@
 # Direct preference optimization of the SFT checkpoint (ref_model=None: SFT is the reference).
-# The reference's log-probs of the train pairs are computed once (reference_logps), so a change
+# With dpo.pairs onpolicy or mixed this is the last round (rules/onpolicy.smk): it starts from,
+# and is referenced to, the previous round's model (SFT when dpo.rounds is 1) and trains on
+# its round's pairs.
+# The reference's log-probs of the DPO train pairs are computed once (reference_logps), so a change
 # of beta, loss or steps reruns train_dpo alone.
 
 
 rule train_dpo:
     input:
         unpack(reference_input),
-        sft=rules.train_sft.output.model,
-        train=rules.split_dataset.output.train,
+        sft=dpo_start(ROUNDS),
+        train=dpo_train_pairs(ROUNDS),
     output:
         **dpo_outputs(),
     log:

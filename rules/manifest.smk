@@ -20,6 +20,7 @@ MANIFEST_COMBOS = {
         {"model": model, "baseline": baseline}
         for model, baseline in config["eval"]["comparisons"]
     ],
+    **ONPOLICY_JOBS,  # rounds of on-policy sampling and DPO (rules/onpolicy.smk)
 }
 # Not part of the run the manifest records: the `check` target audits a finished run.
 # The export (results/export/, target `export`) comes after the manifest, whose sha256 it cites.

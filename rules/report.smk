@@ -5,6 +5,7 @@ rule render_report:
     input:
         **ab_report_inputs(),
         **judge_eval_outputs(),
+        **onpolicy_report_files(),
         eval_metrics=expand(rules.evaluate_model.output.metrics, model=EVAL_MODELS),
         generations=expand(rules.evaluate_model.output.generations, model=EVAL_MODELS),
         pairs=expand(rules.evaluate_model.output.pairs, model=EVAL_MODELS),
@@ -35,6 +36,11 @@ rule render_report:
         judge_eval=lambda wildcards, input: (
             f"--judge-eval {input.judge_eval}" if "judge_eval" in input.keys() else ""
         ),
+        rounds=lambda wildcards, input: " ".join(
+            f"--{key.replace('_', '-')} {' '.join(input[key])}"
+            for key in ("onpolicy_stats", "mix_stats", "dpo_round_metrics")
+            if key in input.keys() and input[key]
+        ),
     shell:
         "prefalign report --eval-metrics {input.eval_metrics} --generations {input.generations}"
         " --pairs {input.pairs} --comparisons {input.comparisons}"
@@ -43,4 +49,4 @@ rule render_report:
         " --dpo-metrics {input.dpo_metrics} --dpo-log {input.dpo_log}"
         " --base-info {input.base}/prefalign_base.json --environment {input.environment}"
         " --md {output.md} --html {output.html} {params.flags} {params.ab} {params.judge_eval}"
-        " > {log} 2>&1"
+        " {params.rounds} > {log} 2>&1"

@@ -19,7 +19,6 @@ TRAINING_ARTIFACTS = [
     "results/sft/metrics.json",
     "results/sft/log_history.jsonl",
     "results/dpo/model/model.safetensors",
-    "results/dpo/adapter/adapter_model.safetensors",
     "results/dpo/metrics.json",
     "results/dpo/log_history.jsonl",
 ]

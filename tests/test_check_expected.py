@@ -67,3 +67,66 @@ def test_a_malformed_expected_file_names_file_line_and_key(tmp_path):
     assert "Traceback" not in result.stderr
     result = check(tmp_path, EXPECTED + "  dpo.pairs: {value: 3}\n")
     assert result.returncode == 2 and "expected value and tolerance together" in result.stderr
+
+
+def write_intervals(tmp_path, dpo_judge=0.45, low=0.505):
+    """SFT and DPO with intervals, and a comparison with its greedy and sampled intervals."""
+    models = {"sft": (0.36, 0.31, 0.41), "dpo": (dpo_judge, dpo_judge - 0.05, dpo_judge + 0.05)}
+    paths = []
+    for name, (value, lo, hi) in models.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"model": name, "metrics": {"judge_accuracy": value},
+                                    "intervals": {"judge_accuracy": {"low": lo, "high": hi, "method": "b"}}}))
+        paths.append(path)
+    cmp = tmp_path / "cmp.json"
+    cmp.write_text(json.dumps({"model": "dpo", "baseline": "sft", "metrics": {"win_rate": low + 0.02},
+                               "greedy": {"interval": {"low": low, "high": low + 0.04}},
+                               "sampled": {"interval": {"low": 0.49, "high": 0.53}}}))
+    return paths, cmp
+
+
+INTERVAL_CLAIMS = """\
+metrics:
+  dpo_vs_sft.win_rate.low: {above: 0.5}
+  dpo.judge_accuracy: {above: sft.judge_accuracy + dpo.judge_accuracy.half_width}
+  dpo_vs_sft.win_rate_sampled.half_width: {below: 0.03}
+"""
+
+
+def check_intervals(tmp_path, **kwargs):
+    expected = tmp_path / "expected.yaml"
+    expected.write_text(INTERVAL_CLAIMS)
+    paths, cmp = write_intervals(tmp_path, **kwargs)
+    return run_cli("check", "--expected", expected, "--eval-metrics", *paths, "--comparisons", cmp,
+                   "--table", tmp_path / "table.md", check=False)
+
+
+def test_interval_bounds_and_a_gap_of_more_than_the_half_width_pass(tmp_path):
+    result = check_intervals(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = (tmp_path / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| dpo.judge_accuracy"))
+    assert "above sft.judge_accuracy + dpo.judge_accuracy.half_width" in row and "(0.4100, inf]" in row
+    assert "(0.5000, inf]" in table and "[-inf, 0.0300)" in table
+
+
+def test_a_gap_within_the_half_width_or_an_interval_touching_one_half_is_out(tmp_path):
+    result = check_intervals(tmp_path, dpo_judge=0.41, low=0.5)  # gap 0.05 = the half-width; low = 0.5 exactly
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    for metric in ("dpo.judge_accuracy", "dpo_vs_sft.win_rate.low"):
+        assert next(line for line in lines if line.startswith(f"| {metric} ")).rstrip(" |").endswith("OUT")
+
+
+def test_a_bound_naming_an_unknown_metric_is_missing_and_a_bad_sum_is_refused(tmp_path):
+    expected = tmp_path / "expected.yaml"
+    paths, cmp = write_intervals(tmp_path)
+    expected.write_text("metrics:\n  dpo.judge_accuracy: {above: sft.judge_accuracy + dpo.nothing.half_width}\n")
+    result = run_cli("check", "--expected", expected, "--eval-metrics", *paths, "--comparisons", cmp,
+                     "--table", tmp_path / "table.md", check=False)
+    assert result.returncode == 1 and "MISSING (not found: dpo.nothing.half_width)" in result.stdout
+    expected.write_text("metrics:\n  dpo.judge_accuracy: {above: sft.judge_accuracy plus 2}\n")
+    result = run_cli("check", "--expected", expected, "--eval-metrics", *paths, "--comparisons", cmp,
+                     "--table", tmp_path / "table.md", check=False)
+    assert result.returncode == 2 and "metrics.dpo.judge_accuracy.above: expected a number, a metric name" in \
+        result.stderr

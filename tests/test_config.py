@@ -1,5 +1,4 @@
 import copy
-import dataclasses
 
 import pytest
 import yaml
@@ -43,29 +42,6 @@ def test_an_empty_config_is_the_schema_defaults_and_runs():
     check_config(config, SCHEMA)
     settings = step_settings(config)
     assert set(settings) >= {"synth:synth_hh", "normalize:synth_shp", "model", "sft", "dpo", "eval:dpo", "report"}
-
-
-def test_schema_defaults_match_the_steps_own_defaults():
-    """A key means the same with or without Snakemake: schema default == dataclass default."""
-    from prefalign.evaluation.evaluate import EvalSettings
-    from prefalign.train.base_model import BaseModelSettings
-    from prefalign.train.dpo import DPOSettings
-    from prefalign.train.reward import RewardSettings
-    from prefalign.train.sft import SFTSettings
-
-    pairs = [("sft", SFTSettings), ("dpo", DPOSettings), ("eval", EvalSettings), ("model", BaseModelSettings),
-             ("reward", RewardSettings)]
-    for section, cls in pairs:
-        props = SCHEMA["properties"][section]["properties"]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key, sub in props.items():
-            if key in ("models", "comparisons"):  # workflow-level: which rules run, not step settings
-                continue
-            assert key in fields, f"{section}.{key} is not a setting of {cls.__name__}"
-            default = fields[key].default if fields[key].default is not dataclasses.MISSING else fields[key].default_factory()
-            if section == "model" and key == "vocab_size":
-                continue  # the tiny demo asks for a smaller vocabulary than the step's generic default
-            assert sub["default"] == default, f"{section}.{key}: schema {sub['default']!r} != step {default!r}"
 
 
 def test_errors_name_file_line_key_and_expectation(tmp_path):

@@ -40,7 +40,9 @@ CONFIG = {
     "datasets": {"hh": {"format": "hh-rlhf", "source": "synthetic", "records": 300}},
     "model": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
     "sft": {"max_steps": 200, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20},
-    "dpo": {"max_steps": 120, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20},
+    # LoRA on the offline pairs: the kill lands in a run with an adapter to corrupt.
+    "dpo": {"max_steps": 120, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20, "use_lora": True,
+            "pairs": "offline"},
 }
 
 
@@ -157,7 +159,7 @@ def test_kill_corrupt_and_resume_gives_the_uninterrupted_bytes(reference, config
     assert f"{newest.name}: corrupt: adapter_model.safetensors sha256" in dpo_log
     assert f"resuming from {previous.name}" in dpo_log
 
-    for name in TRAINING_ARTIFACTS:
+    for name in [*TRAINING_ARTIFACTS, "results/dpo/adapter/adapter_model.safetensors"]:  # DPO with LoRA here
         assert comparable(workdir / name) == comparable(reference / name), f"{name} differs after the resumes"
     assert not (workdir / "results/checkpoints/train_sft").exists()  # deleted once the step succeeded
     assert not (workdir / "results/checkpoints/train_dpo").exists()

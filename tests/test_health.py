@@ -155,7 +155,7 @@ def test_the_callback_stops_a_real_trainer_at_the_planted_step(tmp_path, capsys,
     assert trainer.state.global_step == 12  # stopped at once, not at max_steps 30
     assert check.stop.signal == signal and check.stop.step == 12
     assert "training stopped by the health monitor" in str(info.value) and "Lower sft.learning_rate" in str(info.value)
-    assert f"sft health STOP: " in capsys.readouterr().out
+    assert "sft health STOP: " in capsys.readouterr().out
 
 
 def test_the_callback_lets_a_healthy_real_run_finish(tmp_path, capsys):

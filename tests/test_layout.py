@@ -16,6 +16,8 @@ PACKAGE = SRC / "prefalign"
 CONTRACTS = {
     # evaluation judges the synthetic tasks' answers with their verifier
     "evaluation": {"prefalign.data.tasks"},
+    # on-policy pairs are generated and judged exactly as the evaluation generates and judges its answers
+    "onpolicy": {"prefalign.evaluation.evaluate", "prefalign.evaluation.judges"},
     # config builds every step's settings from the config: each step's Settings class; `init` reads a raw
     # file the way the data stage does (its format, its pair count) through data.inspect; eval.judge auto is
     # resolved by the evaluation stage's own rule (evaluation.judges.choose_judge)
@@ -24,7 +26,8 @@ CONTRACTS = {
                "prefalign.evaluation.evaluate", "prefalign.evaluation.judges", "prefalign.evaluation.judge_accuracy",
                "prefalign.report.render", "prefalign.train.reward", "prefalign.train.base_model",
                "prefalign.train.dpo", "prefalign.train.reference", "prefalign.train.sft", "prefalign.train.watch.health",
-               "prefalign.train.watch.tracking", "prefalign.publish.card"},
+               "prefalign.train.watch.tracking", "prefalign.publish.card", "prefalign.onpolicy.command",
+               "prefalign.onpolicy.plan", "prefalign.onpolicy.sample"},
 }
 
 

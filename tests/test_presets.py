@@ -52,14 +52,16 @@ def test_the_12gb_and_16gb_presets_carry_the_documented_hardware_values():
 
 
 def test_the_embedded_default_keeps_its_values_through_the_cpu_demo_preset():
-    """config.yaml moved its sft/dpo values into cpu-demo: the resolved values must be the old ones."""
+    """config.yaml's sft/dpo values live in cpu-demo (README, "On-policy DPO": full-model DPO on on-policy pairs)."""
     config = load_config(REPO / "config.yaml", SCHEMA)
     assert {k: config["sft"][k] for k in ("max_steps", "batch_size", "learning_rate", "logging_steps")} == {
         "max_steps": 1000, "batch_size": 16, "learning_rate": 0.002, "logging_steps": 10}
-    assert {k: config["dpo"][k] for k in ("max_steps", "batch_size", "learning_rate", "use_lora", "lora_r",
-                                          "lora_alpha", "beta", "loss_type", "loss_weights")} == {
-        "max_steps": 300, "batch_size": 16, "learning_rate": 0.001, "use_lora": True, "lora_r": 16,
-        "lora_alpha": 32, "beta": 0.1, "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 3.0]}
+    assert {k: config["dpo"][k] for k in ("max_steps", "batch_size", "learning_rate", "use_lora", "beta",
+                                          "loss_type", "loss_weights", "pairs", "rounds")} == {
+        "max_steps": 300, "batch_size": 16, "learning_rate": 0.001, "use_lora": False, "beta": 0.3,
+        "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 3.0], "pairs": "onpolicy", "rounds": 1}
+    assert config["dpo"]["cache_reference"] is True  # the reference is scored once, in rule reference_logps
+    assert config["onpolicy"]["samples_per_prompt"] == 4 and config["onpolicy"]["temperature"] == 1.0
     # The schema defaults the old config.yaml relied on are what cpu-demo sets.
     for key in ("adam_beta2", "weight_decay", "lr_scheduler", "max_length", "precision"):
         assert config["sft"][key] == SCHEMA["properties"]["sft"]["properties"][key]["default"], key

@@ -16,7 +16,6 @@ from prefalign.errors import ConfigError
 from prefalign.settings import to_cli_flags
 from prefalign.train.base_model import BaseModelSettings
 from prefalign.train.dpo import DPOSettings
-from prefalign.train.reward import RewardSettings
 from prefalign.train.sft import SFTSettings
 
 ALL = list(SETTINGS_CLASSES)

@@ -147,15 +147,22 @@ def job_check(*lines: str, jobs=None, submitted=None):
     records = [r for line in lines for r in check.parse_scontrol(line)]
     jobs = jobs or Counter(check.job_rule(r) for r in records)
     submitted = submitted or {r["JobId"] for r in records}
-    return check.check_jobs(records, jobs, submitted, {"train_sft": 2, "train_dpo": 2, "reference_logps": 2}, defaults,
-                            per_rule)
+    threads = {"train_sft": 2, "train_dpo": 2, "reference_logps": 2, "generate_onpolicy_pairs": 2}
+    return check.check_jobs(records, jobs, submitted, threads, defaults, per_rule)
+
+
+# The on-policy sampling job (rules/onpolicy.smk): one GPU, 16 GB, 240 minutes in profiles/slurm.
+ONPOLICY = (TRAIN_SFT.replace("JobId=7", "JobId=9")
+            .replace("rule_train_sft", "rule_generate_onpolicy_pairs_wildcards_1")
+            .replace("MinMemoryNode=32000M", "MinMemoryNode=16000M")
+            .replace("TimeLimit=12:00:00", "TimeLimit=04:00:00"))
 
 
 def test_job_checks_pass_on_the_requests_the_profile_makes():
     assert job_check(TRAIN_SFT, SYNTH, jobs=Counter(train_sft=1, generate_synthetic_raw=1)) == [
-        "no SLURM job for the GPU-tagged rules ['reference_logps', 'train_dpo']"]
+        "no SLURM job for the GPU-tagged rules ['generate_onpolicy_pairs', 'reference_logps', 'train_dpo']"]
     dpo = TRAIN_SFT.replace("JobId=7", "JobId=8").replace("rule_train_sft", "rule_train_dpo")
-    assert job_check(TRAIN_SFT, dpo, REFERENCE, SYNTH) == []
+    assert job_check(TRAIN_SFT, dpo, REFERENCE, ONPOLICY, SYNTH) == []
 
 
 @pytest.mark.parametrize("broken, message", [

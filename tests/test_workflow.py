@@ -32,6 +32,7 @@ ARTIFACTS = [
     "results/model/base/tokenizer.json",
     "results/model/base/chat_template.jinja",
     *TRAINING_ARTIFACTS,
+    *[f"results/onpolicy/round-1/{f}" for f in ("pairs.jsonl", "ledger.jsonl", "samples.jsonl", "stats.json")],
     "results/reference/logps.json",
     *[f"results/eval/{m}/{f}" for m in ("base", "sft", "dpo") for f in ("metrics.json", "generations.jsonl",
                                                                        "pairs.jsonl")],
@@ -79,14 +80,17 @@ def test_every_artifact_is_made(run_dir):
 
 
 def test_dpo_measurably_moved_the_model(run_dir):
+    """The README's claims on the default (on-policy DPO), on sampled answers; greedy ones get a floor."""
     result = json.loads((run_dir / "results/eval/dpo/metrics.json").read_text())
     assert result["judge_choice"]["kind"] == "task" and "is synthetic" in result["judge_choice"]["why"]
-    dpo = metrics(run_dir, "dpo")
-    assert dpo["implicit_reward_accuracy"] >= 0.75
-    # DPO does not make the answers worse: the win rate's interval is not below 1/2 (today: no measurable
-    # change, 3 wins, 326 ties, 6 losses; making DPO better is issue 15's).
+    dpo, sft = metrics(run_dir, "dpo"), metrics(run_dir, "sft")
+    interval = result["intervals"]["sampled_judge_accuracy"]
+    assert dpo["sampled_judge_accuracy"] - sft["sampled_judge_accuracy"] > (interval["high"] - interval["low"]) / 2
     comparison = json.loads((run_dir / "results/eval/compare/dpo_vs_sft.json").read_text())
-    assert comparison["verdict"]["result"] != "worse" and comparison["greedy"]["interval"]["high"] >= 0.5
+    assert comparison["sampled"]["interval"]["low"] > 0.5
+    assert dpo["judge_accuracy"] >= sft["judge_accuracy"] and comparison["greedy"]["win_rate"] >= 0.5
+    assert comparison["verdict"]["result"] != "worse"
+    assert dpo["implicit_reward_accuracy"] >= 0.55
     assert metrics(run_dir, "base")["implicit_reward_accuracy"] == 0.0
 
 
@@ -269,7 +273,7 @@ def test_check_passes_on_the_default_and_prints_the_table(run_dir):
 def test_check_fails_with_a_clear_table_when_a_bound_is_violated(run_dir, tmp_path):
     strict = tmp_path / "strict.yaml"
     text = (REPO / "expected/default.yaml").read_text()
-    strict.write_text(text.replace("dpo.implicit_reward_accuracy: {min: 0.75,", "dpo.implicit_reward_accuracy: {min: 0.99,"))
+    strict.write_text(text.replace("dpo.implicit_reward_accuracy: {min: 0.55,", "dpo.implicit_reward_accuracy: {min: 0.99,"))
     config = with_config(tmp_path, lambda c: c.update(check={"expected": str(strict)}))
     result = snakemake(run_dir, "--cores", "all", "check", configfile=config)
     output = result.stdout + result.stderr
@@ -391,6 +395,59 @@ def test_without_cache_reference_dpo_scores_the_reference_itself(tmp_path):
     assert dry.returncode == 0, dry.stderr
     assert "train_dpo" in planned_rules(dry) and "reference_logps" not in planned_rules(dry)
     assert "--reference-logps" not in dry.stdout
+
+
+# ---------------------------------------------------------------- on-policy pairs (issue 15)
+
+def test_onpolicy_pairs_add_up_feed_dpo_and_show_in_the_report(run_dir):
+    folder = run_dir / "results/onpolicy/round-1"
+    prompts = json.loads((folder / "stats.json").read_text())["prompts"]
+    assert prompts["in"] == prompts["paired"] + prompts["dropped"] and prompts["paired"] > 100
+    assert prompts["dropped"] == sum(prompts["dropped_by_reason"].values())
+    assert len((folder / "pairs.jsonl").read_text().splitlines()) == prompts["paired"]
+    assert len((folder / "ledger.jsonl").read_text().splitlines()) == prompts["dropped"]
+    assert json.loads((run_dir / "results/dpo/metrics.json").read_text())["train"]["examples"] == prompts["paired"]
+    report = (run_dir / "results/report/report.md").read_text()
+    assert "## DPO rounds (on-policy pairs)" in report
+
+
+def test_changing_a_dpo_setting_retrains_without_resampling(run_dir, tmp_path):
+    copy = copy_of(run_dir, tmp_path)
+    config = with_config(tmp_path, lambda c: c.setdefault("dpo", {}).update(beta=0.25))
+    dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = planned_rules(dry)
+    assert "train_dpo" in planned and not planned & {"generate_onpolicy_pairs", "reference_logps", "train_sft"}, (
+        dry.stdout[-2000:])
+    pairs = copy / "results/onpolicy/round-1/pairs.jsonl"
+    before = (pairs.stat().st_mtime_ns, pairs.read_bytes())
+    result = snakemake(copy, "--cores", "all", configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (pairs.stat().st_mtime_ns, pairs.read_bytes()) == before
+    assert json.loads((copy / "results/dpo/metrics.json").read_text())["settings"]["beta"] == 0.25
+
+
+def test_rounds_chain_sampling_and_dpo_through_the_previous_round(tmp_path):
+    """dpo.rounds 2 with mixed pairs, as planned (a dry run): round 2 samples from and starts at round 1's model."""
+    config = with_config(tmp_path, lambda c: c.setdefault("dpo", {}).update(pairs="mixed", rounds=2))
+    dry = snakemake(tmp_path / "run", "--cores", "all", "-n", "-p", configfile=config)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    commands = {}
+    for line in dry.stdout.splitlines():
+        if line.startswith("Shell command: prefalign "):
+            words = line.split()[2:]
+            commands.setdefault(words[1], []).append(" ".join(words))
+    sampling = sorted(commands["onpolicy"])
+    assert any("sample --policy results/sft/model" in c and "--round 1" in c for c in sampling)
+    assert any("sample --policy results/dpo/round-1/model" in c and "--round 2" in c for c in sampling)
+    dpo = sorted(commands["dpo"])
+    assert any("--sft results/sft/model --train results/onpolicy/round-1/mixed.jsonl "
+               "--out results/dpo/round-1/model" in c for c in dpo)
+    assert any("--sft results/dpo/round-1/model --train results/onpolicy/round-2/mixed.jsonl "
+               "--out results/dpo/model" in c for c in dpo)
+    report = next(c for c in commands["report"])
+    assert "--dpo-round-metrics results/dpo/round-1/metrics.json" in report
+    assert "--mix-stats results/onpolicy/round-1/mixed.json results/onpolicy/round-2/mixed.json" in report
 
 
 def test_a_config_error_stops_before_any_rule(tmp_path):

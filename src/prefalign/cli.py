@@ -27,6 +27,7 @@ STEPS = {
     "build-base": ("prefalign.train.base_model", "train the tiny tokenizer and model, or load a pinned pretrained one"),
     "sft": ("prefalign.train.sft", "supervised fine-tuning on the chosen replies; writes a merged checkpoint"),
     "reference-logps": ("prefalign.train.reference", "the reference's log-probs of the DPO train pairs, computed once"),
+    "onpolicy": ("prefalign.onpolicy.command", "on-policy DPO pairs: K answers per prompt, judged, best vs worst; mix"),
     "dpo": ("prefalign.train.dpo", "direct preference optimization against the SFT checkpoint"),
     "reward": ("prefalign.train.reward", "train a reward-model judge on the train pairs (TRL RewardTrainer)"),
     "evaluate": ("prefalign.evaluation.evaluate", "preference and generation metrics of one checkpoint on the test split"),

@@ -24,7 +24,8 @@ The reward section (the `trained` judge of eval.judge) follows reward-model prac
 
 `cpu-demo` is the embedded default (config.yaml): a tiny model trained from scratch on the
 CPU, which needs far larger learning rates than a pretrained one and keeps AdamW's usual beta2
-(0.999), and DPO with an NLL term on the chosen replies (README, "The embedded default").
+(0.999), and full-model DPO with an NLL term on the chosen replies, on on-policy pairs (the
+SFT model's own best and worst answers, judged by the task verifier; README, "On-policy DPO").
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "gradient_accumulation_steps": 1, "learning_rate": 0.002, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
                 "gradient_checkpointing": "none", "logging_steps": 10},
-        "dpo": {"precision": "auto", "use_lora": True, "lora_r": 16, "lora_alpha": 32, "max_steps": 300,
+        # On-policy pairs and full-model DPO: what moved the demo's answers (README, "On-policy DPO").
+        "dpo": {"precision": "auto", "use_lora": False, "lora_r": 16, "lora_alpha": 32, "max_steps": 300,
                 "batch_size": 16, "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
-                "gradient_checkpointing": "none", "beta": 0.1, "loss_type": ["sigmoid", "sft"],
-                "loss_weights": [1.0, 3.0], "logging_steps": 10},
+                "gradient_checkpointing": "none", "beta": 0.3, "loss_type": ["sigmoid", "sft"],
+                "loss_weights": [1.0, 3.0], "logging_steps": 10, "pairs": "onpolicy"},
         "reward": {"precision": "auto", "use_lora": False, "max_steps": 200, "batch_size": 16,
                    "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
                    "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,

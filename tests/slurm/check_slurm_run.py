@@ -44,7 +44,8 @@ BIN = Path(sys.executable).parent
 PROFILE = REPO / "profiles" / "slurm"
 GPU_OVERLAY = "gpu:\n  count: 1\n  model: fake\n"
 GPU_REQUEST = "gres:gpu:fake:1"  # how SLURM 22.05 records `--gpus=fake:1` (TresPerJob)
-GPU_RULES = {"train_sft", "train_dpo", "reference_logps"}  # rules/sft.smk, rules/dpo.smk: **gpu_resources()
+# rules/sft.smk, rules/dpo.smk: resources **gpu_resources(); rules/onpolicy.smk: the sampling job asks for one GPU.
+GPU_RULES = {"train_sft", "train_dpo", "reference_logps", "generate_onpolicy_pairs"}
 PARTITIONS = {"PREFALIGN_SLURM_PARTITION": "cpu", "PREFALIGN_SLURM_GPU_PARTITION": "gpu"}
 
 

@@ -29,6 +29,9 @@ from prefalign.evaluation.evaluate import REFERENCES, EvalSettings
 from prefalign.evaluation.judge_accuracy import JudgeEvalSettings
 from prefalign.evaluation.judges import JudgeChoice, choose_judge
 from prefalign.hashing import is_commit
+from prefalign.onpolicy.command import MixSettings
+from prefalign.onpolicy.plan import PairsSettings
+from prefalign.onpolicy.sample import OnPolicySettings
 from prefalign.publish.card import CardSettings
 from prefalign.report.render import ReportSettings
 from prefalign.settings import Settings
@@ -44,7 +47,8 @@ from prefalign.yamlio import where
 # Every settings class a step reads (tests/test_settings.py checks each against the schema).
 SETTINGS_CLASSES = (SyntheticSettings, NormalizeSettings, FilterSettings, SplitSettings, BaseModelSettings,
                     SFTSettings, DPOSettings, ReferenceSettings, RewardSettings, EvalSettings, JudgeEvalSettings,
-                    CompareSettings, ReportSettings, HealthSettings, TrackingSettings, ABSettings, CardSettings)
+                    CompareSettings, ReportSettings, HealthSettings, TrackingSettings, ABSettings, CardSettings,
+                    PairsSettings, OnPolicySettings, MixSettings)
 # Keys the workflow itself reads (rule inputs, targets, resources, images), not a step.
 WORKFLOW_KEYS = ("preset", "sample", "datasets.*.source", "datasets.*.path", "eval.models", "eval.comparisons",
                  "ab.ratings", "gpu.count", "gpu.model", "containers.cpu", "containers.gpu", "check.expected")
@@ -160,7 +164,8 @@ def tokenizer_of(config: dict) -> dict:
 def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Settings | JudgeChoice]:
     """The typed settings of every step of a resolved (validated, defaults-filled) config.
 
-    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, reference, reward,
+    Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, dpo_pairs (what DPO trains on,
+    round by round), onpolicy (`prefalign onpolicy sample`), mix (`... mix`), reference, reward,
     judge (eval.judge resolved: a JudgeChoice, not a step's settings), judge_eval (a reward-model
     judge only), eval:<model>, compare, report, health, tracking, ab, card.
     """
@@ -176,7 +181,8 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     out["split"] = build(SplitSettings, config, sources, job={"caps": caps})
     for key, cls in (("model", BaseModelSettings), ("sft", SFTSettings), ("dpo", DPOSettings), ("reward", RewardSettings),
                      ("compare", CompareSettings), ("report", ReportSettings), ("health", HealthSettings),
-                     ("tracking", TrackingSettings), ("ab", ABSettings), ("card", CardSettings)):
+                     ("tracking", TrackingSettings), ("ab", ABSettings), ("card", CardSettings),
+                     ("dpo_pairs", PairsSettings), ("mix", MixSettings)):
         out[key] = build(cls, config, sources)
     # The reference pass (rule reference_logps) gets only what changes its numbers or batches:
     # a new beta, loss or step count never reruns it.
@@ -189,12 +195,13 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
         judge = out["judge"] = choose_judge(evaluation["judge"], evaluation["reward_model"], config["datasets"])
     except ConfigError as exc:
         raise ConfigError(f"invalid config:\n  {where(sources, ['eval', 'judge'])}eval.{exc}") from None
+    given = judge.kind == "reward_model"  # the trained judge's folder is the rule's output, not a setting
+    judged_by = {"judge": judge.kind, "reward_model": evaluation["reward_model"] if given else None,
+                 "reward_model_revision": evaluation["reward_model_revision"] if given else None}
     if judge.kind != "task":
-        given = judge.kind == "reward_model"  # the trained judge's folder is the rule's output, not a setting
-        out["judge_eval"] = build(JudgeEvalSettings, config, sources, job={
-            "judge": judge.kind, "reward_model": evaluation["reward_model"] if given else None,
-            "reward_model_revision": evaluation["reward_model_revision"] if given else None})
+        out["judge_eval"] = build(JudgeEvalSettings, config, sources, job=judged_by)
     for model in evaluation["models"]:
         out[f"eval:{model}"] = build(EvalSettings, config, sources, job={
             "name": model, "reference_name": REFERENCES[model], "judge": judge.kind, "judge_reason": judge.why})
+    out["onpolicy"] = build(OnPolicySettings, config, sources, job=judged_by)
     return out

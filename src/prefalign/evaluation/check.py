@@ -11,10 +11,18 @@ results/eval/judge.json, when the run has one), and gives each metric bounds:
       dpo.judge_accuracy: {min: sft.judge_accuracy}          # a bound may name another metric
       base.reward_margin_mean: {value: 0.0, tolerance: 0, max: 0.0}
 
-Keys of an entry: `value` with `tolerance` (absolute), `min`, `max` (numbers or metric
-names); several narrow each other. The step prints one table row per metric (value,
-allowed range, ok / OUT / MISSING), writes the table, and exits 1 when any row is not ok.
-A malformed expected file is refused with its file, line and key (exit 2).
+Keys of an entry: `value` with `tolerance` (absolute), `min`, `max` (inclusive), `above`,
+`below` (strict); several narrow each other. A bound is a number, a metric name, or a sum of
+them joined by ` + `. Every metric with a 95% interval also has `<metric>.low`, `.high` and
+`.half_width` (a model's `intervals`; a comparison's greedy interval for `win_rate`, its
+sampled one for `win_rate_sampled`), so claims about intervals can be written:
+
+      dpo_vs_sft.win_rate.low: {above: 0.5}                  # the interval lies above 0.5
+      dpo.judge_accuracy: {above: sft.judge_accuracy + dpo.judge_accuracy.half_width}
+
+The step prints one table row per metric (value, allowed range, ok / OUT / MISSING), writes
+the table, and exits 1 when any row is not ok. A malformed expected file is refused with its
+file, line and key (exit 2).
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from prefalign import tables
 from prefalign.errors import ConfigError
 from prefalign.yamlio import load_yaml, where
 
-ENTRY_KEYS = ("value", "tolerance", "min", "max")
+ENTRY_KEYS = ("value", "tolerance", "min", "max", "above", "below")
+BOUND_KEYS = ("min", "max", "above", "below")
 TOP_KEYS = ("description", "metrics")
 
 
@@ -59,14 +68,37 @@ def load_expected(path: Path) -> dict[str, dict]:
             numeric = isinstance(bound, (int, float)) and not isinstance(bound, bool)
             if key in ("value", "tolerance") and not numeric:
                 raise ConfigError(f"{where}: metrics.{name}.{key}: expected a number, got {bound!r}")
-            if key in ("min", "max") and not (numeric or (isinstance(bound, str) and "." in bound)):
-                raise ConfigError(f"{where}: metrics.{name}.{key}: expected a number or a metric name, got {bound!r}")
+            if key in BOUND_KEYS and not (numeric or (isinstance(bound, str) and _terms(bound) is not None)):
+                raise ConfigError(f"{where}: metrics.{name}.{key}: expected a number, a metric name or a sum of them "
+                                  f"joined by ' + ', got {bound!r}")
         if ("value" in entry) != ("tolerance" in entry):
             raise ConfigError(f"{_where(path, ['metrics', name])}: metrics.{name}: expected value and tolerance together")
         if entry.get("tolerance", 0) < 0:
             raise ConfigError(f"{_where(path, ['metrics', name, 'tolerance'])}: metrics.{name}.tolerance: "
                               f"expected a number >= 0, got {entry['tolerance']!r}")
     return data["metrics"]
+
+
+def _terms(text: str) -> list[str] | None:
+    """The terms of a bound `a + b + ...` (each a number or a metric name <source>.<metric>), or None."""
+    terms = [t.strip() for t in text.split(" + ")]
+    for term in terms:
+        try:
+            float(term)
+        except ValueError:
+            if "." not in term or " " in term or not term:
+                return None
+    return terms
+
+
+def with_intervals(metrics: dict, intervals: dict) -> dict:
+    """The flat metrics plus <metric>.low, .high and .half_width of every 95% interval."""
+    out = dict(metrics)
+    for key, interval in intervals.items():
+        if isinstance(interval, dict) and {"low", "high"} <= set(interval):
+            out[f"{key}.low"], out[f"{key}.high"] = interval["low"], interval["high"]
+            out[f"{key}.half_width"] = (interval["high"] - interval["low"]) / 2
+    return out
 
 
 def load_sources(eval_metrics: list[Path], comparisons: list[Path], judge_eval: Path | None = None) -> dict[str, dict]:
@@ -76,10 +108,12 @@ def load_sources(eval_metrics: list[Path], comparisons: list[Path], judge_eval: 
         sources["judge"] = json.loads(Path(judge_eval).read_text(encoding="utf-8"))["metrics"]
     for path in eval_metrics:
         result = json.loads(Path(path).read_text(encoding="utf-8"))
-        sources[result["model"]] = result["metrics"]
+        sources[result["model"]] = with_intervals(result["metrics"], result.get("intervals", {}))
     for path in comparisons:
         result = json.loads(Path(path).read_text(encoding="utf-8"))
-        sources[f"{result['model']}_vs_{result['baseline']}"] = result["metrics"]
+        intervals = {"win_rate": (result.get("greedy") or {}).get("interval"),
+                     "win_rate_sampled": (result.get("sampled") or {}).get("interval")}
+        sources[f"{result['model']}_vs_{result['baseline']}"] = with_intervals(result["metrics"], intervals)
     return sources
 
 
@@ -89,32 +123,52 @@ def lookup(sources: dict[str, dict], name: str):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def resolve_bound(sources: dict[str, dict], bound) -> tuple[float | None, list[str]]:
+    """(value, names not found) of a bound: a number, a metric name or a sum of them."""
+    if not isinstance(bound, str):
+        return float(bound), []
+    total, missing = 0.0, []
+    for term in _terms(bound) or [bound]:
+        try:
+            total += float(term)
+        except ValueError:
+            value = lookup(sources, term)
+            if value is None:
+                missing.append(term)
+            else:
+                total += value
+    return (None if missing else total), missing
+
+
 def check_metrics(expected: dict[str, dict], sources: dict[str, dict]) -> list[dict]:
     """One row per expected metric: value, allowed [low, high], status ok / OUT / MISSING."""
     rows = []
     for name, entry in expected.items():
         value = lookup(sources, name)
         low, high, missing = -math.inf, math.inf, []
+        low_open = high_open = False  # strict bounds (above, below) exclude their end
         if "value" in entry:
             low, high = entry["value"] - entry["tolerance"], entry["value"] + entry["tolerance"]
-        for key in ("min", "max"):
+        for key in BOUND_KEYS:
             if key not in entry:
                 continue
-            bound = entry[key]
-            if isinstance(bound, str):
-                resolved = lookup(sources, bound)
-                if resolved is None:
-                    missing.append(bound)
-                    continue
-                bound = resolved
-            low, high = (max(low, bound), high) if key == "min" else (low, min(high, bound))
+            bound, not_found = resolve_bound(sources, entry[key])
+            if bound is None:
+                missing += not_found
+                continue
+            if key in ("min", "above") and (bound > low or (bound == low and key == "above")):
+                low, low_open = bound, key == "above"
+            elif key in ("max", "below") and (bound < high or (bound == high and key == "below")):
+                high, high_open = bound, key == "below"
         if value is None or missing:
             status = "MISSING"
         else:
-            status = "ok" if low <= value <= high and math.isfinite(value) else "OUT"
+            inside = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+            status = "ok" if inside and math.isfinite(value) else "OUT"
         expected_text = f"{entry['value']:g} ± {entry['tolerance']:g}" if "value" in entry else ""
-        named = [f"{k} {entry[k]}" for k in ("min", "max") if k in entry]
+        named = [f"{k} {entry[k]}" for k in BOUND_KEYS if k in entry]
         rows.append({"metric": name, "value": value, "low": low, "high": high, "status": status,
+                     "low_open": low_open, "high_open": high_open,
                      "expected": "; ".join([t for t in [expected_text, *named] if t]),
                      "missing": [name] if value is None else missing})
     return rows
@@ -128,9 +182,15 @@ def _num(x: float | None) -> str:
     return f"{x:.4f}"
 
 
+def _range(row: dict) -> str:
+    """[low, high], with ( or ) at an end a strict bound excludes."""
+    return (f"{'(' if row.get('low_open') else '['}{_num(row['low'])}, "
+            f"{_num(row['high'])}{')' if row.get('high_open') else ']'}")
+
+
 def format_table(rows: list[dict]) -> str:
     header = ["metric", "value", "expected", "allowed range", "status"]
-    body = [[r["metric"], _num(r["value"]), r["expected"] or "-", f"[{_num(r['low'])}, {_num(r['high'])}]",
+    body = [[r["metric"], _num(r["value"]), r["expected"] or "-", _range(r),
              r["status"] + (f" (not found: {', '.join(r['missing'])})" if r["status"] == "MISSING" else "")]
             for r in rows]
     return tables.text(header, body)

@@ -244,17 +244,23 @@ def prompt_ids(tokenizer, prompt: list[dict]) -> list[int]:
     return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
 
 
-def generate(model, tokenizer, prompts: list[list[dict]], settings: EvalSettings, sample: bool = False) -> list[dict]:
+def generate(model, tokenizer, prompts: list[list[dict]], settings: EvalSettings, sample: bool = False,
+             decoding: dict | None = None) -> list[dict]:
     """Answers to each prompt, greedy or sampled, in batches with left padding.
 
     Each answer: text, token count (without the end token), and `ids`, the generated ids
     through the end token when the model wrote one (what its probability is over).
+    `decoding` (generate() keywords, e.g. temperature, top_p) replaces the evaluation's own
+    decoding (SAMPLING, or greedy); sampling is seeded with settings.seed either way.
+    `settings` needs seed, batch_size and max_new_tokens (prefalign.onpolicy reuses this).
     """
     import torch
 
     answers = []
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    decoding = dict(SAMPLING) if sample else {"do_sample": False}
+    if decoding is None:
+        decoding = dict(SAMPLING) if sample else {"do_sample": False}
+    sample = bool(decoding.get("do_sample"))
     if sample:
         torch.manual_seed(settings.seed)  # the same seed gives the same samples, whatever ran before
     for start in progress(range(0, len(prompts), settings.batch_size), "sampling" if sample else "generating"):

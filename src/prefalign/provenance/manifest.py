@@ -209,7 +209,7 @@ def previous_run_problems(plan: dict, forced_rules=(), force_all: bool = False) 
     findings = staleness.check(plan, previous, written, forced=is_forced)
     if not findings:
         return None
-    return (f"the run's files no longer add up; nothing was run.\n"
+    return ("the run's files no longer add up; nothing was run.\n"
             + staleness.explain(findings, (previous or {}).get("jobs", {}), plan["manifest"]))
 
 

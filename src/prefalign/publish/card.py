@@ -143,7 +143,7 @@ def render(kind: str, model_dir: Path, train: dict, evaluation: dict, comparison
                      f"({base.get('parameters', '?')} parameters, vocabulary {base.get('vocab_size', '?')})")
     if kind == "dpo-adapter":
         lines.append("- This folder is a LoRA adapter: its base is the SFT checkpoint (the DPO reference)")
-    lines.append(f"- Files (sha256):")
+    lines.append("- Files (sha256):")
     for file in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"
                        and p.name != "README.md"):
         lines.append(f"  - `{file.relative_to(model_dir).as_posix()}`: `{sha256_file(file)}`")

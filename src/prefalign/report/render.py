@@ -22,6 +22,7 @@ from pathlib import Path
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_text
 from prefalign.report import document
+from prefalign.report import rounds as report_rounds
 from prefalign.report import plots as report_plots
 from prefalign.report.data import data_section
 from prefalign.report import outcome
@@ -401,6 +402,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                         "`prefalign evaluate-judge`, optional)")
     parser.add_argument("--md", type=Path, required=True, help="output: report.md")
     parser.add_argument("--html", type=Path, required=True, help="output: self-contained report.html")
+    report_rounds.add_arguments(parser)
     ReportSettings.add_arguments(parser)
 
 
@@ -412,6 +414,9 @@ def main(args: argparse.Namespace) -> None:
           [str(p) for p in args.pairs])
     run = RunOutputs.load(args)
     sections = report_sections(run, settings, render_images(run))
+    rounds = report_rounds.rounds_section(args, run)  # on-policy DPO rounds, right after the summary
+    if rounds is not None:
+        sections.insert(1, rounds)
     write_text(args.md, document.markdown(settings.title, sections))
     write_text(args.html, document.html(settings.title, sections))
     print(f"wrote {args.md} and {args.html}")
