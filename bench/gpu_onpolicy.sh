@@ -10,7 +10,8 @@ set -uo pipefail
 source bench/gpu_env.sh || exit 1
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 run=/tmp/gpurun; rm -rf $run; mkdir -p $run
-smk=(snakemake -s "$PWD/Snakefile" -d $run --profile profiles/gpu --quiet)
+# `--quiet all`: a bare --quiet would take the next word (a target such as `check`) as its choice.
+smk=(snakemake -s "$PWD/Snakefile" -d $run --profile profiles/gpu --quiet all)
 start=$(date +%s)
 "${smk[@]}" --configfile "$PWD/config.yaml" "$PWD/configs/gpu-demo.yaml" > "$out/pipeline.log" 2>&1
 rc=$?
