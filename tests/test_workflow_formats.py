@@ -6,9 +6,9 @@ the written config's header prints, run as printed with one test overlay (fewer 
 shorter answers) as a second --configfile. No synthetic dataset anywhere. The run must write the
 report; the manifest's jobs must carry the flags `prefalign config plan` prints.
 
-Evaluation on real data: the default (task) judge scores only the synthetic tasks, so init writes
-`eval.comparisons: []` and the report's judge rows are empty. TODO(issue 14): once the trained
-reward-model judge is on main, init keeps the comparison and these tests expect win rates.
+Evaluation on real data: eval.judge auto trains a reward model on the train split (the task
+verifier scores only the synthetic tasks), which judges SFT's and DPO's answers and the
+on-policy samples; the report has its held-out accuracy and DPO's win rate over SFT.
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ def write_fixture(root, fmt):
     else:
         write_rows(path, rows())
     return path, name
+
+
+def plan_name(job: dict) -> str:
+    """A manifest job's name as prefalign.config.plan names it: rule[wildcard] (rule[model_vs_baseline])."""
+    wildcards = job["wildcards"]
+    if not wildcards:
+        return job["rule"]
+    value = f"{wildcards['model']}_vs_{wildcards['baseline']}" if "baseline" in wildcards else \
+        next(iter(wildcards.values()))
+    return f"{job['rule']}[{value}]"
 
 
 def header_commands(config):
@@ -94,12 +104,17 @@ def test_init_then_the_printed_command_runs_the_whole_chain(tmp_path, fmt):
     dpo = json.loads((run / "results/eval/dpo/metrics.json").read_text())["metrics"]
     assert dpo["pairs"] == split["test"] and 0.0 <= dpo["implicit_reward_accuracy"] <= 1.0
     assert f"| {name} |" in report or f"{name}" in report.split("## Data ledger", 1)[1]
+    # The trained judge: its held-out accuracy, and a win rate on prompts it judged for both models.
+    judge = json.loads((run / "results/eval/judge.json").read_text())["metrics"]
+    assert 0.0 <= judge["accuracy"] <= 1.0, judge
+    comparison = json.loads((run / "results/eval/compare/dpo_vs_sft.json").read_text())
+    assert comparison["metrics"]["prompts"] > 0 and 0.0 <= comparison["metrics"]["win_rate"] <= 1.0
+    assert json.loads((run / "results/eval/dpo/metrics.json").read_text())["judge_choice"]["kind"] == "trained"
 
     # The manifest records the jobs `prefalign config plan` prints, with the same flags.
     plan = json.loads(run_cli("config", "plan", "--json", config.name, overlay.name, cwd=folder).stdout)
     manifest = json.loads((run / "results/manifest.json").read_text())
-    recorded = {job["rule"] + (f"[{next(iter(job['wildcards'].values()))}]" if job["wildcards"] else ""):
-                manifest["config_slices"][job["config_sha256"]] for job in manifest["jobs"].values()}
+    recorded = {plan_name(job): manifest["config_slices"][job["config_sha256"]] for job in manifest["jobs"].values()}
     for job, entry in plan.items():
         assert recorded[job]["flags"] == entry["flags"], job
         assert recorded[job].get("watch") == entry.get("watch"), job

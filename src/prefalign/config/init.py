@@ -229,7 +229,7 @@ class Plan:
     overrides: dict = field(default_factory=dict)  # section -> {key: value}, beyond the preset
     notes: list[str] = field(default_factory=list)
     steps: dict = field(default_factory=dict)  # {sft|dpo: {max_steps, epochs, batch, train}} scaled to the data
-    judged: bool = True  # whether the default (task) judge can score this data
+    judged: bool = True  # whether the task verifier can score this data (else eval.judge auto trains a judge)
 
     @property
     def sample(self) -> list[str]:
@@ -347,12 +347,12 @@ def render(plan: Plan, command: str, out: Path = Path("config.yaml")) -> str:
                            f"(the preset's {presets.value_of(plan.preset, section, 'max_steps')})")
             lines.append(f"  {key}: {yaml_value(value)}{comment}")
     if not plan.judged:
-        # TODO(issue 14): with eval.judge `auto` (a reward model trained in the workflow) the
-        # comparison runs on any data; then keep the default comparisons here.
         lines += ["", "eval:",
-                  "  # The task judge scores only the synthetic tasks' prompts, so no win rate can be measured on",
-                  "  # this data: set judge: reward_model, reward_model: <folder> and comparisons: [[dpo, sft]].",
-                  "  comparisons: []"]
+                  "  # auto: no dataset here is synthetic, so the task verifier cannot judge the answers; a reward",
+                  "  # model is trained on the train split (rule train_reward_model, section reward) and judges them,",
+                  "  # with its held-out accuracy in the report. To use your own: judge: reward_model and",
+                  "  # reward_model: <folder, or a hub id with reward_model_revision: <commit>>.",
+                  "  judge: auto"]
     lines += [
         "",
         "health:  # the training health monitor: a NaN/inf loss or a spike stops training; the rest warn",

@@ -46,12 +46,32 @@ def jobs(resolved: ResolvedConfig) -> dict[str, dict]:
     out["split_dataset"] = {"step": "split", "flags": flags(resolved, "split")}
     out["build_base_model"] = {"step": "build-base", "flags": flags(resolved, "model")}
     watch = f"{flags(resolved, 'health')} {flags(resolved, 'tracking')}"
-    for step in ("sft", "dpo"):
-        out[f"train_{step}"] = {"step": step, "flags": flags(resolved, step), "watch": watch}
+    out["train_sft"] = {"step": "sft", "flags": flags(resolved, "sft"), "watch": watch}
+    # What DPO trains on, round by round (rules/onpolicy.smk): samples of each round's policy, and
+    # with mixed pairs a mix; the rounds before the last write results/dpo/round-<r>/.
+    pairs = resolved.settings["dpo_pairs"]
+    onpolicy = resolved.settings["onpolicy"].to_dict()
+    for r in range(1, pairs.rounds + 1) if pairs.samples else ():
+        out[f"generate_onpolicy_pairs[{r}]"] = {
+            "step": "onpolicy", "flags": to_cli_flags(onpolicy, [k for k in onpolicy if k != "round"])}
+        if pairs.pairs == "mixed":
+            out[f"mix_dpo_pairs[{r}]"] = {"step": "onpolicy", "flags": flags(resolved, "mix")}
+        if r < pairs.rounds:
+            out[f"train_dpo_round[{r}]"] = {"step": "dpo", "flags": flags(resolved, "dpo"), "watch": watch}
+    if config["dpo"]["cache_reference"]:
+        out["reference_logps"] = {"step": "reference-logps", "flags": flags(resolved, "reference")}
+    out["train_dpo"] = {"step": "dpo", "flags": flags(resolved, "dpo"), "watch": watch}
+    judge = resolved.settings["judge"]
+    if judge.kind == "trained":
+        out["train_reward_model"] = {"step": "reward", "flags": flags(resolved, "reward"), "watch": watch}
+    if judge.kind != "task":
+        out["evaluate_reward_model"] = {"step": "evaluate-judge", "flags": flags(resolved, "judge_eval")}
     for model in config["eval"]["models"]:
         out[f"evaluate_model[{model}]"] = {"step": "evaluate", "flags": flags(resolved, f"eval:{model}")}
     for model, baseline in config["eval"]["comparisons"]:
         out[f"compare_models[{model}_vs_{baseline}]"] = {"step": "compare", "flags": flags(resolved, "compare")}
+    for card in ["sft", "dpo"] + (["dpo-adapter"] if config["dpo"]["use_lora"] else []):
+        out[f"write_model_card[{card}]"] = {"step": "card", "flags": flags(resolved, "card")}
     out["render_report"] = {"step": "report", "flags": flags(resolved, "report")}
     return out
 
