@@ -46,7 +46,10 @@ def chain(tmp_path, name_or_path: str, *base_flags: str) -> dict:
     run_cli("evaluate", "--name", "dpo", "--reference-name", "sft", "--model", tmp_path / "dpo", "--reference",
             tmp_path / "sft", "--test", tmp_path / "test.jsonl", "--metrics", tmp_path / "eval.json",
             "--generations", tmp_path / "generations.jsonl", "--pairs", tmp_path / "pairs.jsonl",
-            "--max-new-tokens", "6", "--threads", "1", "--bootstrap-samples", "50", "--judge-prompts", "4")
+            "--max-new-tokens", "6", "--threads", "1", "--bootstrap-samples", "50", "--judge-prompts", "4",
+            # no judge scores these conversations (the task verifier knows only task prompts, and `auto`
+            # would need a reward model): the judge's metrics are unavailable, with the reason
+            "--judge", "task")
     return {"base": json.loads((tmp_path / "base/prefalign_base.json").read_text()),
             "dpo": json.loads((tmp_path / "dpo.json").read_text()),
             "eval": json.loads((tmp_path / "eval.json").read_text()),
