@@ -42,7 +42,10 @@ CONFIG = {
     "datasets": {"hh": {"format": "hh-rlhf", "source": "synthetic", "records": 200}},
     "model": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
     "sft": {"max_steps": 30, "batch_size": 8, "logging_steps": 5, "checkpoint_steps": 10},
-    "dpo": {"max_steps": 40, "batch_size": 8, "logging_steps": 5, "checkpoint_steps": 10},
+    # Offline pairs with LoRA: an SFT of 30 steps answers no task right, so on-policy sampling
+    # (the cpu-demo preset's) would find no pair; these faults are about DPO's rerun, not its data.
+    "dpo": {"max_steps": 40, "batch_size": 8, "logging_steps": 5, "checkpoint_steps": 10, "pairs": "offline",
+            "use_lora": True},
     "eval": {"judge_prompts": 16, "max_new_tokens": 8, "bootstrap_samples": 200},
 }
 

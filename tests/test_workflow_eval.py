@@ -25,7 +25,7 @@ def hh_config(tmp_path):
     config["dpo"] = {"max_steps": 40, "max_length": 512, "checkpoint_steps": 0}
     config["reward"] = {"max_steps": 120, "max_length": 512, "checkpoint_steps": 0}
     config["eval"].update(judge="auto", judge_prompts=40, kl_prompts=40, max_new_tokens=32, bootstrap_samples=500)
-    config["report"]["sample_generations"] = 5
+    config.setdefault("report", {})["sample_generations"] = 5
     path = tmp_path / "hh.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
