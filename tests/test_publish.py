@@ -118,3 +118,22 @@ def test_export_refuses_a_checkpoint_that_is_not_what_the_run_made(run):
     assert result.returncode == 5 and "Traceback" not in result.stderr
     assert "results/sft/model/model.safetensors: sha256 differs from the manifest (made by train_sft)" in result.stderr
     assert not (run / "results/export/sft").exists()
+
+
+def test_an_adapter_card_names_peft_and_its_base(run):
+    """A LoRA DPO run's adapter (the demo trains all weights, so the workflow tests have no adapter card)."""
+    adapter = run / "results/dpo/adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x00lora" * 10)
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 16}\n')
+    (run / "results/dpo/metrics.json").write_text(json.dumps({
+        "settings": {"learning_rate": 0.001, "max_steps": 300, "use_lora": True, "beta": 0.1},
+        "resolved": {"backend": "trl", "precision": "fp32", "device": "cpu"}, "train": {"steps": 300}}))
+    run_cli("card", "--kind", "dpo-adapter", "--model", "results/dpo/adapter", "--train-metrics",
+            "results/dpo/metrics.json", "--base-info", "results/model/base/prefalign_base.json", "--environment",
+            "results/sft/environment.json", "--config", "results/config/resolved.yaml", "--out",
+            "results/cards/dpo-adapter/README.md", "--license", "apache-2.0", cwd=run)
+    card = ModelCard.load(run / "results/cards/dpo-adapter/README.md")
+    assert card.data.library_name == "peft" and card.data.license == "apache-2.0"
+    assert "LoRA adapter: its base is the SFT checkpoint" in card.text
+    assert "`adapter_model.safetensors`" in card.text and "| `use_lora` | true |" in card.text.lower()

@@ -240,13 +240,16 @@ def test_ab_round_trip_through_the_workflow(run_dir, tmp_path):
 
 
 def test_a_trained_judge_on_the_demo_is_checked_against_the_task_verifier(run_dir, tmp_path):
-    """eval.judge: trained on the default: only the judge and what it scores rerun; the report shows the
-    trained judge's held-out accuracy and its agreement with the task verifier on the same answers."""
+    """eval.judge: trained on the default: the judge and what it scores rerun (the on-policy samples too,
+    and so DPO), SFT does not; the report shows the trained judge's held-out accuracy and its agreement
+    with the task verifier on the same answers."""
     copy = copy_of(run_dir, tmp_path)
     config = with_config(tmp_path, lambda c: (c["eval"].update(judge="trained"), c.update(reward={"max_steps": 150})))
     dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
-    assert planned_rules(dry) == {"train_reward_model", "evaluate_reward_model", "evaluate_model", "compare_models",
-                                  "render_report", "record_config", "write_manifest", "all"}, dry.stdout[-2000:]
+    planned = planned_rules(dry)
+    assert {"train_reward_model", "evaluate_reward_model", "generate_onpolicy_pairs", "train_dpo", "evaluate_model",
+            "compare_models", "render_report"} <= planned, dry.stdout[-2000:]
+    assert not planned & {"train_sft", "build_base_model", "split_dataset"}, dry.stdout[-2000:]
     result = snakemake(copy, "--cores", "all", configfile=config)
     assert result.returncode == 0, result.stderr[-3000:]
     judge = json.loads((copy / "results/eval/judge.json").read_text())["metrics"]
@@ -297,14 +300,15 @@ def test_snakemake_report_zip(run_dir):
     with zipfile.ZipFile(run_dir / "report.zip") as archive:  # the model cards, category "Model cards"
         cards = sorted(archive.read(n) for n in names if n.startswith("report/data/raw/") and n.endswith("/README.md"))
     assert cards == sorted((run_dir / f"results/cards/{name}/README.md").read_bytes()
-                           for name in ("sft", "dpo", "dpo-adapter"))
+                           for name in ("sft", "dpo"))  # the default's DPO trains all weights: no adapter card
 
 
 def test_model_cards_of_the_demo_parse_with_huggingface_hub(run_dir):
     from huggingface_hub import ModelCard
 
     manifest = json.loads((run_dir / "results/manifest.json").read_text())
-    for name, library in (("sft", "transformers"), ("dpo", "transformers"), ("dpo-adapter", "peft")):
+    # The default's DPO trains all weights, so no adapter card (tests/test_publish.py has one).
+    for name, library in (("sft", "transformers"), ("dpo", "transformers")):
         path = run_dir / f"results/cards/{name}/README.md"
         assert f"results/cards/{name}/README.md" in manifest["artifacts"]
         card = ModelCard.load(path)
@@ -323,10 +327,10 @@ def test_export_lays_out_upload_folders_outside_the_manifest(run_dir, tmp_path):
     result = snakemake(copy, "--cores", "all", "export")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     digest = hashlib.sha256((copy / "results/manifest.json").read_bytes()).hexdigest()
-    for name, weights in (("sft", "model.safetensors"), ("dpo", "model.safetensors"),
-                          ("dpo-adapter", "adapter_model.safetensors")):
+    assert not (copy / "results/export/dpo-adapter").exists()  # full-model DPO: no adapter to export
+    for name in ("sft", "dpo"):
         folder = copy / f"results/export/{name}"
-        assert (folder / weights).is_file() and (folder / "tokenizer.json").is_file() == (name != "dpo-adapter")
+        assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
         assert f"sha256 `{digest}`" in (folder / "README.md").read_text()
     checked = subprocess.run([str(BIN / "prefalign"), "verify", str(copy / "results/manifest.json")],
                              capture_output=True, text=True)
