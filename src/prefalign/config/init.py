@@ -26,9 +26,9 @@ batch size and accumulation (a few minutes for a small file, where the preset's 
 counts would repeat 300 pairs for tens of epochs). Synthetic data keeps the preset's steps
 (they are calibrated on it); a hub dataset, which init does not download, too.
 
-    model            SFT epochs  DPO epochs
-    tiny (scratch)   4           1          (the embedded demo's proportions)
-    pretrained       1           1
+    model            SFT epochs  DPO epochs  reward-model epochs (data without a synthetic set)
+    tiny (scratch)   4           1           1                   (the embedded demo's proportions)
+    pretrained       1           1           1
 
 --preset defaults to this machine's: cpu-demo without a CUDA GPU, else by the GPU's memory
 (prefalign.presets.pick); the tiny model always trains with cpu-demo's values (they are for
@@ -120,7 +120,9 @@ FORMATS = ("hh-rlhf", "shp", "ultrafeedback", "oasst1", "pairs")
 GENERIC = re.compile(r"^(train|test|valid|validation|dev|eval|data|dataset|raw|default|prefs|train_prefs|test_prefs|"
                      r"part|shard|\d+|part-\d+.*|\d+-of-\d+|.*-\d{5}-of-\d{5}|messages|trees)$", re.IGNORECASE)
 # Epochs of training per model source (see the module docstring).
-EPOCHS = {"tiny": {"sft": 4, "dpo": 1}, "pretrained": {"sft": 1, "dpo": 1}}
+# The reward model (the judge eval.judge auto trains on data no verifier knows): about one epoch,
+# as the demo's 200 steps of 16 pairs over its ~3,400 train pairs.
+EPOCHS = {"tiny": {"sft": 4, "dpo": 1, "reward": 1}, "pretrained": {"sft": 1, "dpo": 1, "reward": 1}}
 MIN_STEPS = 10
 
 
@@ -202,11 +204,12 @@ def dataset_entries(specs: list[str], fmt: str | None, out_dir: Path = Path(".")
     return chosen
 
 
-def scaled_steps(model_source: str, preset: str, pairs: int, test_fraction: float, gpus: int) -> dict:
-    """{sft|dpo: {max_steps, epochs, batch}}: the epochs of EPOCHS at the preset's effective batch."""
+def scaled_steps(model_source: str, preset: str, pairs: int, test_fraction: float, gpus: int,
+                 steps=("sft", "dpo")) -> dict:
+    """{step: {max_steps, epochs, batch}}: the epochs of EPOCHS at the preset's effective batch."""
     out = {}
     train = max(1, round(pairs * (1 - test_fraction)))
-    for step in ("sft", "dpo"):
+    for step in steps:
         batch = presets.value_of(preset, step, "batch_size") * presets.value_of(
             preset, step, "gradient_accumulation_steps") * max(gpus, 1)
         epochs = EPOCHS["tiny" if model_source == "tiny" else "pretrained"][step]
@@ -260,7 +263,10 @@ def plan(args: argparse.Namespace, machine: Machine | None, out_dir: Path = Path
     counted = [d for d in datasets if d.pairs is not None]
     if counted and len(counted) == len(datasets):  # every dataset counted: scale the steps to them
         gpus = gpu_count if gpu_count is not None else presets.value_of(preset, "gpu", "count", 0)
-        steps = scaled_steps(model["source"], preset, sum(d.pairs for d in counted), 0.1, gpus)
+        # A reward model is trained (eval.judge auto) only when some dataset is not synthetic.
+        judged_by_verifier = all(d.entry["source"] == "synthetic" for d in datasets)
+        steps = scaled_steps(model["source"], preset, sum(d.pairs for d in counted), 0.1, gpus,
+                             ("sft", "dpo") if judged_by_verifier else ("sft", "dpo", "reward"))
         for step, value in steps.items():
             overrides.setdefault(step, {})["max_steps"] = value["max_steps"]
     elif any(d.entry["source"] != "synthetic" for d in datasets):
