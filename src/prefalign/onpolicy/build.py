@@ -1,7 +1,7 @@
 """Judged samples -> canonical preference records, the ledger of prompts without a pair, and the mix
 of on-policy with offline pairs that DPO trains on.
 
-A pair is a canonical record (DESIGN.md, "Data contract") whose `meta` says where it came
+A pair is a canonical record (prefalign.records.make_record) whose `meta` says where it came
 from: the round, the policy that answered, the train record the prompt came from, the
 indices and judge scores of the chosen and rejected samples, every sample's score, the
 judge and the decoding.
