@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import read_jsonl, run_cli
 from data_fixtures import hh, oasst_message, oasst_tree, shp, ultrafeedback, write_rows
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from prefalign.data.filters import FilterSettings
@@ -311,6 +311,7 @@ LINE = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, min_size=1, max_size=12))
+@example(lines=[b"version https://git-lfs"])  # data that starts like an LFS pointer is data (CI, 2026-11-29)
 def test_any_file_reconciles_or_fails_with_a_named_error(tmp_path_factory, lines):
     tmp_path = tmp_path_factory.mktemp("prop")
     path = tmp_path / "raw.jsonl"

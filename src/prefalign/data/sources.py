@@ -32,20 +32,24 @@ FILE_FORMATS = ("auto", "jsonl", "json", "parquet")
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
-# A Git LFS pointer starts with this line (the spec's version URL): what a clone without git-lfs holds.
-LFS_POINTER = b"version https://git-lfs"
+# A Git LFS pointer (what a clone without git-lfs holds): a small text file whose first line is the
+# spec's version URL and which names the object's oid (https://github.com/git-lfs/git-lfs, docs/spec.md).
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+LFS_POINTER_MAX = 1024  # the spec: pointer files are smaller than 1024 bytes
 
 
 def lfs_pointer(path: Path) -> None:
     """Raise RecordError (reason lfs_pointer) when `path` is a Git LFS pointer, not the data itself."""
     with open(path, "rb") as handle:
-        head = handle.read(512)
-    if not head.startswith(LFS_POINTER):
+        head = handle.read(LFS_POINTER_MAX + 1)
+    if not head.startswith(LFS_POINTER) or len(head) > LFS_POINTER_MAX:
         return
     fields = dict(line.split(" ", 1) for line in head.decode("ascii", "replace").splitlines() if " " in line)
+    if "oid" not in fields:  # a data file that merely starts like one
+        return
     size = fields.get("size", "?").strip()
     raise RecordError(f"{path}: lfs_pointer: a Git LFS pointer file ({len(head)} bytes), not the data; the real "
-                      f"file ({size} bytes, {fields.get('oid', 'oid unknown').strip()}) is in Git LFS, and this "
+                      f"file ({size} bytes, {fields['oid'].strip()}) is in Git LFS, and this "
                       "clone was made without git-lfs. Run `git lfs pull` in the dataset's repository (or download "
                       "the file itself) and try again")
 
