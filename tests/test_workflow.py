@@ -276,7 +276,8 @@ def test_check_passes_on_the_default_and_prints_the_table(run_dir):
 def test_check_fails_with_a_clear_table_when_a_bound_is_violated(run_dir, tmp_path):
     strict = tmp_path / "strict.yaml"
     text = (REPO / "expected/default.yaml").read_text()
-    strict.write_text(text.replace("dpo.implicit_reward_accuracy: {min: 0.55,", "dpo.implicit_reward_accuracy: {min: 0.99,"))
+    strict.write_text(text.replace("dpo.implicit_reward_accuracy: {min: 0.55,",
+                                   "dpo.implicit_reward_accuracy: {min: 0.99,"))
     config = with_config(tmp_path, lambda c: c.update(check={"expected": str(strict)}))
     result = snakemake(run_dir, "--cores", "all", "check", configfile=config)
     output = result.stdout + result.stderr

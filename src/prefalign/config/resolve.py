@@ -155,8 +155,9 @@ def judge_problems(config: dict, sources: list[Path]) -> list[str]:
         return []
     return [f"{where(sources, ['eval', 'comparisons'])}eval.comparisons: expected [] with judge task on this data, got "
             f"{evaluation['comparisons']} (the task judge scores only the synthetic tasks' prompts and no dataset "
-            "here is synthetic, so no answer could be judged: set eval.judge: auto or trained (a reward model trained "
-            "on the train split judges), eval.judge: reward_model with eval.reward_model: <folder>, or eval.comparisons: [])"]
+            "here is synthetic, so no answer could be judged: set eval.judge: auto or trained (a reward model "
+            "trained on the train split judges), eval.judge: reward_model with eval.reward_model: <folder>, or "
+            "eval.comparisons: [])"]
 
 
 def resolve(paths: Iterable[Path], schema: dict | None = None) -> ResolvedConfig:

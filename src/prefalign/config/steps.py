@@ -179,10 +179,10 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     out["filters"] = build(FilterSettings, config, sources, job=tokenizer_of(config))
     caps = [f"{name}={d['cap']}" for name, d in config["datasets"].items() if d["cap"] is not None]
     out["split"] = build(SplitSettings, config, sources, job={"caps": caps})
-    for key, cls in (("model", BaseModelSettings), ("sft", SFTSettings), ("dpo", DPOSettings), ("reward", RewardSettings),
-                     ("compare", CompareSettings), ("report", ReportSettings), ("health", HealthSettings),
-                     ("tracking", TrackingSettings), ("ab", ABSettings), ("card", CardSettings),
-                     ("dpo_pairs", PairsSettings), ("mix", MixSettings)):
+    for key, cls in (("model", BaseModelSettings), ("sft", SFTSettings), ("dpo", DPOSettings),
+                     ("reward", RewardSettings), ("compare", CompareSettings), ("report", ReportSettings),
+                     ("health", HealthSettings), ("tracking", TrackingSettings), ("ab", ABSettings),
+                     ("card", CardSettings), ("dpo_pairs", PairsSettings), ("mix", MixSettings)):
         out[key] = build(cls, config, sources)
     # The reference pass (rule reference_logps) gets only what changes its numbers or batches:
     # a new beta, loss or step count never reruns it.
