@@ -439,8 +439,9 @@ def test_rounds_chain_sampling_and_dpo_through_the_previous_round(tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     commands = {}
     for line in dry.stdout.splitlines():
-        if line.startswith("Shell command: prefalign "):
-            words = line.split()[2:]
+        # without the environment a rule sets first (PREFALIGN_CONSOLE=3... for its progress lines)
+        words = re.sub(r"^(\w+=\S* )+", "", line.removeprefix("Shell command: ")).split()
+        if line.startswith("Shell command: ") and words[:1] == ["prefalign"]:
             commands.setdefault(words[1], []).append(" ".join(words))
     sampling = sorted(commands["onpolicy"])
     assert any("sample --policy results/sft/model" in c and "--round 1" in c for c in sampling)
