@@ -23,15 +23,15 @@ to train on; the ledger says why).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.onpolicy import build, sample
 from prefalign.errors import ConfigError
-from prefalign.jsonl import read_jsonl, write_json, write_jsonl
+from prefalign.jsonl import atomic_path, read_jsonl, write_json, write_jsonl
+from prefalign.onpolicy import build, sample
 from prefalign.settings import Settings, expect
 
 
@@ -47,22 +47,13 @@ class MixSettings(Settings):
         expect(0 <= self.mix_ratio < 1, "mix_ratio", "a number in [0, 1)", self.mix_ratio)
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def commit(outputs: dict[Path, object]) -> None:
-    """Write every output under a temporary name first, then rename them all."""
-    staged = []
-    for path, content in outputs.items():
-        scratch = _temporary(path)
-        if isinstance(content, list):
-            write_jsonl(scratch, content)
-        else:
-            write_json(scratch, content)
-        staged.append((scratch, path))
-    for scratch, path in staged:
-        scratch.replace(path)
+    """Write every output beside its path, then move them all into place; on a failure none is moved
+    and no temporary file stays behind (jsonl.atomic_path)."""
+    with contextlib.ExitStack() as stack:
+        for path, content in outputs.items():
+            scratch = stack.enter_context(atomic_path(path))
+            (write_jsonl if isinstance(content, list) else write_json)(scratch, content)
 
 
 def run_sample(args: argparse.Namespace) -> None:
