@@ -123,3 +123,13 @@ def test_settings_refuse_what_cannot_run():
     with pytest.raises(ConfigError, match="rounds"):
         PairsSettings(pairs="offline", rounds=2)
     assert PairsSettings(pairs="mixed", rounds=3).samples
+
+
+def test_a_failed_commit_leaves_no_output_and_no_scratch_file(tmp_path):
+    from prefalign.onpolicy.command import commit
+
+    with pytest.raises(TypeError):
+        commit({tmp_path / "pairs.jsonl": [{"id": "a"}], tmp_path / "stats.json": {"bad": object()}})
+    assert list(tmp_path.iterdir()) == []
+    commit({tmp_path / "pairs.jsonl": [{"id": "a"}], tmp_path / "stats.json": {"in": 1}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "stats.json"]
