@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    from prefalign.train.common import pin_single_gpu
+    from prefalign.train.backends import pin_single_gpu
 
     pin_single_gpu()
     if args.backend == "unsloth":
@@ -95,7 +95,7 @@ def main() -> None:
 
     import dpo_throughput as bench
     from prefalign.jsonl import read_jsonl
-    from prefalign.train import common
+    from prefalign.train import backends
     from prefalign.train.batching import Batching, resolve_batching
     from prefalign.train.dpo import DPOSettings, dpo_config, dpo_dataset
     from prefalign.train.dpo_trainer import trainer_class
@@ -115,13 +115,13 @@ def main() -> None:
                                lora_alpha=16, max_length=1024, batch_size=args.pairs, batching="padded",
                                gradient_checkpointing="unsloth" if args.backend == "unsloth" else "none",
                                threads=8 if gpu else 2, seed=0)
-        resolved = common.resolve(settings)
-        model, tokenizer, peft_config = common.load_policy(work / "model", settings, resolved)
+        resolved = backends.resolve(settings)
+        model, tokenizer, peft_config = backends.load_policy(work / "model", settings, resolved)
         batching = resolve_batching("grouped", 0, args.pairs, 1024, ["sigmoid"], resolved.device, resolved.backend,
                                     True)
 
         def shared_args(config_class):
-            return common.trainer_kwargs(settings, resolved, work / "out", config_class)
+            return backends.trainer_kwargs(settings, resolved, work / "out", config_class)
 
         trainer = trainer_class()(model=model, ref_model=None, args=dpo_config(settings, shared_args, batching, False),
                                   train_dataset=dpo_dataset(read_jsonl(work / "train.jsonl")),

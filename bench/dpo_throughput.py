@@ -344,7 +344,7 @@ def one_run(args, setup: str, micro: int, records_path: Path, log: BatchLog) -> 
 def worker(args) -> None:
     """Run this family's setups `--runs` times each, in order; write results after every run."""
     from prefalign.runtime import is_main_process
-    from prefalign.train.common import pin_single_gpu
+    from prefalign.train.backends import pin_single_gpu
 
     pin_single_gpu()
     setups = args.worker_setups.split(",")

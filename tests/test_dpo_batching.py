@@ -136,18 +136,18 @@ def settings(**kw):
 
 def trainer_for(tiny: Path, s):
     from prefalign.jsonl import read_jsonl
-    from prefalign.train import common
+    from prefalign.train import backends
     from prefalign.train.batching import resolve_batching
     from prefalign.train.dpo import dpo_config, dpo_dataset
     from prefalign.train.dpo_trainer import trainer_class
 
-    resolved = common.resolve(s)
-    model, tokenizer, peft_config = common.load_policy(tiny / "model", s, resolved)
+    resolved = backends.resolve(s)
+    model, tokenizer, peft_config = backends.load_policy(tiny / "model", s, resolved)
     batching = resolve_batching(s.batching, s.max_batch_tokens, s.batch_size, s.max_length, s.loss_type, "cpu", "trl",
                                 False)
 
     def shared_args(config_class):
-        return common.trainer_kwargs(s, resolved, tiny / "out", config_class)
+        return backends.trainer_kwargs(s, resolved, tiny / "out", config_class)
 
     return trainer_class()(model=model, ref_model=None, args=dpo_config(s, shared_args, batching, False),
                            train_dataset=dpo_dataset(read_jsonl(tiny / "train.jsonl")), processing_class=tokenizer,

@@ -9,7 +9,7 @@ import pytest
 
 from prefalign.errors import ConfigError
 from prefalign.runtime import Machine
-from prefalign.train.common import TrainSettings, resolve, trainer_kwargs
+from prefalign.train.backends import TrainSettings, resolve, trainer_kwargs
 
 CPU = Machine(cuda=False)
 CPU_WITH_UNSLOTH = Machine(cuda=False, unsloth_installed=True)
@@ -137,7 +137,7 @@ def test_trainer_kwargs_follow_the_installed_trl():
 
 
 def test_pin_single_gpu_respects_the_scheduler(monkeypatch):
-    from prefalign.train.common import pin_single_gpu
+    from prefalign.train.backends import pin_single_gpu
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
@@ -158,6 +158,6 @@ def test_unsloth_is_never_imported_on_the_cpu_path():
     import subprocess
     import sys
 
-    code = ("import sys; from prefalign.train.common import TrainSettings, resolve; resolve(TrainSettings()); "
+    code = ("import sys; from prefalign.train.backends import TrainSettings, resolve; resolve(TrainSettings()); "
             "import prefalign.train.dpo, prefalign.train.sft; assert 'unsloth' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.settings import expect
-from prefalign.train import common, reference_file as reference
+from prefalign.train import backends, reference_file as reference
 from prefalign.train.batching import BATCHINGS, resolve_batching
-from prefalign.train.common import TrainSettings
+from prefalign.train.backends import TrainSettings
 from prefalign.train.step import TrainingStep
 
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -107,7 +107,7 @@ def dpo_trainer(model, tokenizer, peft_config, dataset, settings: DPOSettings, s
     from prefalign.train.dpo_trainer import REF_COLUMNS, trainer_class
     from prefalign.train.packing import torch_varlen_attn
 
-    resolved = common.resolve(settings)
+    resolved = backends.resolve(settings)
     batching = resolve_batching(settings.batching, settings.max_batch_tokens, settings.batch_size,
                                 settings.max_length, settings.loss_type, resolved.device, resolved.backend,
                                 torch_varlen_attn() is not None)

@@ -3,7 +3,7 @@
 FP8 training (Unsloth, torchao row-wise FP8 weights) compiles and autotunes its kernels
 before the first step. It pays only when the run is long enough that the time saved per step
 repays that compile: steps x gain per step > compile cost. `precision: auto` asks this
-(prefalign.train.common.resolve) and says the figures in `resolved.why`.
+(prefalign.train.backends.resolve) and says the figures in `resolved.why`.
 
 The figures are measurements of prefalign's own DPO step on an H200 (bench/dpo_throughput.py:
 1.104 B Llama, LoRA r16, 16 pairs x 2 x 512 tokens = 16,384 tokens per step):

@@ -15,7 +15,7 @@ TRL drops because its prompt alone fills max_length.
 
 Settings are the DPO settings that change these numbers (backend, precision, max_length) and
 the ones that only change speed (batching, max_batch_tokens, batch_size); precision `auto`
-never resolves to fp8 here (one forward pass cannot repay FP8's compile; prefalign.train.common).
+never resolves to fp8 here (one forward pass cannot repay FP8's compile; prefalign.train.backends).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from prefalign import runtime
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.settings import Settings, expect
-from prefalign.train import common, unsloth
+from prefalign.train import backends, unsloth_backend
 from prefalign.train.batching import BATCHINGS, resolve_batching
 from prefalign.train.dpo import DPOSettings, dpo_config, dpo_dataset
 from prefalign.train.reference_file import FORMAT
@@ -77,26 +77,26 @@ def compute(sft: Path, train_path: Path, settings: ReferenceSettings) -> tuple[d
     The timing (seconds and tokens/s of the pass itself, model loading excluded) stays out of
     the file: two runs of the same inputs write the same bytes."""
     training = settings.training()
-    common.pin_single_gpu()
-    resolved = common.resolve(training)
+    backends.pin_single_gpu()
+    resolved = backends.resolve(training)
     print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
     if resolved.backend == "unsloth":
-        unsloth.activate(dpo=True)
+        unsloth_backend.activate(dpo=True)
     runtime.setup(settings.seed, settings.threads)
-    common.quiet_libraries()
+    backends.quiet_libraries()
 
     from prefalign.train.dpo_trainer import trainer_class  # imports TRL: after Unsloth's activation
     from prefalign.train.packing import torch_varlen_attn
 
     records = read_jsonl(train_path)
-    model, tokenizer, peft_config = common.load_policy(sft, training, resolved)
+    model, tokenizer, peft_config = backends.load_policy(sft, training, resolved)
     dataset = dpo_dataset(records).add_column("prefalign_row", list(range(len(records))))
     batching = resolve_batching(settings.batching, settings.max_batch_tokens, settings.batch_size,
                                 settings.max_length, ["sigmoid"], resolved.device, resolved.backend,
                                 torch_varlen_attn() is not None)
     with tempfile.TemporaryDirectory(prefix="prefalign-reference-") as scratch:
         def shared_args(config_class):
-            return common.trainer_kwargs(training, resolved, Path(scratch), config_class)
+            return backends.trainer_kwargs(training, resolved, Path(scratch), config_class)
 
         trainer = trainer_class()(
             model=model, ref_model=None, args=dpo_config(training, shared_args, batching, False),

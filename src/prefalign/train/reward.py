@@ -22,8 +22,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from prefalign.settings import expect
-from prefalign.train import common
-from prefalign.train.common import TrainSettings
+from prefalign.train import backends
+from prefalign.train.backends import TrainSettings
 from prefalign.train.step import TrainingStep
 
 STARTS = ("sft", "base")
@@ -50,15 +50,15 @@ class RewardSettings(TrainSettings):
                self.gradient_checkpointing)
 
 
-def resolve(settings: RewardSettings, machine=None) -> common.Resolved:
-    """common.resolve with the TRL backend, and why."""
-    resolved = common.resolve(dataclasses.replace(settings, backend="trl"), machine)
+def resolve(settings: RewardSettings, machine=None) -> backends.Resolved:
+    """backends.resolve with the TRL backend, and why."""
+    resolved = backends.resolve(dataclasses.replace(settings, backend="trl"), machine)
     why = "backend trl: the reward model trains with TRL's RewardTrainer (Unsloth's reward-model path is not validated"
     why += " in this workflow)"
     return dataclasses.replace(resolved, why="; ".join(filter(None, [why, resolved.why])))
 
 
-def load_reward_model(path, settings: RewardSettings, resolved: common.Resolved):
+def load_reward_model(path, settings: RewardSettings, resolved: backends.Resolved):
     """(one-label sequence-classification model, tokenizer, LoRA config or None) from a causal LM checkpoint."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -66,7 +66,7 @@ def load_reward_model(path, settings: RewardSettings, resolved: common.Resolved)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, dtype=common.torch_dtype(resolved), use_safetensors=True)
+        path, num_labels=1, dtype=backends.torch_dtype(resolved), use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     peft_config = None
     if settings.use_lora:

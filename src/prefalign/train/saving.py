@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from prefalign.train.common import Resolved, TrainSettings
+from prefalign.train.backends import Resolved, TrainSettings
 
 # What TRL logs that depends on the clock rather than on the computation: kept out of the
 # saved training log so two runs of the same config give byte-identical artifacts.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefalign.train.common import TrainSettings
+from prefalign.train.backends import TrainSettings
 from prefalign.train.step import TrainingStep
 
 

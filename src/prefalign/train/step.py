@@ -26,7 +26,7 @@ from typing import Callable
 from prefalign import runtime
 from prefalign.errors import ConfigError
 from prefalign.jsonl import read_jsonl, write_json
-from prefalign.train import checkpoints, common, saving, unsloth, watch
+from prefalign.train import backends, checkpoints, saving, unsloth_backend, watch
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,16 @@ class TrainingStep:
     start_help: str
     dataset: Callable[[list[dict]], object]  # canonical records -> the trainer's dataset
     # (model, tokenizer, peft_config, dataset, settings, shared_args, callbacks) -> a TRL trainer, where
-    # shared_args(ConfigClass) gives the TrainingArguments both trainers share (common.trainer_kwargs)
+    # shared_args(ConfigClass) gives the TrainingArguments both trainers share (backends.trainer_kwargs)
     trainer: Callable
     logged: tuple[str, ...]  # metrics whose last logged value goes into metrics.json's `train`
     first_loss: bool = False  # also record the loss at step 1 (DPO: ln 2 there)
     # Further input files the step reads: (flag, help). Their paths reach `dataset` and `trainer`
     # as keyword arguments (flag with '_' for '-'), None when not given.
     extra_inputs: tuple[tuple[str, str], ...] = ()
-    # (start, settings, resolved) -> (model, tokenizer, peft_config); None: the causal LM (common.load_policy)
+    # (start, settings, resolved) -> (model, tokenizer, peft_config); None: the causal LM (backends.load_policy)
     load: Callable | None = None
-    resolve: Callable | None = None  # settings -> common.Resolved; None: common.resolve
+    resolve: Callable | None = None  # settings -> backends.Resolved; None: backends.resolve
     summary: Callable | None = None  # trainer -> extra entries of metrics.json's `train`
 
     def train(self, start: Path, train_path: Path, out: Path | None, settings, callbacks=(), report_to=(),
@@ -55,21 +55,21 @@ class TrainingStep:
         """Train from checkpoint `start` and save to `out` (None: train only, as the benchmarks do).
 
         Returns (metrics, log history)."""
-        common.pin_single_gpu()
-        resolved = (self.resolve or common.resolve)(settings)  # refuses impossible settings before loading anything
+        backends.pin_single_gpu()
+        resolved = (self.resolve or backends.resolve)(settings)  # refuses impossible settings before loading anything
         print("resolved:", json.dumps(dataclasses.asdict(resolved), sort_keys=True), flush=True)
         if resolved.backend == "unsloth":
-            unsloth.activate(dpo=self.name == "dpo")
+            unsloth_backend.activate(dpo=self.name == "dpo")
         runtime.setup(settings.seed, settings.threads)
-        common.quiet_libraries()
+        backends.quiet_libraries()
 
-        model, tokenizer, peft_config = (self.load or common.load_policy)(start, settings, resolved)
+        model, tokenizer, peft_config = (self.load or backends.load_policy)(start, settings, resolved)
         inputs = {flag.replace("-", "_"): None for flag, _ in self.extra_inputs} | (inputs or {})
         dataset = self.dataset(read_jsonl(train_path), **inputs)
         fingerprinted = [start, train_path, *(path for path in inputs.values() if path is not None)]
         with checkpoints.workspace(checkpoint_dir, settings, fingerprinted, f"prefalign-{self.name}-") as ckpt:
             def shared_args(config_class) -> dict:
-                return common.trainer_kwargs(settings, resolved, ckpt.folder, config_class, report_to, ckpt.enabled)
+                return backends.trainer_kwargs(settings, resolved, ckpt.folder, config_class, report_to, ckpt.enabled)
 
             trainer = self.trainer(model, tokenizer, peft_config, dataset, settings, shared_args, list(callbacks),
                                    **inputs)

@@ -4,7 +4,7 @@ transformers' Trainer calls `getattr(callback, "on_<event>")(args, state, contro
 on every callback it holds; this base answers every `on_*` event with a no-op, so a subclass
 defines only the events it needs. It deliberately does not subclass transformers'
 TrainerCallback: the steps build their callbacks before training starts, and with the Unsloth
-backend nothing may import transformers before Unsloth (prefalign.train.unsloth).
+backend nothing may import transformers before Unsloth (prefalign.train.unsloth_backend).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""What the SFT and DPO trainers share up to training: the settings common to both, backend
-and precision resolution, model loading for each backend, and the TRL arguments they have in
-common. (Saving is prefalign.train.saving; the step around them is prefalign.train.step.)
+"""The training backends (TRL, Unsloth) and what the SFT and DPO trainers share up to training:
+the settings common to both, backend and precision resolution, model loading for each backend,
+and the TRL arguments they have in common. (Saving is prefalign.train.saving; the step around
+them is prefalign.train.step.)
 
 Backends: `trl` runs anywhere; `unsloth` needs a CUDA GPU and the gpu environment; `auto`
 takes Unsloth when a CUDA device is present and Unsloth is installed, else TRL.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from prefalign.runtime import Machine, local_rank, world_size
 from prefalign.settings import Settings, expect
-from prefalign.train import checkpoints, unsloth
+from prefalign.train import checkpoints, unsloth_backend
 from prefalign.train.fp8_gate import fp8_pays
 
 BACKENDS = ("auto", "trl", "unsloth")
@@ -187,7 +188,7 @@ def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
     with TRL, the trainer wraps the model with `peft_config` itself.
     """
     if resolved.backend == "unsloth":
-        model, tokenizer = unsloth.load(path, settings, resolved)
+        model, tokenizer = unsloth_backend.load(path, settings, resolved)
         return model, tokenizer, None
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
