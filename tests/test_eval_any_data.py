@@ -8,7 +8,8 @@ import random
 import pytest
 
 from prefalign.errors import ConfigError
-from prefalign.evaluation.evaluate import EvalSettings, generate, generation_metrics, prompt_ids, resolve_judge
+from prefalign.evaluation.evaluate import EvalSettings, generation_metrics, resolve_judge
+from prefalign.evaluation.generation import generate, prompt_ids
 from prefalign.evaluation.judges import TaskJudge
 from prefalign.evaluation.length_control import lc_win_rate
 

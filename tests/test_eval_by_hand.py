@@ -21,7 +21,8 @@ from __future__ import annotations
 import pytest
 
 from prefalign.evaluation.compare import CompareSettings, compare
-from prefalign.evaluation.evaluate import EvalSettings, kl_estimate, pair_metrics
+from prefalign.evaluation.evaluate import EvalSettings, kl_estimate
+from prefalign.evaluation.preference import pair_metrics
 
 RECORDS = [{"id": f"p{i}"} for i in range(1, 5)]
 POLICY = [-2.0, -5.5, -3.0, -1.0, -5.0, -4.5, -3.0, -2.0]  # chosen p1..p4, then rejected p1..p4

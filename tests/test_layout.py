@@ -17,7 +17,7 @@ CONTRACTS = {
     # evaluation judges the synthetic tasks' answers with their verifier
     "evaluation": {"prefalign.data.tasks"},
     # on-policy pairs are generated and judged exactly as the evaluation generates and judges its answers
-    "onpolicy": {"prefalign.evaluation.evaluate", "prefalign.evaluation.judges"},
+    "onpolicy": {"prefalign.evaluation.generation", "prefalign.evaluation.judges"},
     # config builds every step's settings from the config: each step's Settings class; `init` reads a raw
     # file the way the data stage does (its format, its pair count) through data.inspect; eval.judge auto is
     # resolved by the evaluation stage's own rule (evaluation.judges.choose_judge)

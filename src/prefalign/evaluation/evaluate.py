@@ -40,23 +40,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
 from prefalign.data import tasks
 from prefalign.evaluation import intervals
+from prefalign.evaluation.generation import SAMPLING, distinct_prompts, eval_device, generate, judge_prompts, prompt_ids
 from prefalign.evaluation.judges import JUDGE_SETTINGS, Judge, JudgeChoice, TaskJudge, make_judge
+from prefalign.evaluation.preference import bootstrap, completion_logps, preference_metrics
 from prefalign.jsonl import read_jsonl, write_json, write_jsonl
-from prefalign.progress import progress
-from prefalign.records import last_user_turn, prompt_key
-from prefalign.runtime import Machine
+from prefalign.records import last_user_turn
 from prefalign.settings import Settings, expect
 
 # The workflow's checkpoints and the reference each one's implicit reward and KL are measured against.
 REFERENCES = {"base": "base", "sft": "base", "dpo": "sft"}
-SAMPLING = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
 
 @dataclass
@@ -99,190 +97,7 @@ class EvalSettings(Settings):
                "a reward model folder when judge is reward_model", self.reward_model)
 
 
-# ---------------------------------------------------------------- scoring
-
-def common_prefix_length(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def tokenize_pair(tokenizer, record: dict) -> tuple[list[int], list[int], list[int]]:
-    """(prompt, chosen, rejected) token ids, split where TRL's DPOTrainer splits them."""
-
-    def ids(messages, **kwargs):
-        return tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False, **kwargs)
-
-    prompt = ids(record["prompt"], add_generation_prompt=True)
-    chosen = ids(record["prompt"] + record["chosen"])
-    rejected = ids(record["prompt"] + record["rejected"])
-    cut = min(common_prefix_length(prompt, chosen), common_prefix_length(prompt, rejected))
-    return prompt[:cut], chosen[cut:], rejected[cut:]
-
-
-def completion_logps(model, sequences: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int):
-    """Sum of log-probs and token count of each completion given its prompt (in the order given)."""
-    import torch
-
-    # Batches of similar lengths waste little on padding; the results go back to the input order.
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]) + len(sequences[i][1]))
-    sums, counts = [0.0] * len(sequences), [0] * len(sequences)
-    for start in progress(range(0, len(order), batch_size), "log-probs"):
-        indices = order[start : start + batch_size]
-        batch = [sequences[i] for i in indices]
-        width = max(len(p) + len(c) for p, c in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.bool)
-        for i, (p, c) in enumerate(batch):
-            input_ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-            attention[i, : len(p) + len(c)] = 1
-            mask[i, len(p) : len(p) + len(c)] = True
-        input_ids, attention, mask = (t.to(model.device) for t in (input_ids, attention, mask))
-        with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-        target = mask[:, 1:]
-        for i, total, count in zip(indices, (logprobs * target).sum(-1).tolist(), target.sum(-1).tolist()):
-            sums[i], counts[i] = total, count
-    return sums, counts
-
-
-def softplus(x: float) -> float:
-    """log(1 + e^x) without overflow: -log sigmoid(m) = softplus(-m)."""
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-
-
-def share(flags: list[bool]) -> float | None:
-    return sum(flags) / len(flags) if flags else None
-
-
-def preference_metrics(model, reference, tokenizer, records: list[dict], settings: EvalSettings) -> tuple[dict, dict, list]:
-    """(metrics, intervals, per-pair rows) of the implicit reward and log-prob rankings."""
-    triples = [tokenize_pair(tokenizer, r) for r in records]
-    sequences = [(p, c) for p, c, _ in triples] + [(p, r) for p, _, r in triples]
-    pad = tokenizer.pad_token_id
-    policy, counts = completion_logps(model, sequences, settings.batch_size, pad)
-    ref = policy if reference is model else completion_logps(reference, sequences, settings.batch_size, pad)[0]
-    return pair_metrics(records, policy, ref, counts, settings)
-
-
-def pair_metrics(records: list[dict], policy: list[float], ref: list[float], counts: list[int],
-                 settings: EvalSettings) -> tuple[dict, dict, list]:
-    """(metrics, intervals, per-pair rows) from summed completion log-probs under policy and reference.
-
-    Each list holds the chosen completions of `records` in order, then the rejected ones.
-    """
-    n = len(records)
-    rows = []
-    for i, record in enumerate(records):
-        pc, pr, rc, rr = policy[i], policy[n + i], ref[i], ref[n + i]
-        nc, nr = max(counts[i], 1), max(counts[n + i], 1)
-        rows.append({
-            "id": record["id"],
-            "margin": settings.beta * ((pc - rc) - (pr - rr)),
-            "logp_chosen": pc, "logp_rejected": pr, "ref_logp_chosen": rc, "ref_logp_rejected": rr,
-            "tokens_chosen": counts[i], "tokens_rejected": counts[n + i],
-            "logp_accuracy": pc > pr, "logp_accuracy_normalized": pc / nc > pr / nr,
-        })
-    margins = [r["margin"] for r in rows]
-    won = [1.0 if m > 0 else 0.0 for m in margins]
-    logp_won = [1.0 if r["logp_accuracy"] else 0.0 for r in rows]
-    logp_norm_won = [1.0 if r["logp_accuracy_normalized"] else 0.0 for r in rows]
-    p05, median, p95 = intervals.quantiles(margins, [0.05, 0.5, 0.95])
-    metrics = {
-        "pairs": n,
-        "implicit_reward_accuracy": intervals.mean(won),
-        "reward_margin_mean": intervals.mean(margins),
-        "reward_margin_std": intervals.std(margins),
-        "reward_margin_p05": p05, "reward_margin_median": median, "reward_margin_p95": p95,
-        "logp_accuracy": intervals.mean(logp_won),
-        "logp_accuracy_normalized": intervals.mean(logp_norm_won),
-        "logp_chosen_mean": intervals.mean([r["logp_chosen"] for r in rows]),
-        "logp_rejected_mean": intervals.mean([r["logp_rejected"] for r in rows]),
-        # The two terms of DPO's loss on the held-out pairs (TRL's `sigmoid` and `sft` loss types), so
-        # a combined training loss can be shown with its parts: -log sigmoid(margin) per pair, and the
-        # chosen replies' NLL per token (TRL's `sft` term averages over every chosen token of a batch).
-        "sigmoid_loss": intervals.mean([softplus(-m) for m in margins]),
-        "chosen_nll_per_token": (-sum(r["logp_chosen"] for r in rows) / max(1, sum(r["tokens_chosen"] for r in rows))
-                                 if rows else None),
-    }
-    boot = lambda values: bootstrap(values, settings)  # noqa: E731
-    bounds = {"implicit_reward_accuracy": boot(won), "reward_margin_mean": boot(margins),
-              "logp_accuracy": boot(logp_won), "logp_accuracy_normalized": boot(logp_norm_won)}
-    return metrics, bounds, rows
-
-
-def bootstrap(values: list[float], settings: EvalSettings) -> dict | None:
-    interval = intervals.bootstrap_interval(values, settings.bootstrap_samples, settings.seed)
-    if interval is None:
-        return None
-    return {"low": interval[0], "high": interval[1], "method": f"bootstrap ({settings.bootstrap_samples} resamples)"}
-
-
-# ---------------------------------------------------------------- generation
-
-def judge_prompts(records: list[dict], limit: int, judge: Judge | None = None) -> list[dict]:
-    """Distinct test prompts the judge can score (default: the task verifier), in file order, at most `limit`."""
-    chosen, seen = [], set()
-    for record in records:
-        key = prompt_key(record["prompt"])
-        scorable = judge.can_score(record["prompt"]) if judge else tasks.parse(last_user_turn(record["prompt"])) is not None
-        if key in seen or not scorable:
-            continue
-        seen.add(key)
-        chosen.append(record)
-        if len(chosen) == limit:
-            break
-    return chosen
-
-
-def prompt_ids(tokenizer, prompt: list[dict]) -> list[int]:
-    return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
-
-
-def generate(model, tokenizer, prompts: list[list[dict]], settings: EvalSettings, sample: bool = False,
-             decoding: dict | None = None) -> list[dict]:
-    """Answers to each prompt, greedy or sampled, in batches with left padding.
-
-    Each answer: text, token count (without the end token), and `ids`, the generated ids
-    through the end token when the model wrote one (what its probability is over).
-    `decoding` (generate() keywords, e.g. temperature, top_p) replaces the evaluation's own
-    decoding (SAMPLING, or greedy); sampling is seeded with settings.seed either way.
-    `settings` needs seed, batch_size and max_new_tokens (prefalign.onpolicy reuses this).
-    """
-    import torch
-
-    answers = []
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    if decoding is None:
-        decoding = dict(SAMPLING) if sample else {"do_sample": False}
-    sample = bool(decoding.get("do_sample"))
-    if sample:
-        torch.manual_seed(settings.seed)  # the same seed gives the same samples, whatever ran before
-    for start in progress(range(0, len(prompts), settings.batch_size), "sampling" if sample else "generating"):
-        batch = [prompt_ids(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, ids in enumerate(batch):
-            input_ids[i, width - len(ids) :] = torch.tensor(ids)
-            attention[i, width - len(ids) :] = 1
-        input_ids, attention = input_ids.to(model.device), attention.to(model.device)
-        with torch.no_grad():
-            out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=settings.max_new_tokens,
-                                 eos_token_id=eos, pad_token_id=pad, **decoding)
-        for row in out[:, width:].tolist():
-            ended = eos in row
-            ids = row[: row.index(eos) + 1] if ended else row
-            text_ids = [t for t in (ids[:-1] if ended else ids) if t != pad]
-            answers.append({"answer": tokenizer.decode(text_ids, skip_special_tokens=True), "tokens": len(text_ids),
-                            "ids": ids})
-    return answers
-
+# ---------------------------------------------------------------- generation metrics
 
 def sample_log_ratios(model, reference, tokenizer, prompts: list[list[dict]], samples: list[dict],
                       settings: EvalSettings) -> list[float]:
@@ -293,17 +108,6 @@ def sample_log_ratios(model, reference, tokenizer, prompts: list[list[dict]], sa
     policy, _ = completion_logps(model, sequences, settings.batch_size, tokenizer.pad_token_id)
     ref, _ = completion_logps(reference, sequences, settings.batch_size, tokenizer.pad_token_id)
     return [p - r for p, r in zip(policy, ref)]
-
-
-def distinct_prompts(records: list[dict]) -> list[dict]:
-    """The first record of each distinct prompt, in file order."""
-    seen, out = set(), []
-    for record in records:
-        key = prompt_key(record["prompt"])
-        if key not in seen:
-            seen.add(key)
-            out.append(record)
-    return out
 
 
 def kl_estimate(per_prompt: list[list[float]]) -> tuple[float | None, float | None]:
@@ -430,12 +234,6 @@ def resolve_judge(settings: EvalSettings, records: list[dict]) -> tuple[Judge, J
 
 
 # ---------------------------------------------------------------- the step
-
-def eval_device() -> tuple[str, dict]:
-    """Where to evaluate: the first CUDA GPU in its checkpoint's own dtype, else the CPU in fp32."""
-    machine = Machine.detect()
-    return machine.device, {"dtype": "auto"} if machine.cuda else {}
-
 
 def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: EvalSettings):
     """(result, generation rows, pair rows) of one checkpoint against its reference."""

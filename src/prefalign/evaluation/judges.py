@@ -40,6 +40,7 @@ from typing import Protocol
 
 from prefalign.data import tasks
 from prefalign.errors import RecordError
+from prefalign.evaluation.batches import padded
 from prefalign.hashing import is_commit
 from prefalign.records import last_user_turn
 from prefalign.settings import expect
@@ -156,12 +157,7 @@ class RewardModelJudge:
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(sequences), self.batch_size):
             batch = sequences[start : start + self.batch_size]
-            width = max(len(s) for s in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, s in enumerate(batch):
-                input_ids[i, : len(s)] = torch.tensor(s)
-                attention[i, : len(s)] = 1
+            input_ids, attention = padded(batch, pad)
             with torch.no_grad():
                 logits = self.model(input_ids=input_ids.to(self.model.device),
                                     attention_mask=attention.to(self.model.device)).logits.float()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
-from prefalign.evaluation.evaluate import eval_device, generate, judge_prompts
+from prefalign.evaluation.generation import eval_device, generate, judge_prompts
 from prefalign.evaluation.judges import JUDGES, Judge, make_judge
 from prefalign.jsonl import read_jsonl
 from prefalign.records import last_user_turn
