@@ -1,7 +1,8 @@
 # prefalign: raw preference datasets -> filtered JSONL -> SFT -> DPO -> evaluation report.
 #
-# This file is the table of contents. Helpers and target lists live in rules/common.smk; each
-# stage's rules in rules/<stage>.smk; each rule is one call of the `prefalign` CLI. The config is
+# This file is the table of contents. Shared helpers and target lists live in rules/common.smk;
+# each stage's rules in rules/<stage>.smk, which includes its own helpers (rules/helpers/<stage>.smk);
+# each rule is one call of the `prefalign` CLI. The config is
 # the --configfile(s) given, else the embedded demo config.yaml (rules/common.smk resolves it).
 
 from snakemake.utils import min_version
@@ -10,7 +11,6 @@ min_version("9.0")
 
 
 include: "rules/common.smk"
-include: "rules/common_onpolicy.smk"  # helpers of on-policy rounds
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/sft.smk"

@@ -2,6 +2,9 @@
 # writes the blind sheet; once config ab.ratings names the filled CSV, the win rate joins the report.
 
 
+include: "helpers/ab.smk"
+
+
 rule export_ab_sheet:
     input:
         sft=expand(rules.evaluate_model.output.generations, model="sft"),

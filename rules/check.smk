@@ -3,6 +3,9 @@
 # when any is out; it is not part of the default target.
 
 
+include: "helpers/check.smk"
+
+
 rule check_expected:
     input:
         **judge_eval_outputs(),

@@ -42,8 +42,6 @@ SYNTHETIC = [
     name for name in DATASETS if config["datasets"][name]["source"] == "synthetic"
 ]
 EVAL_MODELS = list(config["eval"]["models"])
-# The model cards (rules/publish.smk): the merged SFT and DPO checkpoints, and DPO's adapter.
-CARDS = ["sft", "dpo"] + (["dpo-adapter"] if config["dpo"]["use_lora"] else [])
 
 
 def one_of(names):
@@ -64,29 +62,6 @@ wildcard_constraints:
 def flags(key):
     """The CLI flags of step settings `key` (see prefalign.config.steps.step_settings)."""
     return to_cli_flags(SETTINGS[key].to_dict())
-
-
-def normalize_inputs(wildcards):
-    """The raw file (none for a hub dataset) and a local tokenizer folder, when one counts tokens."""
-    dataset = config["datasets"][wildcards.dataset]
-    inputs = {}
-    if dataset["source"] == "synthetic":
-        inputs["raw"] = rules.generate_synthetic_raw.output.raw.format(
-            dataset=wildcards.dataset
-        )
-    elif dataset["source"] == "local":
-        inputs["raw"] = dataset["path"]
-    tokenizer = SETTINGS["filters"].tokenizer
-    if SETTINGS["filters"].max_tokens and Path(tokenizer).is_dir():
-        inputs["tokenizer"] = tokenizer
-    return inputs
-
-
-def base_model_inputs(wildcards):
-    # The tiny tokenizer is trained on the train split; a pretrained model needs no data.
-    if config["model"]["source"] == "tiny":
-        return {"train": rules.split_dataset.output.train}
-    return {}
 
 
 def checkpoint(name):
@@ -113,36 +88,6 @@ def judge_model_flag(wildcards, input):
     if JUDGE.kind == "trained":
         return f"--reward-model {input.reward_model}"
     return ""
-
-
-def eval_inputs(wildcards):
-    return {
-        "model": checkpoint(wildcards.model),
-        "reference": checkpoint(REFERENCES[wildcards.model]),
-        "test": rules.split_dataset.output.test,
-        **judge_model_input(),
-    }
-
-
-def judge_eval_outputs():
-    """The reward-model judge's held-out accuracy, for report and check (none for the task judge)."""
-    if JUDGE.kind == "task":
-        return {}
-    return {"judge_eval": rules.evaluate_reward_model.output.metrics}
-
-
-def comparison_outputs():
-    """results/eval/compare/<model>_vs_<baseline>.json of every pair in eval.comparisons."""
-    return [
-        f"results/eval/compare/{model}_vs_{baseline}.json"
-        for model, baseline in config["eval"]["comparisons"]
-    ]
-
-
-def expected_file():
-    """check.expected; a relative path is taken from the workflow's folder."""
-    path = Path(config["check"]["expected"])
-    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
 
 
 def gpu_resources():
@@ -182,6 +127,20 @@ def launcher():
     return "prefalign"
 
 
+def training_outputs(folder, adapter=False):
+    """What a training step writes under `folder`, named as the rules name it: the model folder, its metrics, log
+    history and environment record, and (`adapter`) the LoRA adapter folder."""
+    outputs = {
+        "model": directory(f"{folder}/model"),
+        "metrics": f"{folder}/metrics.json",
+        "log_history": f"{folder}/log_history.jsonl",
+        "environment": f"{folder}/environment.json",
+    }
+    if adapter:
+        outputs["adapter"] = directory(f"{folder}/adapter")
+    return outputs
+
+
 def training_params(rule_name):
     """The params train_sft and train_dpo share: the step's settings, the health monitor's and
     trackers' flags, the checkpoint folder and the launcher."""
@@ -219,73 +178,6 @@ def training_shell(step, start, extra=""):
         # fd 3: Snakemake's console, for the step's progress lines (prefalign.progress)
         " 3>&2 > {log.main} 2>&1"
     )
-
-
-def reference_input(wildcards):
-    """train_dpo reads the cached reference log-probs when config dpo.cache_reference is true."""
-    if not config["dpo"]["cache_reference"]:
-        return {}
-    return {"reference": rules.reference_logps.output.logps}
-
-
-def dpo_outputs():
-    outputs = {
-        "model": directory("results/dpo/model"),
-        "metrics": "results/dpo/metrics.json",
-        "log_history": "results/dpo/log_history.jsonl",
-        "environment": "results/dpo/environment.json",
-    }
-    if config["dpo"]["use_lora"]:
-        outputs["adapter"] = directory("results/dpo/adapter")
-    return outputs
-
-
-def card_inputs(wildcards):
-    """What the card of checkpoint `card` describes: the folder, its training record, and the
-    run's evaluation of it where eval.models lists it."""
-    step = wildcards.card.split("-")[0]
-    train = rules.train_sft if step == "sft" else rules.train_dpo
-    inputs = {
-        "model": train.output.get(
-            "adapter" if wildcards.card == "dpo-adapter" else "model"
-        ),
-        "train_metrics": train.output.metrics,
-        "environment": train.output.environment,
-        "base": rules.build_base_model.output.model,
-        "config": rules.record_config.output.resolved,
-    }
-    if step in EVAL_MODELS:
-        inputs["eval_metrics"] = expand(rules.evaluate_model.output.metrics, model=step)
-    inputs["comparisons"] = [
-        f"results/eval/compare/{model}_vs_{baseline}.json"
-        for model, baseline in config["eval"]["comparisons"]
-        if step in (model, baseline)
-    ]
-    return inputs
-
-
-def card_optional_flags(wildcards, input):
-    """--eval-metrics and --comparisons of `prefalign card`, when the run has them."""
-    text = (
-        f"--eval-metrics {input.eval_metrics}" if "eval_metrics" in input.keys() else ""
-    )
-    if input.comparisons:
-        text += " --comparisons " + " ".join(input.comparisons)
-    return text
-
-
-def resolved_config():
-    """The resolved config with what the preset filled (the record_config rule's record)."""
-    return json.dumps(
-        {"config": config, "preset": PRESET, "user_keys": USER_KEYS}, sort_keys=True
-    )
-
-
-def ab_report_inputs():
-    """The human A/B win rate for the report, once config ab.ratings names the filled sheet."""
-    if config["ab"]["ratings"] is None:
-        return {}
-    return {"ab_result": rules.import_ab_ratings.output.win_rate}
 
 
 def run_artifacts(wildcards):

@@ -2,6 +2,9 @@
 # from (the preset, the schema default, or the config files).
 
 
+include: "helpers/config.smk"
+
+
 rule record_config:
     output:
         resolved="results/config/resolved.yaml",

@@ -6,6 +6,9 @@
 # so for it the token filter counts ChatML bytes (an upper bound; prefalign.data.token_count).
 
 
+include: "helpers/data.smk"
+
+
 rule generate_synthetic_raw:
     output:
         raw="results/raw/{dataset}.jsonl",

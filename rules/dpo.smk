@@ -6,13 +6,16 @@
 # of beta, loss or steps reruns train_dpo alone.
 
 
+include: "helpers/dpo.smk"
+
+
 rule train_dpo:
     input:
         unpack(reference_input),
         sft=dpo_start(ROUNDS),
         train=dpo_train_pairs(ROUNDS),
     output:
-        **dpo_outputs(),
+        **training_outputs("results/dpo", adapter=config["dpo"]["use_lora"]),
     log:
         main="logs/train_dpo.log",
         tensorboard=directory("logs/tensorboard/train_dpo"),

@@ -3,6 +3,9 @@
 # judge is eval.judge as resolved in rules/common.smk (JUDGE); a reward-model judge is an input.
 
 
+include: "helpers/eval.smk"
+
+
 rule evaluate_model:
     input:
         unpack(eval_inputs),

@@ -1,6 +1,9 @@
 # The base model: a tiny Llama and tokenizer built offline, or a pinned pretrained model.
 
 
+include: "helpers/model.smk"
+
+
 rule build_base_model:
     input:
         unpack(base_model_inputs),

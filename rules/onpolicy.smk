@@ -8,6 +8,9 @@
 # train_dpo in rules/dpo.smk, so everything downstream reads results/dpo/ as before.
 
 
+include: "helpers/onpolicy.smk"
+
+
 rule generate_onpolicy_pairs:
     input:
         unpack(onpolicy_inputs),
@@ -69,7 +72,9 @@ rule train_dpo_round:
     input:
         unpack(dpo_round_inputs),
     output:
-        **dpo_round_outputs(),
+        **training_outputs(
+            "results/dpo/round-{round}", adapter=config["dpo"]["use_lora"]
+        ),
     log:
         main="logs/train_dpo_round/round-{round}.log",
         tensorboard=directory("logs/tensorboard/train_dpo_round/round-{round}"),

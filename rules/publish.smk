@@ -7,6 +7,9 @@
 # change what the evaluation was made from (prefalign.publish.card says more).
 
 
+include: "helpers/publish.smk"
+
+
 rule write_model_card:
     input:
         unpack(card_inputs),

@@ -3,15 +3,15 @@
 # pairwise accuracy (also of a reward model the config names: eval.judge reward_model).
 
 
+include: "helpers/reward.smk"
+
+
 rule train_reward_model:
     input:
         model=lambda wildcards: checkpoint(config["reward"]["start"]),
         train=rules.split_dataset.output.train,
     output:
-        model=directory("results/reward_model/model"),
-        metrics="results/reward_model/metrics.json",
-        log_history="results/reward_model/log_history.jsonl",
-        environment="results/reward_model/environment.json",
+        **training_outputs("results/reward_model"),
     log:
         main="logs/train_reward_model.log",
         tensorboard=directory("logs/tensorboard/train_reward_model"),

@@ -6,10 +6,7 @@ rule train_sft:
         base=rules.build_base_model.output.model,
         train=rules.split_dataset.output.train,
     output:
-        model=directory("results/sft/model"),
-        metrics="results/sft/metrics.json",
-        log_history="results/sft/log_history.jsonl",
-        environment="results/sft/environment.json",
+        **training_outputs("results/sft"),
     log:
         main="logs/train_sft.log",
         tensorboard=directory("logs/tensorboard/train_sft"),

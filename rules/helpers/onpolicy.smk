@@ -1,5 +1,7 @@
-# Helpers of the on-policy rounds (rules/onpolicy.smk, rules/dpo.smk, rules/report.smk, rules/manifest.smk):
-# which checkpoint and pairs each DPO round reads, and the jobs of each round.
+# Helpers of rules/onpolicy.smk.
+
+# The rounds' helpers (also read by rules/dpo.smk, rules/report.smk, rules/manifest.smk): which
+# checkpoint and pairs each DPO round reads, and the jobs of each round.
 
 PAIRS = SETTINGS["dpo_pairs"]
 ROUNDS = PAIRS.rounds
@@ -51,18 +53,6 @@ def dpo_round_params():
         **training_params("train_dpo"),
         "checkpoints": lambda wildcards: f"results/checkpoints/train_dpo_round/round-{wildcards.round}",
     }
-
-
-def dpo_round_outputs():
-    outputs = {
-        "model": directory("results/dpo/round-{round}/model"),
-        "metrics": "results/dpo/round-{round}/metrics.json",
-        "log_history": "results/dpo/round-{round}/log_history.jsonl",
-        "environment": "results/dpo/round-{round}/environment.json",
-    }
-    if config["dpo"]["use_lora"]:
-        outputs["adapter"] = directory("results/dpo/round-{round}/adapter")
-    return outputs
 
 
 def onpolicy_report_files():
