@@ -16,6 +16,7 @@ from conftest import BIN
 
 from prefalign.errors import ConfigError
 from prefalign.provenance import manifest
+from prefalign.provenance import plan as job_plan
 
 TOKEN = "hf_manifestTestToken0123456789"
 
@@ -180,7 +181,7 @@ def test_verify_refuses_a_broken_manifest_clearly(tmp_path, content):
     ("resultsx/y", True), ("", True),
 ])
 def test_outside_roots(path, outside):
-    assert manifest.outside_roots(path) is outside
+    assert job_plan.outside_roots(path) is outside
 
 
 def test_plan_paths_outside_the_trees_are_refused_naming_rule_and_key():
@@ -189,7 +190,7 @@ def test_plan_paths_outside_the_trees_are_refused_naming_rule_and_key():
                       "benchmark": None}]}
     with pytest.raises(ConfigError, match=r"rule dump_eval would write '/var/tmp/dump/x.json' \(from config key "
                                           r"eval.dump_dir\): outside results/, logs/, benchmarks/"):
-        manifest.check_plan_paths(plan)
+        job_plan.check_plan_paths(plan)
 
 
 def test_container_digest_falls_back_to_the_image_file(tmp_path):
@@ -217,5 +218,5 @@ def test_cli_lists_manifest_and_verify():
 def test_a_plan_too_long_for_the_command_line_is_refused_clearly():
     job = {"rule": "r", "outputs": {"x": "results/" + "x" * 1000}, "log": [], "benchmark": None}
     with pytest.raises(ConfigError, match=r"the job plan has 200 jobs and .* more than the 120,000"):
-        manifest.plan_argument({"jobs": [job] * 200, "config": {}, "manifest": "results/manifest.json"})
-    assert json.loads(manifest.plan_argument({"jobs": [job], "config": {}, "manifest": "m"}))["jobs"] == [job]
+        job_plan.plan_argument({"jobs": [job] * 200, "config": {}, "manifest": "results/manifest.json"})
+    assert json.loads(job_plan.plan_argument({"jobs": [job], "config": {}, "manifest": "m"}))["jobs"] == [job]

@@ -1,6 +1,6 @@
 # Helpers of rules/manifest.smk.
 
-from prefalign.provenance.manifest import (
+from prefalign.provenance.plan import (
     check_plan_paths,
     plan_argument,
     plan_inputs,

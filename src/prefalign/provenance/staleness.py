@@ -23,6 +23,7 @@ the manifest (`full=True` hashes every file: the manifest step, which hashes the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -242,3 +243,13 @@ def explain(findings: Findings, jobs: dict[str, dict], what: str) -> str:
         lines.append("  results/ holds only what the workflow makes (an earlier config's outputs, a copy, a note?): "
                      "move them out of results/ or delete them")
     return "\n".join(lines)
+
+
+def read_previous(path: Path) -> tuple[dict | None, int | None]:
+    """The manifest of the last finished run (the rule flags its output update(), so Snakemake
+    keeps it for this step) and its modification time; (None, None) when there is none."""
+    try:
+        previous = json.loads(Path(path).read_text(encoding="utf-8"))
+        return (previous, Path(path).stat().st_mtime_ns) if isinstance(previous, dict) else (None, None)
+    except (OSError, ValueError):
+        return None, None

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from prefalign.errors import ConfigError
 from prefalign.hashing import sha256_file
 from prefalign.provenance.manifest import files_of
-from prefalign.provenance.staleness import EXEMPT_PREFIXES, under, compact_outputs, downstream, repair_command
+from prefalign.provenance.staleness import EXEMPT_PREFIXES, compact_outputs, downstream, repair_command, under
 
 
 def root_of(manifest_path: Path, manifest: dict) -> Path:
