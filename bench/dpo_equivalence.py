@@ -1,6 +1,6 @@
 """Packed and grouped DPO batches against padded ones, on the real model, in the run's precision.
 
-tests/test_dpo_batching.py proves the equivalence in fp32 on the CPU (1e-5). In bf16 on a GPU
+tests/train/test_dpo_batching.py proves the equivalence in fp32 on the CPU (1e-5). In bf16 on a GPU
 the cuts change the order of sums and the kernels (varlen flash vs padded SDPA), so the numbers
 differ by rounding; this measures by how much, on the 1.1 B model of bench/dpo_throughput.py
 and hh-rlhf-shaped pairs, for one backend per process:

@@ -28,6 +28,29 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+DEMO_CONFIG = REPO / "config.yaml"
+# A credential in the environment of every workflow run of the tests; no output may contain it
+# (tests/workflow/test_workflow.py searches a whole run for it).
+PLANTED_TOKEN = "hf_plantedByTestWorkflow0123456789abcdef"
+
+
+def snakemake_environment() -> dict:
+    """The environment of the tests' Snakemake runs: the venv's tools first, offline, a planted token."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+            "HF_TOKEN": PLANTED_TOKEN}
+
+
+def snakemake_command(workdir: Path, *args: str, configfile: Path = DEMO_CONFIG) -> list[str]:
+    return [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+            str(configfile), *map(str, args)]
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = DEMO_CONFIG) -> subprocess.CompletedProcess:
+    """The real Snakemake on the project's workflow in `workdir`, as a user runs it."""
+    return subprocess.run(snakemake_command(workdir, *args, configfile=configfile), capture_output=True, text=True,
+                          env=snakemake_environment())
+
+
 def run_cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `prefalign <args>` as a user would, in a subprocess."""
     result = subprocess.run([str(BIN / "prefalign"), *map(str, args)], capture_output=True, text=True, cwd=cwd)
@@ -47,6 +70,28 @@ def write_lines(path: Path, rows) -> Path:
 def read_jsonl(path: Path) -> list:
     # split("\n"), not splitlines(): JSON text may hold U+0085 or U+2028 unescaped, which splitlines() cuts at
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+# A 30k-parameter Llama (prefalign build-base flags): training steps of it take seconds.
+TINY_MODEL = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
+              "--threads", "1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """120 synthetic hh-rlhf rows through synth, normalize and split, and a tiny base model built on
+    the train split: raw.jsonl, normalized.jsonl, train.jsonl, test.jsonl, base/. Shared by the
+    session: read it, or copy it before writing into it."""
+    root = tmp_path_factory.mktemp("tiny_base")
+    run_cli("synth", "--format", "hh-rlhf", "--name", "hh", "--records", "120", "--out", root / "raw.jsonl")
+    run_cli("normalize", "--format", "hh-rlhf", "--name", "hh", "--input", root / "raw.jsonl",
+            "--records", root / "normalized.jsonl", "--rejects", root / "rejects.jsonl", "--stats", root / "stats.json")
+    run_cli("split", "--inputs", root / "normalized.jsonl", "--train", root / "train.jsonl", "--test",
+            root / "test.jsonl", "--rejects", root / "split_rejects.jsonl", "--stats", root / "split.json",
+            "--test-fraction", "0.1")
+    run_cli("build-base", "--train", root / "train.jsonl", "--out", root / "base", "--environment",
+            root / "base_env.json", *TINY_MODEL)
+    return root
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """pytest plugin: count the cases hypothesis runs, for the figures of the provenance issue.
 
-    PYTHONPATH=tests .venv/bin/pytest -p fuzz_count tests/test_fuzz.py -q
+    PYTHONPATH=tests .venv/bin/pytest -p fuzz_count tests/data/test_fuzz.py -q
 
 Wraps `hypothesis.given` before the test modules import it, so every execution of a
-property (generated, shrunk or replayed) is counted, nested properties too (tests/test_fuzz.py
+property (generated, shrunk or replayed) is counted, nested properties too (tests/data/test_fuzz.py
 defines one per adapter inside a parametrized test). Prints the counts per test (adapter) and the
 total at the end of the session. Not loaded by default; counts only, changes no result.
 """

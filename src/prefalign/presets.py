@@ -166,5 +166,5 @@ def _shown(value) -> str:
 
 
 def markdown_table() -> str:
-    """The README's presets table (tests/test_presets.py checks the README carries this text)."""
+    """The README's presets table (tests/config/test_presets.py checks the README carries this text)."""
     return tables.markdown(*table_rows())

@@ -2,7 +2,7 @@
 
 `prefalign config check FILE` prints the summary and `prefalign config plan FILE` every job
 with the flags its rule passes to `prefalign <step>`; both come from the one resolution
-(prefalign.config.resolve) the Snakefile uses, and tests/test_config_plan.py holds them equal
+(prefalign.config.resolve) the Snakefile uses, and tests/config/test_config_plan.py holds them equal
 to the shell commands `snakemake --configfile FILE --dry-run --printshellcmds` runs.
 
 Jobs are named by rule and wildcard (`normalize_dataset[hh]`); the flags are composed the way

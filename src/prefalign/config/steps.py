@@ -3,7 +3,7 @@
 A Settings class says where each field comes from (prefalign.settings): its section's key of
 the same name, another key (`key`), the job (`job`), or other keys (`derived`). `build`
 follows those declarations and nothing else, so every config key reaches its step through the
-step's settings class, and a test (tests/test_settings.py) holds every field's default equal
+step's settings class, and a test (tests/kernel/test_settings.py) holds every field's default equal
 to its key's schema default. What the workflow passes per job (`job`) and what it derives
 (`derived`) is written here, in `step_settings`, and only here.
 
@@ -44,7 +44,7 @@ from prefalign.train.watch.health import HealthSettings
 from prefalign.train.watch.tracking import TrackingSettings
 from prefalign.yamlio import where
 
-# Every settings class a step reads (tests/test_settings.py checks each against the schema).
+# Every settings class a step reads (tests/kernel/test_settings.py checks each against the schema).
 SETTINGS_CLASSES = (SyntheticSettings, NormalizeSettings, FilterSettings, SplitSettings, BaseModelSettings,
                     SFTSettings, DPOSettings, ReferenceSettings, RewardSettings, EvalSettings, JudgeEvalSettings,
                     CompareSettings, ReportSettings, HealthSettings, TrackingSettings, ABSettings, CardSettings,

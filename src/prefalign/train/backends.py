@@ -203,7 +203,7 @@ def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True)
         kwargs["device_map"] = {"": local_rank()}  # each DDP process holds its own copy
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)  # explicit: tests/test_safety.py
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)  # explicit: tests/kernel/test_safety.py
     return model, tokenizer, lora_config(settings) if settings.use_lora else None
 
 

@@ -17,7 +17,7 @@ deletes it, and resumes from the newest good one, or from step 0. transformers'
 `resume_from_checkpoint` restores weights, optimizer, scheduler, RNG and data order;
 the counters in the record restore what TRL and the Trainer keep outside the checkpoint
 (the running loss behind `train_loss`, TRL's `num_tokens`), so a resumed run writes the
-same bytes as an uninterrupted one (tests/test_fault_tolerance.py checks it).
+same bytes as an uninterrupted one (tests/workflow/test_fault_tolerance.py checks it).
 
 Why the folder is not a declared Snakemake output: Snakemake deletes the outputs of a
 failed job, and of an interrupted one before `--rerun-incomplete` reruns it; checkpoints

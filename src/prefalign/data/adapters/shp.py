@@ -20,7 +20,7 @@ from prefalign.records import make_record, message
 def _as_float(value, key: str) -> float:
     try:
         return float(value)
-    except OverflowError:  # a JSON integer beyond float range (found by tests/test_fuzz.py)
+    except OverflowError:  # a JSON integer beyond float range (found by tests/data/test_fuzz.py)
         raise BadRecord(key, f"expected a number within float range, got {len(str(value))} digits") from None
 
 

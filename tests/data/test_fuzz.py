@@ -8,7 +8,7 @@ RecordError naming the key) -- never any other exception.
 Adapters are fuzzed through `prefalign.data.adapters.ADAPTERS`, so an adapter added there is
 covered without touching this file. Each one gets random JSON, rows built from the key
 names its own module mentions, and mutations of valid rows where the synthetic generator
-writes its format. `pytest tests/test_fuzz.py --hypothesis-show-statistics` prints how
+writes its format. `pytest tests/data/test_fuzz.py --hypothesis-show-statistics` prints how
 many cases each test ran.
 """
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, REPO, TRAINING_ARTIFACTS
+from conftest import BIN, PLANTED_TOKEN, REPO, TRAINING_ARTIFACTS, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -42,16 +42,6 @@ ARTIFACTS = [
 ]
 
 
-# A credential in the environment of every run here; no output may contain it (see below).
-PLANTED_TOKEN = "hf_plantedByTestWorkflow0123456789abcdef"
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path = REPO / "config.yaml") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
-           "HF_TOKEN": PLANTED_TOKEN}
-    command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-               str(configfile), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
 def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
@@ -308,7 +298,7 @@ def test_model_cards_of_the_demo_parse_with_huggingface_hub(run_dir):
     from huggingface_hub import ModelCard
 
     manifest = json.loads((run_dir / "results/manifest.json").read_text())
-    # The default's DPO trains all weights, so no adapter card (tests/test_publish.py has one).
+    # The default's DPO trains all weights, so no adapter card (tests/publish/test_publish.py has one).
     for name, library in (("sft", "transformers"), ("dpo", "transformers")):
         path = run_dir / f"results/cards/{name}/README.md"
         assert f"results/cards/{name}/README.md" in manifest["artifacts"]

@@ -2,7 +2,7 @@
 empty `data` section resolves to (schema defaults, the one resolution) and sits just either side
 of a threshold, so changing a default's value (near_dup_threshold 0.8 -> 0.6, decontam_ngram
 8 -> 13, max_chars, min_score_ratio, test_fraction, split_seed, ...) fails a test here.
-tests/test_settings.py holds every field's default equal to the schema's; this file holds what
+tests/kernel/test_settings.py holds every field's default equal to the schema's; this file holds what
 those values do.
 """
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from prefalign.train.batching import (MICRO_BATCH_OVERHEAD_TOKENS, plan_grouped, plan_packed,
-                                      resolve_batching)
+from prefalign.train.batching import MICRO_BATCH_OVERHEAD_TOKENS, plan_grouped, plan_packed, resolve_batching
 
 VOCAB = 96
 

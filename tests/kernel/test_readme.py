@@ -1,6 +1,6 @@
 """The README's "Bring your own data" commands, run as written (on files in each dataset's
 published shape at the README's paths; `<commit>` stands for a made-up commit). The whole run
-of what init writes, per format, is tests/test_workflow_formats.py."""
+of what init writes, per format, is tests/workflow/test_workflow_formats.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import shlex
 
 import pytest
 import real_shapes
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, snakemake
 from data_fixtures import write_rows
-from test_workflow import snakemake
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 FILES = {
@@ -74,7 +73,7 @@ def run_block(root, block):
         if args[0] == "prefalign":
             result = run_cli(*args[1:], cwd=cwd)
             assert "Traceback" not in result.stderr
-        else:  # snakemake: a dry run here (the full run of each format: tests/test_workflow_formats.py)
+        else:  # snakemake: a dry run here (the full run of each format: tests/workflow/test_workflow_formats.py)
             config = cwd / args[args.index("--configfile") + 1]
             workdir = cwd / args[args.index("--directory") + 1]
             dry = snakemake(workdir, "--cores", "1", "--dry-run", configfile=config)

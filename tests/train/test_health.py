@@ -168,37 +168,21 @@ def test_the_callback_lets_a_healthy_real_run_finish(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the real steps through the CLI
 
-TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
-        "--threads", "1"]
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    root = tmp_path_factory.mktemp("health")
-    run_cli("synth", "--format", "hh-rlhf", "--name", "hh", "--records", "120", "--out", root / "raw.jsonl")
-    run_cli("normalize", "--format", "hh-rlhf", "--name", "hh", "--input", root / "raw.jsonl",
-            "--records", root / "normalized.jsonl", "--rejects", root / "rejects.jsonl", "--stats", root / "stats.json")
-    run_cli("split", "--inputs", root / "normalized.jsonl", "--train", root / "train.jsonl", "--test",
-            root / "test.jsonl", "--rejects", root / "split_rejects.jsonl", "--stats", root / "split.json",
-            "--test-fraction", "0.1")
-    run_cli("build-base", "--train", root / "train.jsonl", "--out", root / "base", "--environment",
-            root / "base_env.json", *TINY)
-    return root
-
-
-def test_sft_with_a_nan_planted_in_the_weights_stops_with_a_clear_message(base, tmp_path):
+def test_sft_with_a_nan_planted_in_the_weights_stops_with_a_clear_message(tiny_base, tmp_path):
     import shutil
 
     import torch
     from safetensors.torch import load_file, save_file
 
     poisoned = tmp_path / "poisoned"
-    shutil.copytree(base / "base", poisoned)
+    shutil.copytree(tiny_base / "base", poisoned)
     weights = load_file(poisoned / "model.safetensors")
     name = next(k for k in weights if k.endswith("norm.weight"))
     weights[name] = torch.full_like(weights[name], math.nan)
     save_file(weights, poisoned / "model.safetensors", metadata={"format": "pt"})
-    result = run_cli("sft", "--base", poisoned, "--train", base / "train.jsonl", "--out", tmp_path / "sft",
+    result = run_cli("sft", "--base", poisoned, "--train", tiny_base / "train.jsonl", "--out", tmp_path / "sft",
                      "--metrics", tmp_path / "metrics.json", "--log-history", tmp_path / "log.jsonl",
                      "--max-steps", "20", "--batch-size", "8", "--logging-steps", "5", "--threads", "1", check=False)
     out = result.stdout + result.stderr
@@ -208,11 +192,11 @@ def test_sft_with_a_nan_planted_in_the_weights_stops_with_a_clear_message(base, 
     assert not (tmp_path / "sft").exists() and not (tmp_path / "metrics.json").exists()
 
 
-def test_an_overfitting_dpo_run_is_flagged_in_log_metrics_and_report(base, tmp_path):
+def test_an_overfitting_dpo_run_is_flagged_in_log_metrics_and_report(tiny_base, tmp_path):
     """SFT briefly, then DPO on 16 pairs at a high learning rate: training accuracy goes to 1."""
     few = tmp_path / "few.jsonl"
-    few.write_text("".join(line + "\n" for line in (base / "train.jsonl").read_text().splitlines()[:16]))
-    run_cli("sft", "--base", base / "base", "--train", base / "train.jsonl", "--out", tmp_path / "sft",
+    few.write_text("".join(line + "\n" for line in (tiny_base / "train.jsonl").read_text().splitlines()[:16]))
+    run_cli("sft", "--base", tiny_base / "base", "--train", tiny_base / "train.jsonl", "--out", tmp_path / "sft",
             "--metrics", tmp_path / "sft.json", "--log-history", tmp_path / "sft.jsonl", "--max-steps", "20",
             "--batch-size", "8", "--logging-steps", "5", "--threads", "1")
     result = run_cli("dpo", "--sft", tmp_path / "sft", "--train", few, "--out", tmp_path / "dpo",
@@ -238,12 +222,12 @@ def test_an_overfitting_dpo_run_is_flagged_in_log_metrics_and_report(base, tmp_p
 
 # ---------------------------------------------------------------- TensorBoard, W&B, progress
 
-def test_tensorboard_events_are_written_and_change_no_result(base, tmp_path):
+def test_tensorboard_events_are_written_and_change_no_result(tiny_base, tmp_path):
     """The same SFT run with and without TensorBoard: event files, and byte-identical results."""
     def sft(name, *extra):
         out = tmp_path / name
-        result = run_cli("sft", "--base", base / "base", "--train", base / "train.jsonl", "--out", out / "model",
-                         "--metrics", out / "metrics.json", "--log-history", out / "log.jsonl", "--max-steps", "20",
+        result = run_cli("sft", "--base", tiny_base / "base", "--train", tiny_base / "train.jsonl",
+                         "--out", out / "model", "--metrics", out / "metrics.json", "--log-history", out / "log.jsonl", "--max-steps", "20",
                          "--batch-size", "8", "--logging-steps", "5", "--threads", "1", *extra)
         return out, result.stdout
 

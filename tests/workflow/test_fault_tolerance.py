@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import BIN, REPO, TRAINING_ARTIFACTS
+from conftest import TRAINING_ARTIFACTS, snakemake, snakemake_command, snakemake_environment
 
 from prefalign.train.checkpoints import RECORD
 
@@ -44,19 +44,6 @@ CONFIG = {
     "dpo": {"max_steps": 120, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20, "use_lora": True,
             "pairs": "offline"},
 }
-
-
-def command(workdir: Path, configfile: Path, *args: str) -> list[str]:
-    return [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-            str(configfile), "--cores", "2", *args]
-
-
-def environment() -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-
-
-def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command(workdir, configfile, *args), capture_output=True, text=True, env=environment())
 
 
 def comparable(path: Path) -> bytes:
@@ -77,8 +64,9 @@ def complete_checkpoints(workdir: Path, rule: str) -> list[Path]:
 def run_until(workdir: Path, configfile: Path, rule: str, count: int, *args: str) -> subprocess.Popen:
     """Start Snakemake in its own session; return once `rule` has `count` complete checkpoints."""
     log = open(workdir / f"snakemake-{rule}.out", "w")
-    proc = subprocess.Popen(command(workdir, configfile, *args), stdout=log, stderr=subprocess.STDOUT,
-                            env=environment(), start_new_session=True)
+    proc = subprocess.Popen(snakemake_command(workdir, "--cores", "2", *args, configfile=configfile),
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env=snakemake_environment(), start_new_session=True)
     deadline = time.monotonic() + 600
     while len(complete_checkpoints(workdir, rule)) < count:
         assert proc.poll() is None, f"Snakemake ended before {rule} saved {count} checkpoints: " + (
@@ -111,7 +99,7 @@ def reference(tmp_path_factory) -> Path:
     configfile = tmp_path_factory.mktemp("config") / "no-checkpoints.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    result = snakemake(workdir, configfile, "train_dpo")
+    result = snakemake(workdir, "--cores", "2", "train_dpo", configfile=configfile)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 
@@ -147,13 +135,13 @@ def test_kill_corrupt_and_resume_gives_the_uninterrupted_bytes(reference, config
     half = workdir / "results/dpo/metrics.json"
     half.parent.mkdir(parents=True, exist_ok=True)
     half.write_text('{"settings": {')
-    assert snakemake(workdir, configfile, "--unlock").returncode == 0
-    dry = snakemake(workdir, configfile, "-n", "train_dpo")
+    assert snakemake(workdir, "--cores", "2", "--unlock", configfile=configfile).returncode == 0
+    dry = snakemake(workdir, "--cores", "2", "-n", "train_dpo", configfile=configfile)
     said = dry.stdout + dry.stderr
     assert dry.returncode != 0 and "Incomplete files:\nresults/dpo/metrics.json" in said
 
     # 4. Resume to the end.
-    result = snakemake(workdir, configfile, "--rerun-incomplete", "train_dpo")
+    result = snakemake(workdir, "--cores", "2", "--rerun-incomplete", "train_dpo", configfile=configfile)
     assert result.returncode == 0, result.stderr[-3000:]
     dpo_log = (workdir / "logs/train_dpo.log").read_text()
     assert f"{newest.name}: corrupt: adapter_model.safetensors sha256" in dpo_log

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, REPO
+from conftest import BIN, snakemake, snakemake_command, snakemake_environment
 
 from prefalign.train.checkpoints import RECORD
 
@@ -48,19 +48,6 @@ CONFIG = {
             "use_lora": True},
     "eval": {"judge_prompts": 16, "max_new_tokens": 8, "bootstrap_samples": 200},
 }
-
-
-def command(workdir: Path, configfile: Path, *args: str) -> list[str]:
-    return [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-            str(configfile), "--cores", "2", *args]
-
-
-def environment() -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-
-
-def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command(workdir, configfile, *args), capture_output=True, text=True, env=environment())
 
 
 def planned(result: subprocess.CompletedProcess) -> set[str]:
@@ -88,7 +75,7 @@ def configfile(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, configfile) -> Path:
     workdir = tmp_path_factory.mktemp("finished")
-    result = snakemake(workdir, configfile)
+    result = snakemake(workdir, "--cores", "2", configfile=configfile)
     assert result.returncode == 0, result.stderr[-4000:]
     assert verify(workdir).returncode == 0
     return workdir
@@ -104,8 +91,9 @@ def run(finished, tmp_path) -> Path:
 
 def test_a_kill_during_forcerun_is_rebuilt_not_called_done(run, finished, configfile):
     log = open(run / "forcerun.out", "w")
-    proc = subprocess.Popen(command(run, configfile, "--forcerun", "train_dpo"), stdout=log, stderr=subprocess.STDOUT,
-                            env=environment(), start_new_session=True)
+    proc = subprocess.Popen(snakemake_command(run, "--cores", "2", "--forcerun", "train_dpo", configfile=configfile),
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env=snakemake_environment(), start_new_session=True)
     folder = run / "results/checkpoints/train_dpo"
     deadline = time.monotonic() + 600
     while not (folder.is_dir() and any((c / RECORD).is_file() for c in folder.glob("checkpoint-*"))):
@@ -115,9 +103,9 @@ def test_a_kill_during_forcerun_is_rebuilt_not_called_done(run, finished, config
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=120)
     assert not (run / "results/dpo/model").exists()  # the fault: Snakemake had removed DPO's outputs
-    assert snakemake(run, configfile, "--unlock").returncode == 0
+    assert snakemake(run, "--cores", "2", "--unlock", configfile=configfile).returncode == 0
 
-    result = snakemake(run, configfile)
+    result = snakemake(run, "--cores", "2", configfile=configfile)
     said = result.stdout + result.stderr
     assert result.returncode == 0, said[-4000:]
     assert "Nothing to be done" not in said
@@ -135,7 +123,7 @@ def test_a_flipped_byte_in_a_directory_output_stops_the_run_with_the_repair(run,
 
     sft_log = (run / "logs/train_sft.log").stat().st_mtime_ns
     for args in (("-n",), ()):
-        result = snakemake(run, configfile, *args)
+        result = snakemake(run, "--cores", "2", *args, configfile=configfile)
         said = result.stdout + result.stderr
         assert result.returncode != 0, said[-3000:]
         assert "results/sft/model/model.safetensors: differs from what train_sft made" in said
@@ -144,9 +132,10 @@ def test_a_flipped_byte_in_a_directory_output_stops_the_run_with_the_repair(run,
     assert (run / "logs/train_sft.log").stat().st_mtime_ns == sft_log  # refused before any job ran
 
     # Asking for a new manifest directly is refused too (the manifest step itself holds the run
-    # to the previous manifest as well: tests/test_manifest.py); the old one stays.
+    # to the previous manifest as well: tests/provenance/test_manifest.py); the old one stays.
     before = (run / "results/manifest.json").read_bytes()
-    direct = snakemake(run, configfile, "--forcerun", "write_manifest", "results/manifest.json")
+    direct = snakemake(run, "--cores", "2", "--forcerun", "write_manifest", "results/manifest.json",
+                       configfile=configfile)
     assert direct.returncode != 0 and "differs from what train_sft made" in direct.stdout + direct.stderr
     assert (run / "results/manifest.json").read_bytes() == before
 
@@ -156,7 +145,7 @@ def test_a_flipped_byte_in_a_directory_output_stops_the_run_with_the_repair(run,
     assert "made by train_sft; made from it:" in checked.stdout and "results/dpo/model/" in checked.stdout
     assert "rebuild: snakemake --cores all --forcerun train_sft" in checked.stdout
 
-    repair = snakemake(run, configfile, "-n", "--forcerun", "train_sft")
+    repair = snakemake(run, "--cores", "2", "-n", "--forcerun", "train_sft", configfile=configfile)
     assert repair.returncode == 0, (repair.stdout + repair.stderr)[-3000:]
     assert {"train_sft", "train_dpo", "evaluate_model", "render_report", "write_manifest"} <= planned(repair)
 
@@ -164,11 +153,11 @@ def test_a_flipped_byte_in_a_directory_output_stops_the_run_with_the_repair(run,
 def test_a_deleted_intermediate_is_rebuilt_with_what_depends_on_it(run, finished, configfile):
     pairs = run / "results/eval/sft/pairs.jsonl"
     pairs.unlink()
-    dry = snakemake(run, configfile, "-n")
+    dry = snakemake(run, "--cores", "2", "-n", configfile=configfile)
     assert dry.returncode == 0 and "Nothing to be done" not in dry.stdout + dry.stderr
     assert {"evaluate_model", "render_report", "write_manifest"} <= planned(dry)
     assert not planned(dry) & {"train_sft", "train_dpo", "build_base_model"}
-    result = snakemake(run, configfile)
+    result = snakemake(run, "--cores", "2", configfile=configfile)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert pairs.read_bytes() == (finished / "results/eval/sft/pairs.jsonl").read_bytes()
     assert verify(run).returncode == 0
@@ -177,7 +166,7 @@ def test_a_deleted_intermediate_is_rebuilt_with_what_depends_on_it(run, finished
 def test_extra_files_under_results_are_named(run, configfile):
     inside = run / "results/dpo/adapter/notes.txt"
     inside.write_text("my notes\n")
-    result = snakemake(run, configfile, "-n")
+    result = snakemake(run, "--cores", "2", "-n", configfile=configfile)
     said = result.stdout + result.stderr
     assert result.returncode != 0
     assert "results/dpo/adapter/notes.txt: appeared in results/dpo/adapter/ after train_dpo made it" in said
@@ -187,7 +176,7 @@ def test_extra_files_under_results_are_named(run, configfile):
 
     stray = run / "results/eval/old_model.json"
     stray.write_text("{}\n")
-    result = snakemake(run, configfile, "-n")
+    result = snakemake(run, "--cores", "2", "-n", configfile=configfile)
     said = result.stdout + result.stderr
     assert result.returncode != 0
     assert "1 file(s) under results/ that no job of this run makes:" in said and "results/eval/old_model.json" in said
@@ -195,5 +184,5 @@ def test_extra_files_under_results_are_named(run, configfile):
     assert checked.returncode == 1
     assert "MISMATCH results/eval/old_model.json: not in the manifest: no job of the run made it" in checked.stdout
     stray.unlink()
-    assert snakemake(run, configfile, "-n").returncode == 0
+    assert snakemake(run, "--cores", "2", "-n", configfile=configfile).returncode == 0
     assert verify(run).returncode == 0

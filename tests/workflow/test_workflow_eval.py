@@ -8,9 +8,8 @@ import json
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, snakemake
 from data_fixtures import hh_conversations, write_rows
-from test_workflow import snakemake
 
 pytestmark = pytest.mark.workflow
 

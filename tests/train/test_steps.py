@@ -12,12 +12,10 @@ import math
 import os
 
 import pytest
-from conftest import read_jsonl, run_cli
+from conftest import TINY_MODEL, read_jsonl, run_cli
 
 from prefalign.data import tasks
 
-TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
-        "--threads", "1"]
 EVAL = ["--judge-prompts", "20", "--kl-prompts", "20", "--max-new-tokens", "6", "--threads", "1",
         "--bootstrap-samples", "200"]
 
@@ -35,7 +33,7 @@ def chain(tmp_path_factory):
             "--train", root / "data/train.jsonl", "--test", root / "data/test.jsonl",
             "--rejects", root / "data/rejects.jsonl", "--stats", root / "data/stats.json", "--test-fraction", "0.2")
     run_cli("build-base", "--train", root / "data/train.jsonl", "--out", root / "model/base",
-            "--environment", root / "model/environment.json", *TINY)
+            "--environment", root / "model/environment.json", *TINY_MODEL)
     run_cli("sft", "--base", root / "model/base", "--train", root / "data/train.jsonl", "--out", root / "sft/model",
             "--metrics", root / "sft/metrics.json", "--log-history", root / "sft/log_history.jsonl",
             "--max-steps", "20", "--batch-size", "8", "--logging-steps", "5", "--threads", "1")

@@ -1,7 +1,7 @@
 """Safe defaults: pinned hub artifacts under strict, safetensors only, no remote code, no
 config path that writes outside results/ logs/ benchmarks/.
 
-The HF_TOKEN search over a whole run's outputs is in tests/test_workflow.py.
+The HF_TOKEN search over a whole run's outputs is in tests/workflow/test_workflow.py.
 """
 
 from __future__ import annotations

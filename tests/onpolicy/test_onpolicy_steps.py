@@ -6,11 +6,8 @@ import hashlib
 import json
 
 import pytest
+from conftest import TINY_MODEL, read_jsonl, run_cli, write_lines
 
-from conftest import read_jsonl, run_cli, write_lines
-
-TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
-        "--threads", "1"]
 SAMPLE = ["--samples-per-prompt", "4", "--max-prompts", "40", "--max-new-tokens", "6", "--threads", "1",
           "--batch-size", "32"]
 OUTPUTS = ("pairs.jsonl", "ledger.jsonl", "samples.jsonl", "stats.json")
@@ -28,7 +25,7 @@ def sft(tmp_path_factory):
     run_cli("split", "--inputs", root / "data/hh.jsonl", "--train", root / "data/train.jsonl",
             "--test", root / "data/test.jsonl", "--rejects", root / "data/rejects.jsonl",
             "--stats", root / "data/stats.json", "--test-fraction", "0.2")
-    run_cli("build-base", "--train", root / "data/train.jsonl", "--out", root / "base", *TINY)
+    run_cli("build-base", "--train", root / "data/train.jsonl", "--out", root / "base", *TINY_MODEL)
     run_cli("sft", "--base", root / "base", "--train", root / "data/train.jsonl", "--out", root / "sft",
             "--metrics", root / "sft.json", "--log-history", root / "sft_log.jsonl", "--max-steps", "150",
             "--batch-size", "8", "--learning-rate", "0.01", "--threads", "1")

@@ -1,6 +1,6 @@
 """Unit tests of prefalign.train.checkpoints: records, the checks before a resume, the settings rule.
 
-The real kill -9 / resume cycles with Snakemake are in tests/test_fault_tolerance.py.
+The real kill -9 / resume cycles with Snakemake are in tests/workflow/test_fault_tolerance.py.
 """
 
 from __future__ import annotations

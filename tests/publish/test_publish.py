@@ -1,6 +1,6 @@
 """Model cards and the upload folder through the CLI, validated with huggingface_hub's parser.
 
-The workflow tests check the cards of a real run (tests/test_workflow.py); here a small
+The workflow tests check the cards of a real run (tests/workflow/test_workflow.py); here a small
 made-up run: a model folder, training and evaluation metrics, a resolved config.
 """
 

@@ -6,9 +6,8 @@ import json
 
 import pytest
 import yaml
-from conftest import REPO, read_jsonl
+from conftest import REPO, read_jsonl, snakemake
 from data_fixtures import dataset_card, fake_hub_dataset, hh, oasst_tree, ultrafeedback, write_rows
-from test_workflow import snakemake
 
 pytestmark = pytest.mark.workflow
 

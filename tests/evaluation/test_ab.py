@@ -1,7 +1,7 @@
 """Human A/B evaluation: the blind sheet, reading ratings, the win rate and its interval.
 
 The round trip through a real run's generations and `prefalign report` is in
-tests/test_steps.py (test_ab_round_trip_puts_the_human_win_rate_in_the_report).
+tests/train/test_steps.py (test_ab_round_trip_puts_the_human_win_rate_in_the_report).
 """
 
 from __future__ import annotations

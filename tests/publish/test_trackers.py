@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
-from conftest import BIN, run_cli
+from conftest import BIN
 
 from prefalign.hashing import canonical_sha256, sha256_file, tree_digest
 
@@ -23,9 +24,6 @@ pytestmark = pytest.mark.slow
 if not os.environ.get("CI"):
     pytest.importorskip("wandb")
     pytest.importorskip("mlflow")
-
-TINY = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
-        "--threads", "1"]
 
 
 def cli(cwd, *args, env=None):
@@ -36,16 +34,9 @@ def cli(cwd, *args, env=None):
 
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trackers")
-    run_cli("synth", "--format", "hh-rlhf", "--name", "hh", "--records", "120", "--out", root / "raw.jsonl")
-    run_cli("normalize", "--format", "hh-rlhf", "--name", "hh", "--input", root / "raw.jsonl",
-            "--records", root / "normalized.jsonl", "--rejects", root / "rejects.jsonl", "--stats", root / "stats.json")
-    run_cli("split", "--inputs", root / "normalized.jsonl", "--train", root / "train.jsonl", "--test",
-            root / "test.jsonl", "--rejects", root / "split_rejects.jsonl", "--stats", root / "split.json",
-            "--test-fraction", "0.1")
-    run_cli("build-base", "--train", root / "train.jsonl", "--out", root / "base", "--environment",
-            root / "base_env.json", *TINY)
+def tracked(tmp_path_factory, tiny_base):
+    root = tmp_path_factory.mktemp("trackers") / "run"
+    shutil.copytree(tiny_base, root)
     store = root / "mlruns"
     cli(root, "sft", "--base", "base", "--train", "train.jsonl", "--out", "sft", "--metrics", "sft.json",
         "--log-history", "sft_log.jsonl", "--max-steps", "10", "--batch-size", "8", "--logging-steps", "5",

@@ -1,6 +1,6 @@
 """prefalign manifest and prefalign verify through the CLI, on a small plan made here.
 
-The workflow tests check the manifest of the real default run (tests/test_workflow.py).
+The workflow tests check the manifest of the real default run (tests/workflow/test_workflow.py).
 """
 
 from __future__ import annotations

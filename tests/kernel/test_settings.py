@@ -20,7 +20,7 @@ from prefalign.train.sft import SFTSettings
 
 ALL = list(SETTINGS_CLASSES)
 SCHEMA = load_schema()
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def schema_node(key: str) -> dict | None:

@@ -12,9 +12,8 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, snakemake
 from data_fixtures import dataset_card, fake_hub_dataset, hh, oasst_tree, shp, ultrafeedback, write_rows
-from test_workflow import snakemake
 
 from prefalign.config.resolve import resolve
 from prefalign.errors import ConfigError

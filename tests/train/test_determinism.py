@@ -1,6 +1,6 @@
 """Artifacts that must not depend on the process: Python's string-hash seed differs per process.
 
-The whole-run check (two fresh runs, identical artifact hashes) is in tests/test_workflow.py;
+The whole-run check (two fresh runs, identical artifact hashes) is in tests/workflow/test_workflow.py;
 this one pins a cause it found: PEFT writes target_modules in set (hash) order.
 """
 
