@@ -25,7 +25,7 @@ The reward section (the `trained` judge of eval.judge) follows reward-model prac
 `cpu-demo` is the embedded default (config.yaml): a tiny model trained from scratch on the
 CPU, which needs far larger learning rates than a pretrained one and keeps AdamW's usual beta2
 (0.999), and full-model DPO with an NLL term on the chosen replies, on on-policy pairs (the
-SFT model's own best and worst answers, judged by the task verifier; README, "On-policy DPO").
+SFT model's own best and worst answers, judged by the task verifier; docs/onpolicy.md).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "gradient_accumulation_steps": 1, "learning_rate": 0.002, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
                 "gradient_checkpointing": "none", "logging_steps": 10},
-        # On-policy pairs and full-model DPO: what moved the demo's answers (README, "On-policy DPO").
+        # On-policy pairs and full-model DPO: what moved the demo's answers (docs/onpolicy.md).
         "dpo": {"precision": "auto", "use_lora": False, "lora_r": 16, "lora_alpha": 32, "max_steps": 300,
                 "batch_size": 16, "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
@@ -166,5 +166,5 @@ def _shown(value) -> str:
 
 
 def markdown_table() -> str:
-    """The README's presets table (tests/config/test_presets.py checks the README carries this text)."""
+    """The presets table of docs/usage.md (tests/config/test_presets.py checks it carries this text)."""
     return tables.markdown(*table_rows())
