@@ -31,7 +31,7 @@ venv: $(STAMP)
 # The optional experiment trackers (W&B, MLflow: tracking.wandb, tracking.mlflow) from their own
 # hashed lock, constrained by the cpu lock so nothing of it changes; `make test` needs them (the
 # tracker tests run both for real, offline). 32 packages, about 160 MB and 37 s on the
-# development machine (README, "Health signals").
+# development machine (docs/usage.md, "Health signals").
 TRACKERS_STAMP := $(VENV)/.prefalign-trackers
 $(TRACKERS_STAMP): $(STAMP) envs/trackers.lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r envs/trackers.lock.txt
@@ -85,7 +85,7 @@ lock-gpu: venv
 bench: venv
 	python bench/workflow_wall.py
 
-# Container images (README, "Containers"): build them, convert them to Apptainer SIFs and write
+# Container images (docs/reproducibility.md, "Containers"; docs/containers.md): build them, convert them to Apptainer SIFs and write
 # each SIF, named by its sha256, into config.yaml's `containers` section. IMAGES="cpu" builds
 # one; BUILD_FLAGS="--local-base" builds the cpu image offline. test-containers is CI's
 # container step (root on Debian bookworm: builds, runs the workflow in Apptainer, compares).

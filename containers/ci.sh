@@ -14,7 +14,7 @@
 #
 # The host run uses Debian's python3 (3.11.2), the interpreter the image has, with the same
 # locks: the report prints the Python version, so a different patch release of Python would
-# change report.md and report.html (nothing else: see README.md, "Containers").
+# change report.md and report.html (nothing else: see docs/ci.md, "The container step").
 #
 # Needs root on Debian bookworm with the Debian and PyPI mirrors reachable (no image registry).
 # Everything large lives under BUILD_DIR (default build/containers) and is removed at the end,

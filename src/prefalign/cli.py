@@ -12,7 +12,7 @@ import os
 import sys
 
 # Idle OpenMP threads sleep instead of spinning: with two training processes on two cores,
-# spinning made each 3.5x slower (bench figure in the README); results are unchanged.
+# spinning made each 3.5x slower (bench/omp_wait_policy.py, bench/results/omp_wait_policy.json); results are unchanged.
 # Set here, before any step imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

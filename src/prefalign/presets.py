@@ -25,7 +25,7 @@ The reward section (the `trained` judge of eval.judge) follows reward-model prac
 `cpu-demo` is the embedded default (config.yaml): a tiny model trained from scratch on the
 CPU, which needs far larger learning rates than a pretrained one and keeps AdamW's usual beta2
 (0.999), and full-model DPO with an NLL term on the chosen replies, on on-policy pairs (the
-SFT model's own best and worst answers, judged by the task verifier; README, "On-policy DPO").
+SFT model's own best and worst answers, judged by the task verifier; docs/onpolicy.md).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "gradient_accumulation_steps": 1, "learning_rate": 0.002, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
                 "gradient_checkpointing": "none", "logging_steps": 10},
-        # On-policy pairs and full-model DPO: what moved the demo's answers (README, "On-policy DPO").
+        # On-policy pairs and full-model DPO: what moved the demo's answers (docs/onpolicy.md).
         "dpo": {"precision": "auto", "use_lora": False, "lora_r": 16, "lora_alpha": 32, "max_steps": 300,
                 "batch_size": 16, "gradient_accumulation_steps": 1, "learning_rate": 0.001, "lr_scheduler": "cosine",
                 "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_length": 256,
@@ -81,11 +81,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu-80gb": _gpu("auto", 64, 16, 1, 8, 2, 2048, "none", 64),
 }
 
+# One line per preset (`prefalign config presets`, the header init writes, docs/usage.md). Its claims
+# are checked against the resolved config (tests/config/test_config_comments.py): every
+# `section.key value` equals the resolved value, the GPU memory range is the one `pick` uses, and
+# no other number appears outside the parenthesized example cards.
 DESCRIPTIONS = {
-    "cpu-demo": "the embedded default: a tiny model trained from scratch on a laptop CPU in minutes",
-    "gpu-12gb": "one GPU with 12-16 GB (RTX 3060 12 GB, RTX 4060 Ti, T4): 4-bit QLoRA, small batches",
-    "gpu-16gb": "one GPU with 16-40 GB (RTX 4080/4090, A10, L4, V100 32 GB): bf16 (fp8 where it runs), LoRA r 64",
-    "gpu-80gb": "one GPU with 40 GB or more (A100, H100, H200): bf16 (fp8 where it runs), large batches",
+    "cpu-demo": "the embedded default, for the CPU (gpu.count 0): SFT and DPO on all weights (sft.use_lora false, "
+                "dpo.use_lora false), DPO on on-policy pairs (dpo.pairs onpolicy) at dpo.beta 0.3 with an NLL term "
+                "on the chosen replies (dpo.loss_type [sigmoid, sft]), learning rates for a tiny model trained from "
+                "scratch (sft.learning_rate 0.002, dpo.learning_rate 0.001)",
+    "gpu-12gb": "one GPU with under 15 GiB (RTX 3060 12 GB, T4): 4-bit QLoRA (sft.precision 4bit, dpo.precision 4bit, "
+                "dpo.lora_r 16), small batches (dpo.batch_size 2, dpo.gradient_accumulation_steps 8)",
+    "gpu-16gb": "one GPU with 15 to 40 GiB (RTX 4080/4090, A10, L4, A100 40 GB): LoRA (dpo.lora_r 64) in bf16, FP8 only "
+                "where it runs and repays its compile (dpo.precision auto)",
+    "gpu-80gb": "one GPU with 40 GiB or more (A100 80 GB, H100, H200): LoRA (dpo.lora_r 64) in bf16, FP8 only where it "
+                "runs and repays its compile (dpo.precision auto), large batches (dpo.batch_size 8, sft.batch_size 16)",
 }
 NAMES = tuple(PRESETS)
 
@@ -166,5 +176,5 @@ def _shown(value) -> str:
 
 
 def markdown_table() -> str:
-    """The README's presets table (tests/config/test_presets.py checks the README carries this text)."""
+    """The presets table of docs/usage.md (tests/config/test_presets.py checks it carries this text)."""
     return tables.markdown(*table_rows())

@@ -52,7 +52,7 @@ def test_the_12gb_and_16gb_presets_carry_the_documented_hardware_values():
 
 
 def test_the_embedded_default_keeps_its_values_through_the_cpu_demo_preset():
-    """config.yaml's sft/dpo values live in cpu-demo (README, "On-policy DPO": full-model DPO on on-policy pairs)."""
+    """config.yaml's sft/dpo values live in cpu-demo (docs/onpolicy.md: full-model DPO on on-policy pairs)."""
     config = load_config(REPO / "config.yaml", SCHEMA)
     assert {k: config["sft"][k] for k in ("max_steps", "batch_size", "learning_rate", "logging_steps")} == {
         "max_steps": 1000, "batch_size": 16, "learning_rate": 0.002, "logging_steps": 10}
@@ -120,8 +120,8 @@ def test_config_show_marks_where_every_value_came_from():
     assert "# default" in out
 
 
-def test_readme_carries_the_presets_table():
-    assert presets.markdown_table() in (REPO / "README.md").read_text()
+def test_the_docs_carry_the_presets_table():
+    assert presets.markdown_table() in (REPO / "docs" / "usage.md").read_text()
     out = run_cli("config", "presets").stdout
     assert presets.markdown_table() in out
 

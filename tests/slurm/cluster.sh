@@ -8,7 +8,7 @@
 #                                /etc/slurm files that were there before
 #
 # Needs root and the packages munge and slurm-wlm (tests/slurm/run.sh installs them). Traps it
-# avoids (each met on a real single-node SLURM 22.05; README, "Running on a cluster"):
+# avoids (each met on a real single-node SLURM 22.05; docs/usage.md, "Running on a cluster"):
 # - slurm.conf must be /etc/slurm/slurm.conf: the plugin's in-job step drops SLURM_CONF.
 # - a GPU in gres.conf without File= drains the node; /dev/null stands in for the device.
 # - RealMemory above what `slurmd -C` detects makes the node invalid, unless the node's

@@ -97,7 +97,7 @@ def run_check(paths: list[Path]) -> int:
         print(f"{names}: {len(found)} problem{'s' if len(found) != 1 else ''}\n")
         for i, text in enumerate(found, 1):
             print(f"  {i}. {text}")
-        print("\nEvery key, its meaning and its default: schemas/config.schema.yaml (README, \"Configuration\").")
+        print("\nEvery key, its meaning and its default: schemas/config.schema.yaml (docs/usage.md, \"Configuration\").")
         return 1
     resolved = resolve(paths)
     done = resolved.preset

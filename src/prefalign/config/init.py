@@ -320,7 +320,7 @@ def render(plan: Plan, command: str, out: Path = Path("config.yaml")) -> str:
         *[f"# {note}" for note in plan.notes],
         "",
         f"# Preset {plan.preset}: {presets.DESCRIPTIONS[plan.preset]}.",
-        "# It fills every key of gpu, sft, dpo and eval that this file does not set; set one to override it:",
+        "# It fills every key of gpu, sft, dpo, reward and eval that this file does not set; set one to override it:",
     ]
     for section, keys in presets.values(plan.preset).items():
         lines.append(f"#   {section}: " + ", ".join(f"{k} {yaml_value(v)}" for k, v in keys.items()))
