@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, snakemake, snakemake_command, snakemake_environment
+from conftest import BIN, run_cli, snakemake, snakemake_command, snakemake_environment
 
 from prefalign.train.checkpoints import RECORD
 
@@ -212,17 +212,24 @@ def with_check(tmp_path: Path, configfile: Path, **check) -> Path:
 
 
 @pytest.fixture
-def strict(tmp_path, configfile) -> Path:
-    """The tiny config whose expected bounds the run fails (DPO's held-out accuracy >= 0.99)."""
+def strict(tmp_path, configfile, finished) -> Path:
+    """The tiny config whose expected bounds the run fails (DPO's held-out accuracy >= 0.99), and the
+    finished run's digests published as `make digests` does (check.digests)."""
     expected = tmp_path / "strict.yaml"
     expected.write_text(yaml.safe_dump({"metrics": {"dpo.implicit_reward_accuracy": {"min": 0.99}}}))
-    return with_check(tmp_path, configfile, expected=str(expected))
+    published = tmp_path / "tiny-digests.json"
+    run_cli("digests", "--manifest", finished / "results/manifest.json", "--out", published)
+    return with_check(tmp_path, configfile, expected=str(expected), digests=str(published))
 
 
 def test_check_refuses_a_hand_edited_metric(run, strict):
     honest = snakemake(run, "--cores", "2", "check", configfile=strict)
     said = honest.stdout + honest.stderr
     assert honest.returncode != 0 and "NOT reproduced (1 out of bounds or missing)" in said, said[-3000:]
+    count = sum(1 for entry in json.loads((run / "results/manifest.json").read_text())["artifacts"].values()
+                if entry["kind"] != "machine")
+    assert f"bit-identical to the published run: {count} of {count} artifacts" in said
+    assert said.index("bit-identical") < said.index("| dpo.implicit_reward_accuracy")  # digests first, then bounds
 
     edit_metric(run)  # the trick: the failing metric made to pass by hand
     for target in ("check", "export"):
@@ -278,7 +285,7 @@ def test_a_changed_benchmark_file_does_not_exempt_a_job(run, configfile):
 def test_a_job_snakemake_reran_before_the_manifest_is_recorded(run, finished, configfile):
     """The legitimate case the benchmark stood for: a job that Snakemake ran again after the manifest,
     in an invocation that stopped before the manifest step, is not held to the old record."""
-    partial = snakemake(run, "--cores", "2", "--forcerun", "compare_models", "results/eval/compare/dpo_vs_sft.json",
+    partial = snakemake(run, "--forcerun", "compare_models", "--cores", "2", "results/eval/compare/dpo_vs_sft.json",
                         configfile=configfile)
     assert partial.returncode == 0, (partial.stdout + partial.stderr)[-3000:]
     assert planned(partial) == {"compare_models"}
@@ -287,3 +294,39 @@ def test_a_job_snakemake_reran_before_the_manifest_is_recorded(run, finished, co
     assert "write_manifest" in planned(result)
     assert verify(run).returncode == 0
     assert hashes(run) == hashes(finished)  # the same bytes again: only the record is new
+
+
+def test_diff_of_two_runs_made_with_different_settings(run, finished, configfile, tmp_path):
+    """`prefalign diff` on the finished run and a copy made again with fewer DPO steps."""
+    config = yaml.safe_load(configfile.read_text())
+    config["dpo"]["max_steps"] = 30
+    expected = tmp_path / "bounds.yaml"
+    expected.write_text(yaml.safe_dump({"metrics": {"dpo.implicit_reward_accuracy": {"value": 0.5, "tolerance": 0.5},
+                                                    "sft.implicit_reward_accuracy": {"min": 0.0}}}))
+    config["check"] = {"expected": str(expected)}
+    other = tmp_path / "fewer-steps.yaml"
+    other.write_text(yaml.safe_dump(config))
+    result = snakemake(run, "--cores", "2", configfile=other)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "train_sft" not in planned(result) and "train_dpo" in planned(result)
+
+    md = run_cli("diff", finished, run, check=False, cwd=tmp_path)
+    assert md.returncode == 1, md.stderr  # artifacts differ
+    text = md.stdout
+    assert "| results/dpo/model/model.safetensors | differs | train_dpo |" in text
+    assert "| results/sft/model/model.safetensors | identical |" in text
+    assert "| dpo.max_steps | 40 | 30 |" in text
+    # A's check.expected is the default's relative expected/default.yaml, found neither beside A nor in
+    # the current folder: B's, an absolute path, gives the bounds.
+    assert f"## Metrics against {expected}" in text
+    assert "| dpo.implicit_reward_accuracy |" in text and "## Packages\n\nidentical" in text
+    assert "## Commit\n\nidentical" in text
+
+    data = json.loads(run_cli("diff", finished, run, "--json", "--expected", expected, check=False).stdout)
+    differ = {entry["path"] for entry in data["artifacts"]["differ"]}
+    assert "results/dpo/metrics.json" in differ and "results/data/train.jsonl" in data["artifacts"]["identical"]
+    assert not differ & {path for path in data["artifacts"]["identical"]}
+    assert data["config"] == [{"key": "dpo.max_steps", "a": 40, "b": 30}]
+    row = next(r for r in data["metrics"]["rows"] if r["metric"] == "dpo.implicit_reward_accuracy")
+    assert row["delta"] == pytest.approx(row["b"] - row["a"]) and row["bound"] == "0.5 ± 0.5"
+    assert data["artifacts"]["machine_records"] and data["cpu"]["changes"] == []
