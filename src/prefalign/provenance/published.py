@@ -52,7 +52,8 @@ def require_intact(manifest_path: Path, manifest: dict) -> Path:
     root = verifying.root_of(Path(manifest_path), manifest)
     found = verifying.mismatches(manifest, root)
     if found:
-        raise StaleError(f"the run in {root} does not match {manifest_path}; nothing is compared.\n"
+        raise StaleError(f"the run in {root} does not match {manifest_path}; nothing is compared (files remade "
+                         "since the manifest, by another config? `snakemake --cores all` records them first).\n"
                          + "\n".join(verifying.explain(found, manifest)))
     return root
 
