@@ -12,10 +12,12 @@ def digests_input():
     if not config["check"]["digests"]:
         return {}
     path = Path(config["check"]["digests"])
-    return {"digests": str(path if path.is_absolute() else Path(workflow.basedir) / path)}
+    full = path if path.is_absolute() else Path(workflow.basedir) / path
+    return {"digests": str(full)}
 
 
-AUDIT = {}  # the audit's verdict, once per invocation (export_model asks once per checkpoint)
+# The audit's verdict, once per invocation (export_model asks once per checkpoint).
+AUDIT = {}
 
 
 def audited(wildcards):
