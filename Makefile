@@ -15,7 +15,7 @@ CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: all run test test-fast lint lock lock-gpu lock-trackers trackers bench clean venv
+.PHONY: all run test test-fast lint lock lock-gpu lock-trackers trackers bench clean venv digests
 
 all: run
 
@@ -45,6 +45,13 @@ run: venv
 
 test: venv trackers
 	pytest
+
+# The published digests of the embedded default (docs/reproducibility.md, "Published digests and
+# check"): run it, then write every artifact's sha256 and what made it from the run's manifest.
+# Never edited by hand; commit the file it writes. `snakemake --cores all check` compares with it.
+DIGESTS ?= expected/default-digests.json
+digests: run
+	prefalign digests --manifest results/manifest.json --out $(DIGESTS)
 
 test-fast: venv
 	pytest -m "not workflow and not slow"

@@ -1,6 +1,7 @@
-# Artifact evaluation: the run's metrics against expected bounds (check.expected).
-# `snakemake --cores all check` prints a table of every metric against its bounds and fails
-# when any is out; it is not part of the default target.
+# Artifact evaluation of a finished run: `snakemake --cores all check` (not part of the default
+# target) first refuses edited, missing or stray artifacts (against results/manifest.json),
+# then compares the artifacts' digests with the published ones (check.digests), then prints a
+# table of every metric against its bounds (check.expected) and fails when any is out.
 
 
 include: "helpers/check.smk"
@@ -8,7 +9,9 @@ include: "helpers/check.smk"
 
 rule check_expected:
     input:
+        unpack(audited_run),
         **judge_eval_outputs(),
+        **digests_input(),
         expected=expected_file(),
         eval_metrics=expand(rules.evaluate_model.output.metrics, model=EVAL_MODELS),
         comparisons=comparison_outputs(),
@@ -25,9 +28,14 @@ rule check_expected:
         judge_eval=lambda wildcards, input: (
             f"--judge-eval {input.judge_eval}" if "judge_eval" in input.keys() else ""
         ),
+        digests=lambda wildcards, input: (
+            f"--digests {input.digests}" if "digests" in input.keys() else ""
+        ),
+        manifest="results/manifest.json",
     shell:
         # tee: the table goes to the terminal as well as to the log, pass or fail.
-        "prefalign check --expected {input.expected} --eval-metrics {input.eval_metrics}"
+        "prefalign check --manifest {params.manifest} {params.digests}"
+        " --expected {input.expected} --eval-metrics {input.eval_metrics}"
         " --comparisons {input.comparisons} {params.judge_eval} --table {output.table} 2>&1 | tee {log}"
 
 

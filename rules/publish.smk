@@ -40,6 +40,7 @@ rule write_model_card:
 
 rule export_model:
     input:
+        unpack(audited),  # the finished run, audited before any job runs (rules/helpers/check.smk)
         model=lambda wildcards: card_inputs(wildcards)["model"],
         card=rules.write_model_card.output.card,
         manifest="results/manifest.json",

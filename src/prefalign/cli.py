@@ -40,6 +40,8 @@ STEPS = {
     "ab": ("prefalign.evaluation.ab", "human A/B evaluation: export a blind SFT vs DPO sheet, import ratings -> win rate"),
     "manifest": ("prefalign.provenance.manifest", "results/manifest.json: sha256 and provenance of every artifact"),
     "verify": ("prefalign.provenance.verify", "re-hash the files a manifest lists and report mismatches (exit 1 if any)"),
+    "digests": ("prefalign.provenance.published", "publish a finished run's artifact digests (expected/, `make digests`)"),
+    "diff": ("prefalign.provenance.diff", "two runs (or a run and published digests) side by side; exit 1 if any differ"),
     "card": ("prefalign.publish.card", "a model card (README.md, the Hub's format) for a trained checkpoint"),
     "export": ("prefalign.publish.export", "lay out a checkpoint and its card for upload, checked against the manifest"),
     "track": ("prefalign.publish.track", "add the run's manifest sha256 to its W&B and MLflow runs"),

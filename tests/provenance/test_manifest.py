@@ -10,12 +10,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import BIN
 
 from prefalign.errors import ConfigError
-from prefalign.provenance import manifest
+from prefalign.provenance import manifest, reruns
 from prefalign.provenance import plan as job_plan
 
 TOKEN = "hf_manifestTestToken0123456789"
@@ -68,6 +69,19 @@ def write_manifest(root, plan, **env):
                           text=True, env=environ)
 
 
+def snakemake_finished(root, job: dict) -> None:
+    """What Snakemake does when a job ends (snakemake.persistence.finished): touch each output (a
+    directory through its .snakemake_timestamp), then write its record with that mtime as endtime."""
+    time.sleep(0.01)  # after the manifest's own mtime
+    for output in job["outputs"].values():
+        path = root / output
+        stamp = path / ".snakemake_timestamp" if path.is_dir() else path
+        stamp.touch()
+        record = reruns.record_path(root, output)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"rule": job["rule"], "endtime": stamp.stat().st_mtime, "incomplete": False}))
+
+
 def verify(path, cwd):
     return subprocess.run([str(BIN / "prefalign"), "verify", str(path)], cwd=cwd, capture_output=True, text=True)
 
@@ -83,7 +97,9 @@ def test_manifest_records_every_artifact_with_its_provenance(run):
                               "results/made/environment.json", "results/used.txt"}  # marker file left out
     weights = artifacts["results/made/folder/weights.bin"]
     assert weights == {"sha256": sha(b"\x00\x01" * 50), "size": 100, "rule": "make", "job": "make",
-                       "config_sha256": manifest.canonical_sha256(plan["jobs"][0]["params"])}
+                       "config_sha256": manifest.canonical_sha256(plan["jobs"][0]["params"]), "kind": "result"}
+    assert artifacts["results/made/environment.json"]["kind"] == "machine"  # a record of the machine, never compared
+    assert "never compared" in artifacts["results/made/environment.json"]["why"]
     assert data["sources"] == {"data/raw.jsonl": {"sha256": sha(b'{"a": 1}\n'), "size": 9}}
     make, use = data["jobs"]["make"], data["jobs"]["use[name=x]"]
     assert make["inputs"] == {"data/raw.jsonl": sha(b'{"a": 1}\n')}
@@ -93,6 +109,7 @@ def test_manifest_records_every_artifact_with_its_provenance(run):
     assert data["run"]["gpus"] == [{"name": "H100", "compute_capability": "9.0", "driver": "580.1"}]
     assert data["config_slices"][make["config_sha256"]]["flags"].startswith("--steps 3")
     assert data["run"]["seed"] == 7 and data["run"]["config"]["make"] == {"steps": 3}
+    assert data["run"]["date"].endswith("+00:00")  # when it was written, UTC
     assert data["run"]["container"]["digest"] == "sha256:" + "d" * 64
     assert data["run"]["environment"]["packages"]["prefalign"]
     assert data["run"]["environment"]["packages"]["torch"]  # package versions of the running environment
@@ -130,8 +147,40 @@ def test_the_manifest_step_refuses_files_changed_since_the_previous_manifest(run
     assert "snakemake --cores all --forcerun make" in refused.stderr
     assert (root / "results/manifest.json").read_bytes() == before  # nothing half-done: the old record stays
 
+    # A new benchmark file does not say the job ran again (a user edits it as easily as an artifact) ...
     (root / "benchmarks/make.tsv").write_text((root / "benchmarks/make.tsv").read_text().replace("12.5", "13.1"))
-    assert write_manifest(root, plan).returncode == 0  # `make` ran again (a new benchmark): its files are new
+    refused = write_manifest(root, plan)
+    assert refused.returncode == 5 and "results/made/folder/weights.bin: differs from what make made" in refused.stderr
+    # ... Snakemake's own record does: `make` ran again after the manifest, so its files are new.
+    snakemake_finished(root, plan["jobs"][0])
+    assert write_manifest(root, plan).returncode == 0
+    assert json.loads((root / "results/manifest.json").read_text())["artifacts"]["results/made/folder/weights.bin"][
+        "sha256"] == sha(b"\x00\x02" * 50)
+
+
+def test_a_file_changed_after_snakemake_finished_its_job_is_refused(run):
+    root, plan = run
+    assert write_manifest(root, plan).returncode == 0
+    snakemake_finished(root, plan["jobs"][0])  # `make` ran again ...
+    time.sleep(0.01)
+    (root / "results/made/table.json").write_text('{"x": 3}\n')  # ... and then its output was edited
+    refused = write_manifest(root, plan)
+    assert refused.returncode == 5, refused.stderr
+    assert "results/made/table.json: changed after Snakemake finished make" in refused.stderr
+    assert "snakemake --cores all --forcerun make" in refused.stderr
+
+
+def test_a_record_of_another_rule_or_from_before_the_manifest_does_not_count(run):
+    root, plan = run
+    job = plan["jobs"][0]
+    snakemake_finished(root, job)  # finished before the manifest below
+    assert write_manifest(root, plan).returncode == 0
+    written = (root / "results/manifest.json").stat().st_mtime_ns
+    assert reruns.rerun_ends(job, root, written) is None
+    snakemake_finished(root, {**job, "rule": "other"})
+    assert reruns.rerun_ends(job, root, written) is None
+    snakemake_finished(root, job)
+    assert set(reruns.rerun_ends(job, root, written)) == set(job["outputs"].values())
 
 
 def test_the_manifest_step_refuses_strays_under_results(run):

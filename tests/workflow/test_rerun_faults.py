@@ -15,6 +15,11 @@ prompts) runs once; each test copies it (modification times kept) and breaks it:
    "Nothing to be done", the file stays missing. Now it is rebuilt with what depends on it.
 4. An extra file: in a directory output, and loose under results/. Before: nothing said.
    Now the workflow names them and refuses; verify reports the stray.
+5. The two tricks of issue 21. A hand-edited results/eval/dpo/metrics.json: `snakemake check`
+   printed "results reproduced" (the staleness check ran only for `all`). The same edit plus one
+   byte appended to the job's benchmark file: the job counted as rerun, the manifest step
+   recorded the edit and verify found nothing. Now `check` and `export` refuse edited, missing and
+   stray artifacts before any job runs, and whether a job reran is Snakemake's own record.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, snakemake, snakemake_command, snakemake_environment
+from conftest import BIN, run_cli, snakemake, snakemake_command, snakemake_environment
 
 from prefalign.train.checkpoints import RECORD
 
@@ -186,3 +191,142 @@ def test_extra_files_under_results_are_named(run, configfile):
     stray.unlink()
     assert snakemake(run, "--cores", "2", "-n", configfile=configfile).returncode == 0
     assert verify(run).returncode == 0
+
+
+def edit_metric(workdir: Path, name: str = "implicit_reward_accuracy", value: float = 1.0) -> Path:
+    """The hand edit of the trick: a metric of results/eval/dpo/metrics.json set to `value`."""
+    path = workdir / "results/eval/dpo/metrics.json"
+    data = json.loads(path.read_text())
+    data["metrics"][name] = value
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def with_check(tmp_path: Path, configfile: Path, **check) -> Path:
+    """The tiny config with a `check` section of its own (written next to the test's files)."""
+    config = yaml.safe_load(configfile.read_text())
+    config["check"] = check
+    path = tmp_path / "tiny-check.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def strict(tmp_path, configfile, finished) -> Path:
+    """The tiny config whose expected bounds the run fails (DPO's held-out accuracy >= 0.99), and the
+    finished run's digests published as `make digests` does (check.digests)."""
+    expected = tmp_path / "strict.yaml"
+    expected.write_text(yaml.safe_dump({"metrics": {"dpo.implicit_reward_accuracy": {"min": 0.99}}}))
+    published = tmp_path / "tiny-digests.json"
+    run_cli("digests", "--manifest", finished / "results/manifest.json", "--out", published)
+    return with_check(tmp_path, configfile, expected=str(expected), digests=str(published))
+
+
+def test_check_refuses_a_hand_edited_metric(run, strict):
+    honest = snakemake(run, "--cores", "2", "check", configfile=strict)
+    said = honest.stdout + honest.stderr
+    assert honest.returncode != 0 and "NOT reproduced (1 out of bounds or missing)" in said, said[-3000:]
+    count = sum(1 for entry in json.loads((run / "results/manifest.json").read_text())["artifacts"].values()
+                if entry["kind"] != "machine")
+    assert f"bit-identical to the published run: {count} of {count} artifacts" in said
+    assert said.index("bit-identical") < said.index("| dpo.implicit_reward_accuracy")  # digests first, then bounds
+
+    edit_metric(run)  # the trick: the failing metric made to pass by hand
+    for target in ("check", "export"):
+        result = snakemake(run, "--cores", "2", target, configfile=strict)
+        said = result.stdout + result.stderr
+        assert result.returncode != 0, said[-3000:]
+        assert "results reproduced" not in said
+        assert "results/eval/dpo/metrics.json: differs from what evaluate_model[model=dpo] made" in said
+        assert "snakemake --cores all --forcerun evaluate_model" in said
+    assert not (run / "results/check/expected.md").exists() and not (run / "results/export").exists()
+
+
+def test_check_refuses_missing_and_stray_artifacts(run, strict):
+    pairs = run / "results/eval/sft/pairs.jsonl"
+    kept = pairs.read_bytes()
+    pairs.unlink()
+    for target in ("check", "export"):
+        result = snakemake(run, "--cores", "2", "-n", target, configfile=strict)
+        said = result.stdout + result.stderr
+        assert result.returncode != 0, said[-3000:]
+        assert "results/eval/sft/pairs.jsonl: missing" in said and "snakemake --cores all" in said
+    pairs.write_bytes(kept)
+
+    stray = run / "results/eval/old_model.json"
+    stray.write_text("{}\n")
+    result = snakemake(run, "--cores", "2", "-n", "check", configfile=strict)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "results/eval/old_model.json" in said, said[-3000:]
+    stray.unlink()
+    assert snakemake(run, "--cores", "2", "-n", "check", configfile=strict).returncode == 0
+
+
+def test_a_changed_benchmark_file_does_not_exempt_a_job(run, configfile):
+    edit_metric(run)
+    with open(run / "benchmarks/evaluate_model/dpo.tsv", "a") as handle:
+        handle.write("0")  # the trick: one byte appended, so the job looked as if it had run again
+    before = (run / "results/manifest.json").read_bytes()
+
+    result = snakemake(run, "--cores", "2", configfile=configfile)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0, said[-3000:]
+    assert "results/eval/dpo/metrics.json: differs from what evaluate_model[model=dpo] made" in said
+    # Asked for directly, the manifest step refuses it as well; the old record stays.
+    direct = snakemake(run, "--cores", "2", "--forcerun", "write_manifest", "results/manifest.json",
+                       configfile=configfile)
+    said = direct.stdout + direct.stderr
+    assert direct.returncode != 0 and "differs from what evaluate_model[model=dpo] made" in said, said[-3000:]
+    assert (run / "results/manifest.json").read_bytes() == before
+    checked = verify(run)
+    assert checked.returncode == 1 and "MISMATCH results/eval/dpo/metrics.json: " in checked.stdout
+
+
+def test_a_job_snakemake_reran_before_the_manifest_is_recorded(run, finished, configfile):
+    """The legitimate case the benchmark stood for: a job that Snakemake ran again after the manifest,
+    in an invocation that stopped before the manifest step, is not held to the old record."""
+    partial = snakemake(run, "--forcerun", "compare_models", "--cores", "2", "results/eval/compare/dpo_vs_sft.json",
+                        configfile=configfile)
+    assert partial.returncode == 0, (partial.stdout + partial.stderr)[-3000:]
+    assert planned(partial) == {"compare_models"}
+    result = snakemake(run, "--cores", "2", configfile=configfile)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "write_manifest" in planned(result)
+    assert verify(run).returncode == 0
+    assert hashes(run) == hashes(finished)  # the same bytes again: only the record is new
+
+
+def test_diff_of_two_runs_made_with_different_settings(run, finished, configfile, tmp_path):
+    """`prefalign diff` on the finished run and a copy made again with fewer DPO steps."""
+    config = yaml.safe_load(configfile.read_text())
+    config["dpo"]["max_steps"] = 30
+    expected = tmp_path / "bounds.yaml"
+    expected.write_text(yaml.safe_dump({"metrics": {"dpo.implicit_reward_accuracy": {"value": 0.5, "tolerance": 0.5},
+                                                    "sft.implicit_reward_accuracy": {"min": 0.0}}}))
+    config["check"] = {"expected": str(expected)}
+    other = tmp_path / "fewer-steps.yaml"
+    other.write_text(yaml.safe_dump(config))
+    result = snakemake(run, "--cores", "2", configfile=other)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "train_sft" not in planned(result) and "train_dpo" in planned(result)
+
+    md = run_cli("diff", finished, run, check=False, cwd=tmp_path)
+    assert md.returncode == 1, md.stderr  # artifacts differ
+    text = md.stdout
+    assert "| results/dpo/model/model.safetensors | differs | train_dpo |" in text
+    assert "| results/sft/model/model.safetensors | identical |" in text
+    assert "| dpo.max_steps | 40 | 30 |" in text
+    # A's check.expected is the default's relative expected/default.yaml, found neither beside A nor in
+    # the current folder: B's, an absolute path, gives the bounds.
+    assert f"## Metrics against {expected}" in text
+    assert "| dpo.implicit_reward_accuracy |" in text and "## Packages\n\nidentical" in text
+    assert "## Commit\n\nidentical" in text
+
+    data = json.loads(run_cli("diff", finished, run, "--json", "--expected", expected, check=False).stdout)
+    differ = {entry["path"] for entry in data["artifacts"]["differ"]}
+    assert "results/dpo/metrics.json" in differ and "results/data/train.jsonl" in data["artifacts"]["identical"]
+    assert not differ & {path for path in data["artifacts"]["identical"]}
+    assert data["config"] == [{"key": "dpo.max_steps", "a": 40, "b": 30}]
+    row = next(r for r in data["metrics"]["rows"] if r["metric"] == "dpo.implicit_reward_accuracy")
+    assert row["delta"] == pytest.approx(row["b"] - row["a"]) and row["bound"] == "0.5 ± 0.5"
+    assert data["artifacts"]["machine_records"] and data["cpu"]["changes"] == []

@@ -51,7 +51,8 @@ SETTINGS_CLASSES = (SyntheticSettings, NormalizeSettings, FilterSettings, SplitS
                     PairsSettings, OnPolicySettings, MixSettings)
 # Keys the workflow itself reads (rule inputs, targets, resources, images), not a step.
 WORKFLOW_KEYS = ("preset", "sample", "datasets.*.source", "datasets.*.path", "eval.models", "eval.comparisons",
-                 "ab.ratings", "gpu.count", "gpu.model", "containers.cpu", "containers.gpu", "check.expected")
+                 "ab.ratings", "gpu.count", "gpu.model", "containers.cpu", "containers.gpu", "check.expected",
+                 "check.digests")
 _MISSING = object()
 
 

@@ -22,7 +22,10 @@ sampled one for `win_rate_sampled`), so claims about intervals can be written:
 
 The step prints one table row per metric (value, allowed range, ok / OUT / MISSING), writes
 the table, and exits 1 when any row is not ok. A malformed expected file is refused with its
-file, line and key (exit 2).
+file, line and key (exit 2). Given the run's manifest (--manifest), it first re-hashes the run
+against it and refuses a run that does not match (exit 5), then compares the artifacts with the
+published digests (--digests; prefalign.provenance.published) and prints the result above the
+table: a digest that differs is named, and the bounds decide.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from prefalign import tables
 from prefalign.errors import ConfigError
+from prefalign.provenance import published
 from prefalign.yamlio import load_yaml, where
 
 ENTRY_KEYS = ("value", "tolerance", "min", "max", "above", "below")
@@ -202,9 +206,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--comparisons", type=Path, nargs="*", default=[], help="compare outputs (JSON)")
     parser.add_argument("--judge-eval", type=Path, help="evaluate-judge output (JSON): source `judge`")
     parser.add_argument("--table", type=Path, required=True, help="output: the table (markdown), written on success")
+    parser.add_argument("--manifest", type=Path, help="the run's manifest: the run is re-hashed against it first")
+    parser.add_argument("--digests", type=Path, help="published digests (JSON, `make digests`) to compare the "
+                                                     "run's artifacts with; needs --manifest")
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.digests and not args.manifest:
+        raise ConfigError("--digests: needs --manifest (the run's artifacts are read from it)")
+    audit = "\n".join(published.audit(args.manifest, args.digests)) + "\n\n" if args.manifest else ""
+    print(audit, end="", flush=True)
     expected = load_expected(args.expected)
     rows = check_metrics(expected, load_sources(args.eval_metrics, args.comparisons, args.judge_eval))
     table = format_table(rows)
@@ -215,4 +226,4 @@ def main(args: argparse.Namespace) -> None:
     if bad:
         sys.exit(1)
     args.table.parent.mkdir(parents=True, exist_ok=True)
-    args.table.write_text(table + "\n" + verdict + "\n", encoding="utf-8")
+    args.table.write_text(audit + table + "\n" + verdict + "\n", encoding="utf-8")

@@ -4,7 +4,7 @@
 paths, params, log and benchmark files, container), which rules/manifest.smk builds from
 the workflow's own rules with `workflow_plan`, and writes results/manifest.json:
 
-    run        prefalign version, seed, git commit and dirty flag of the workflow, the
+    run        prefalign version, seed, date (UTC), git commit and dirty flag of the workflow, the
                container (image digest, see `container_info`), the manifest job's own
                software and hardware, the GPUs the jobs saw, the full config and its sha256
     jobs       per job: rule, wildcards, input files with their sha256, output paths,
@@ -12,7 +12,9 @@ the workflow's own rules with `workflow_plan`, and writes results/manifest.json:
                received it), container image, wall time and peak memory (from its
                Snakemake benchmark file), and its environment.json where it wrote one
     artifacts  per file under results/: sha256, size, the job and rule that made it, the
-               config_sha256 of that job
+               config_sha256 of that job, and its kind (prefalign.provenance.digests: `result`,
+               expected identical on any x86-64 CPU; `machine`, a record of the machine, such as
+               environment.json, never compared; `bounded`, not identical, with why)
     sources    files the jobs read that no job made (local raw datasets): sha256, size
 
 Directory outputs are expanded to their files. Wall time and memory live here, in the
@@ -35,13 +37,14 @@ import os
 import platform
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefalign import __version__
 from prefalign.errors import ConfigError, StaleError
 from prefalign.hashing import canonical_sha256, sha256_file
 from prefalign.jsonl import write_text
-from prefalign.provenance import staleness
+from prefalign.provenance import digests, staleness
 from prefalign.provenance.plan import check_plan_paths
 from prefalign.provenance.staleness import job_id
 from prefalign.runtime import container_engine, cpu_hardware, package_versions
@@ -169,15 +172,15 @@ def build(plan: dict, workflow_dir: Path | None, hasher=sha256_file) -> dict:
         for path in job["outputs"].values():
             for file in files_of(Path(path)):
                 key = file.as_posix()
-                artifacts[key] = {**describe(file, hasher), "rule": job["rule"], "job": name, "config_sha256": config_sha}
+                artifacts[key] = {**describe(file, hasher), "rule": job["rule"], "job": name, "config_sha256": config_sha,
+                                  **digests.marks(key)}
                 outputs.append(key)
         entry = {"rule": job["rule"], "wildcards": job["wildcards"], "outputs": outputs,
                  "directories": job["directories"], "config_sha256": config_sha, "container": job["container"],
                  "log": job["log"], "benchmark": job["benchmark"]}
         if job["benchmark"] and Path(job["benchmark"]).is_file():
+            # Times only: whether a job ran again is Snakemake's record, not this file (provenance.reruns).
             entry.update(read_benchmark(Path(job["benchmark"])))
-            # The job's fingerprint as Snakemake ran it: a later rerun rewrites the file (staleness._settled).
-            entry["benchmark_sha256"] = sha256_file(Path(job["benchmark"]))
         environment = job["outputs"].get("environment")
         if environment and Path(environment).is_file():
             entry["environment"] = json.loads(Path(environment).read_text(encoding="utf-8"))
@@ -199,6 +202,7 @@ def build(plan: dict, workflow_dir: Path | None, hasher=sha256_file) -> dict:
     run = {
         "prefalign": __version__,
         "seed": config.get("seed"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": git_info(workflow_dir),
         "container": container_info(),
         "environment": own_environment(),

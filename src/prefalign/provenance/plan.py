@@ -130,12 +130,15 @@ def plan_inputs(plan: dict) -> list[str]:
     return list(seen)
 
 
-def previous_run_problems(plan: dict, forced_rules=(), force_all: bool = False) -> str | None:
-    """Why the files of the last finished run no longer stand, or None (rules/manifest.smk, rule all).
+def previous_run_problems(plan: dict, forced_rules=(), force_all: bool = False, strict: bool = False) -> str | None:
+    """Why the files of the last finished run no longer stand, or None (rule all in rules/common.smk;
+    with `strict`, the `check` and `export` targets, rules/helpers/check.smk).
 
     Called before any job runs: the manifest on disk is the record; jobs of `forced_rules` (or
-    every job with `force_all`), which this invocation rebuilds anyway, are not checked. Only
-    files modified after the manifest, or whose size differs, are hashed.
+    every job with `force_all`), which this invocation rebuilds anyway, are not checked. Without
+    `strict` only files modified after the manifest, or whose size differs, are hashed, and a
+    missing artifact is left to Snakemake to rebuild; with it every file is hashed and a missing
+    artifact is a finding (an audit rebuilds nothing).
     """
     previous, written = staleness.read_previous(Path(plan["manifest"]))
     forced = set(forced_rules)
@@ -143,10 +146,11 @@ def previous_run_problems(plan: dict, forced_rules=(), force_all: bool = False) 
     def is_forced(job: dict) -> bool:
         return force_all or job["rule"] in forced or any(path in forced for path in job["outputs"].values())
 
-    findings = staleness.check(plan, previous, written, forced=is_forced)
+    findings = staleness.check(plan, previous, written, forced=is_forced, full=strict, strict=strict)
     if not findings:
         return None
-    return ("the run's files no longer add up; nothing was run.\n"
+    what = "nothing was run" + (" (check and export audit the finished run as its manifest records it)" if strict else "")
+    return (f"the run's files no longer add up; {what}.\n"
             + staleness.explain(findings, (previous or {}).get("jobs", {}), plan["manifest"]))
 
 

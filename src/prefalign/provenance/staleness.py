@@ -9,12 +9,16 @@ Snakemake decides what to rerun from modification times, and three things escape
   (rules/manifest.smk makes `all` require every artifact, so such a file is rebuilt instead).
 
 `check` compares the files of every *settled* job with the manifest of the last finished run.
-A job is settled when it has not run again since that manifest recorded it: Snakemake rewrites
-a job's benchmark file whenever the job ends, and the manifest keeps its sha256. A settled job's files must be exactly those the manifest recorded (no file changed, added or
-removed in its directory outputs), and the files it read inside source directories (local
-models, a reward model) must still hash as they did. A job that finished after the manifest
-(a run that stopped before its own manifest step) is not held to the old record: Snakemake
-reruns what depends on it. Files under results/ that no job of the run makes are listed too.
+A job is settled when Snakemake has not run it again since that manifest recorded it, by
+Snakemake's own records (prefalign.provenance.reruns; never by a file of the run, such as the
+job's benchmark, which a user edits as easily as an artifact). A settled job's files must be
+exactly those the manifest recorded (no file changed, added or removed in its directory
+outputs), and the files it read inside source directories (local models, a reward model) must
+still hash as they did. A job that Snakemake finished after the manifest (a run that stopped
+before its own manifest step) is not held to the old record, but no file of it may be newer
+than the end Snakemake recorded. Files under results/ that no job of the run makes are listed
+too. With `strict` (the `check` and `export` targets, which audit a finished run and rebuild
+nothing), a settled job's missing output is a finding as well; the default target rebuilds it.
 
 Cost: a file is hashed only when its size differs from the record or it was modified after
 the manifest (`full=True` hashes every file: the manifest step, which hashes them anyway).
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from prefalign.hashing import sha256_file
+from prefalign.provenance import reruns
 
 # Files under results/ that no job of the manifest makes, by design: resumable training
 # checkpoints (prefalign.train.checkpoints; kept across a killed run, deleted on success) and
@@ -50,6 +55,7 @@ class Finding:
 class Findings:
     stale: list[Finding] = field(default_factory=list)
     unaccounted: list[str] = field(default_factory=list)
+    records: bool = True  # Snakemake's records of what it ran were there to read (prefalign.provenance.reruns)
 
     def __bool__(self) -> bool:
         return bool(self.stale or self.unaccounted)
@@ -81,11 +87,12 @@ def under(name: str, outputs: list[str]) -> str | None:
 
 def check(plan: dict, previous: dict | None, previous_mtime_ns: int | None, root: Path = Path("."),
           forced: Callable[[dict], bool] = lambda job: False, full: bool = False,
-          hasher: Callable[[Path], str] = sha256_file) -> Findings:
+          hasher: Callable[[Path], str] = sha256_file, strict: bool = False) -> Findings:
     """What of the last finished run (manifest `previous`, written at `previous_mtime_ns`) no longer stands.
 
     `plan` is this run's job plan (rules/manifest.smk); `forced(job)` is true for jobs this
-    invocation rebuilds anyway (--forcerun, --forceall), whose files are not checked.
+    invocation rebuilds anyway (--forcerun, --forceall), whose files are not checked. `strict`:
+    a settled job's missing output is a finding too (else Snakemake rebuilds it).
     """
     root = Path(root)
     findings = Findings()
@@ -102,19 +109,31 @@ def check(plan: dict, previous: dict | None, previous_mtime_ns: int | None, root
             return hasher(file) != want["sha256"]
         return False
 
+    findings.records = previous is None or reruns.has_records(root)
     for job in plan["jobs"] if previous is not None else []:
         name = job_id(job)
-        if forced(job) or name not in recorded_jobs or not _settled(job, root, recorded_jobs[name]):
+        if forced(job) or name not in recorded_jobs:
             continue
 
         def stale(path: str, why: str, source: bool = False) -> None:
             findings.stale.append(Finding(path, name, job["rule"], why, source))
 
+        ends = reruns.rerun_ends(job, root, previous_mtime_ns)
+        if ends is not None:  # Snakemake ran it again since the manifest: its files are new, and must stay so
+            for output, end in ends.items():
+                for file in filesunder(root / output):
+                    if reruns.changed_after_end(file, end):
+                        stale(_rel(file, root), f"changed after Snakemake finished {name} (its record in "
+                                                f"{reruns.METADATA}/ ends earlier)")
+            continue
         made = {path for path, entry in recorded.items() if entry.get("job") == name}
         for output in job["outputs"].values():
             where = root / output
             if not where.exists():
-                continue  # Snakemake rebuilds a missing output (rule all requires every artifact)
+                if strict:
+                    for key in sorted(k for k in made if under(k, [output])) or [output]:
+                        stale(key, f"missing: {name} made it and the manifest records it")
+                continue  # else Snakemake rebuilds a missing output (rule all requires every artifact)
             on_disk = {_rel(f, root): f for f in filesunder(where)}
             for key, file in on_disk.items():
                 if key in made:
@@ -142,22 +161,6 @@ def check(plan: dict, previous: dict | None, previous_mtime_ns: int | None, root
                         stale(key, f"changed since {name} read it (source folder {declared}/)", True)
     findings.unaccounted = unaccounted(plan, root)
     return findings
-
-
-def _settled(job: dict, root: Path, recorded_job: dict) -> bool:
-    """True when the job has not run again since the manifest recorded it.
-
-    Snakemake rewrites a job's benchmark file each time the job ends (times and memory to the
-    millisecond and kilobyte), so an unchanged benchmark, by sha256, is an unchanged job.
-    """
-    benchmark = job.get("benchmark")
-    want = recorded_job.get("benchmark_sha256")
-    if not benchmark or not want:
-        return False
-    try:
-        return sha256_file(root / benchmark) == want
-    except FileNotFoundError:
-        return False
 
 
 def unaccounted(plan: dict, root: Path = Path(".")) -> list[str]:
@@ -235,6 +238,9 @@ def explain(findings: Findings, jobs: dict[str, dict], what: str) -> str:
                 lines.append(f"    made from it: {', '.join(files)}")
         lines.append("  repair (rebuild them and everything made from them): "
                      + repair_command([f.rule for f in findings.stale]))
+        if not findings.records:
+            lines.append(f"  ({reruns.METADATA}/ is missing: Snakemake keeps no record of what it ran (--drop-metadata, "
+                         "--persistence-backend db?), so every job is held to the manifest)")
     if findings.unaccounted:
         lines.append(f"{len(findings.unaccounted)} file(s) under results/ that no job of this run makes:")
         lines += [f"  {path}" for path in findings.unaccounted[:20]]

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from prefalign.errors import ConfigError
 from prefalign.hashing import sha256_file
+from prefalign.provenance import digests
 from prefalign.provenance.manifest import files_of
 from prefalign.provenance.staleness import EXEMPT_PREFIXES, compact_outputs, downstream, repair_command, under
 
@@ -38,7 +39,7 @@ def verify(manifest: dict, root: Path) -> tuple[int, list[str]]:
 
 
 def _entries(manifest: dict) -> dict:
-    return {**manifest.get("sources", {}), **manifest.get("artifacts", {})}
+    return digests.recorded(manifest)
 
 
 def mismatches(manifest: dict, root: Path) -> list[tuple[str, str, list[str]]]:
@@ -57,16 +58,17 @@ def mismatches(manifest: dict, root: Path) -> list[tuple[str, str, list[str]]]:
 
     for name, want in sorted(entries.items()):
         path = root / name
+        record = " (a machine record)" if want["kind"] == digests.MACHINE else ""
         if not path.is_file():
-            found.append((name, "missing", owners(name)))
+            found.append((name, "missing" + record, owners(name)))
             continue
         size = path.stat().st_size
         if size != want["size"]:
-            found.append((name, f"size {size} != {want['size']} recorded", owners(name)))
+            found.append((name, f"size {size} != {want['size']} recorded{record}", owners(name)))
             continue
         got = sha256_file(path)
         if got != want["sha256"]:
-            found.append((name, f"sha256 {got} != {want['sha256']} recorded", owners(name)))
+            found.append((name, f"sha256 {got} != {want['sha256']} recorded{record}", owners(name)))
     folders = {folder: name for name, job in jobs.items() for folder in job.get("directories", [])}
     accounted = set(entries) | {str(manifest.get("path", "results/manifest.json"))}
     unrecorded = list(manifest.get("unrecorded", []))

@@ -13,8 +13,9 @@ express it without a cycle). The card lists the sha256 of the files it describes
 `prefalign export` (prefalign.publish.export) lays out the folder to upload, card included,
 once the manifest exists, and adds the manifest's sha256 to the card.
 
-Deterministic: the same run gives the same bytes (no dates, hosts or wall times). Reads only
-the files given; knows nothing of Snakemake.
+Deterministic: the same run gives the same bytes (no dates, hosts, wall times or hardware: the
+manifest records the machine), so the card is the same on any x86-64 CPU. Reads only the files
+given; knows nothing of Snakemake.
 """
 
 from __future__ import annotations
@@ -157,14 +158,17 @@ def render(kind: str, model_dir: Path, train: dict, evaluation: dict, comparison
 
     lines += ["## Training procedure", ""]
     resolved = train.get("resolved", {})
+    # The device kind, never the machine (CPU model, GPU name): the manifest records the hardware,
+    # so the card is the same on any x86-64 CPU.
     lines.append(f"- Step: `prefalign {step}` (TRL), backend {resolved.get('backend')}, precision "
-                 f"{resolved.get('precision')}, device {resolved.get('device')}"
-                 + (f" ({resolved.get('gpu_name')})" if resolved.get("gpu_name") else ""))
+                 f"{resolved.get('precision')}, device {resolved.get('device')} (the hardware: see the manifest)")
     packages = environment.get("packages", {})
     versions = ", ".join(f"{name} {packages[name]}" for name in ("torch", "transformers", "trl", "peft")
                          if name in packages)
     if versions:
         lines.append(f"- Libraries: {versions}")
+    if environment.get("cpu_numerics") is not None:
+        lines.append(f"- CPU numeric code paths: `{json.dumps(environment['cpu_numerics'], sort_keys=True)}`")
     lines += ["", "| setting | value |", "|---|---|"]
     lines += [f"| `{key}` | {json.dumps(value)} |" for key, value in sorted(train.get("settings", {}).items())]
     summary = train.get("train", {})
@@ -201,7 +205,7 @@ def render(kind: str, model_dir: Path, train: dict, evaluation: dict, comparison
               f"- Config: the run's resolved config, `{config_path.as_posix()}` "
               f"(sha256 `{sha256_file(config_path)}`): every key the workflow read, marked with where it came from",
               f"- Manifest: `results/manifest.json` {MANIFEST_MARK}: sha256 and provenance of every artifact, "
-              "this card's files included (git commit, packages, container image, hardware)",
+              "this card's files included (git commit, packages, container image, the hardware each step ran on)",
               f"- Code: prefalign {__version__}, from the commit the manifest records", "",
               "```", "snakemake --cores all --configfile <the config above>",
               "prefalign verify results/manifest.json   # every file against the manifest", "```", ""]

@@ -7,7 +7,7 @@ its reason), evaluation metrics of every checkpoint side by side with their inte
 judge win rates, plots of the intervals and of the reward-margin distributions, training
 curves (loss, rewards/accuracies, rewards/margins, grad norm), the data ledger, sample
 generations (greedy and sampled, side by side), each step's resolved settings, the software
-and hardware that ran, and the manifest's digest when a manifest is given. Plots are inlined
+that ran (the hardware is in the manifest), and the manifest's digest when a manifest is given. Plots are inlined
 in the HTML as PNG data URIs, so the file needs nothing else. Reads only the files it is
 given; writes only the two reports.
 """
@@ -257,14 +257,19 @@ def settings_tables(run: RunOutputs) -> dict[str, dict]:
 
 
 def environment_lines(run: RunOutputs) -> list[tuple[str, str]]:
+    """The software and the processor-dependent numeric code paths (`cpu_numerics`, where the step
+    recorded them) that made the run, never the machine: CPU model, cores, GPU and platform live in
+    the manifest (each step's environment record), so the report is the same on any x86-64 CPU."""
     env = run.environment
-    hw = env.get("hardware", {})
-    pairs = [("platform", env.get("platform", "")), ("cpu", f"{hw.get('cpu', '')} ({hw.get('cpu_count')} cores)")]
-    if hw.get("gpu"):
-        gpu = hw["gpu"]
-        pairs.append(("gpu", f"{gpu['name']} x{gpu['count']}, compute capability {gpu['compute_capability']}, "
-                             f"driver {gpu.get('driver')}"))
-    pairs += [(k, v) for k, v in sorted(env.get("packages", {}).items())]
+    pairs = [(k, v) for k, v in sorted(env.get("packages", {}).items())]
+    numerics = env.get("cpu_numerics")
+    if isinstance(numerics, dict):
+        pairs += [(f"cpu_numerics.{k}", v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+                  for k, v in sorted(numerics.items())]
+    elif numerics is not None:
+        pairs.append(("cpu_numerics", str(numerics)))
+    pairs.append(("hardware", "not shown, so this report is the same on any machine: results/manifest.json "
+                              "records it (each step's environment, run.gpus)"))
     return pairs
 
 
