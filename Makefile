@@ -43,8 +43,12 @@ run: venv
 	snakemake --cores $(CORES)
 	@echo "report: results/report/report.html; to run prefalign or snakemake yourself: source $(VENV)/bin/activate"
 
+# The full suite, in two halves so that each prints its time (CI's log shows both): the unit, step and
+# slow tests, then the workflow tests (real Snakemake runs; they share one run of the default,
+# tests/conftest.py default_run).
 test: venv trackers
-	pytest
+	@t=$$(date +%s); pytest -m "not workflow" && echo "make test: unit, step and slow tests passed in $$(($$(date +%s) - t)) s"
+	@t=$$(date +%s); pytest -m workflow && echo "make test: workflow tests passed in $$(($$(date +%s) - t)) s"
 
 # The published digests of the embedded default (docs/reproducibility.md, "Published digests and
 # check"): run it, then write every artifact's sha256 and what made it from the run's manifest.

@@ -6,15 +6,17 @@
 #   2. build the cpu image offline (`containers/build.sh --local-base cpu`: a mmdebstrap
 #      bookworm base, podman, the pip CA as a build secret, the local torch CPU wheel) and
 #      convert it to a SIF with real Apptainer (Debian sid's, in a privileged podman
-#      container: containers/apptainer-podman.sh), recording it in a copy of config.yaml;
-#   3. run the whole default workflow twice from that copy, on the host and with
-#      `--profile profiles/apptainer`, side by side, and check with containers/compare_runs.py
-#      that every artifact under results/ is bit-identical, that each environment.json names
-#      the container, and that every job of the second run ran in the SIF.
+#      container: containers/apptainer-podman.sh); the SIF is linked at the path config.yaml's
+#      `containers.cpu` names, so the container run reads the embedded default unchanged;
+#   3. run the whole default workflow with `--profile profiles/apptainer` and check with
+#      containers/compare_runs.py that every artifact under results/ is bit-identical to a host
+#      run's, that each environment.json names the container, and that every job ran in the SIF.
 #
-# The host run uses Debian's python3 (3.11.2), the interpreter the image has, with the same
-# locks: the report prints the Python version, so a different patch release of Python would
-# change report.md and report.html (nothing else: see docs/ci.md, "The container step").
+# The host run: PREFALIGN_DEFAULT_RUN, when it names a finished run of the default (.ci/run: the
+# test session's shared run, made with the project's venv on Debian's python3, the image's
+# interpreter); else this script makes one, with Debian's python3 and the same locks, beside the
+# container run. The Python patch release matters: the report prints the Python version, so a
+# different one would change report.md and report.html (nothing else: docs/containers.md).
 #
 # Needs root on Debian bookworm with the Debian and PyPI mirrors reachable (no image registry).
 # Everything large lives under BUILD_DIR (default build/containers) and is removed at the end,
@@ -44,6 +46,7 @@ cleanup() {
       podman --root "$PODMAN_ROOT/storage" --runroot "$PODMAN_ROOT/run" rmi --all --force > /dev/null 2>&1 || true
     fi
     rm -rf "$work" containers/prefalign-cpu-*.sif containers/prefalign-cpu.partial.sif
+    [[ -n ${image:-} && -f $image && $image == containers/*.sif ]] && rm -f "$image"
   fi
   step "$([[ $status == 0 ]] && echo passed || echo "FAILED (exit $status)")"
   exit "$status"
@@ -74,17 +77,26 @@ make --no-print-directory lock-gpu > /dev/null
 git diff --exit-code -- envs/gpu.lock.txt
 echo "envs/gpu.lock.txt: resolves to itself"
 
-step "host environment: Debian's python3 with the locks (the image's interpreter)"
-make --no-print-directory venv VENV="$work/host-venv" PYTHON=/usr/bin/python3 > /dev/null
-"$work/host-venv/bin/python" -c 'import platform, torch; print("host: Python", platform.python_version(), "torch", torch.__version__)'
+host=${PREFALIGN_DEFAULT_RUN:-}
+if [[ -n $host && -f $host/results/manifest.json ]]; then
+  host=$(cd "$host" && pwd)
+  tools=$repo/.venv/bin
+  step "host run: the test session's ($host)"
+else
+  host=$work/runs/host
+  tools=$work/host-venv/bin
+  step "host environment: Debian's python3 with the locks (the image's interpreter)"
+  make --no-print-directory venv VENV="$work/host-venv" PYTHON=/usr/bin/python3 > /dev/null
+fi
+"$tools/python" -c 'import platform, torch; print("host: Python", platform.python_version(), "torch", torch.__version__)'
 mkdir -p "$work/runs"
 
-run() { # run NAME CONFIG ARGS...: the default workflow in $work/runs/NAME
-  local name=$1 config=$2 begin
-  shift 2
+run() { # run NAME ARGS...: the embedded default in $work/runs/NAME
+  local name=$1 begin
+  shift
   begin=$(date +%s)
-  if ! PATH=$work/host-venv/bin:$PATH snakemake -s "$repo/Snakefile" -d "$work/runs/$name" \
-      --configfile "$config" --cores "$cores" "$@" > "$work/runs/$name.log" 2>&1; then
+  if ! PATH=$tools:$PATH snakemake -s "$repo/Snakefile" -d "$work/runs/$name" --cores "$cores" "$@" \
+      > "$work/runs/$name.log" 2>&1; then
     tail -n 60 "$work/runs/$name.log"
     echo "the $name run failed" >&2
     return 1
@@ -96,26 +108,32 @@ step "start Apptainer (Debian sid, in a privileged podman container)"
 containers/apptainer-podman.sh start "$repo" "$work"
 export PATH=$repo/containers/podman-bin:$PATH
 
-step "build the cpu image offline, convert it to a SIF, record it in a copy of config.yaml"
+step "build the cpu image offline and convert it to a SIF"
 cp config.yaml "$work/config.yaml"
 containers/build.sh --local-base --config "$work/config.yaml" cpu
-image=$(sed -n 's/^  cpu: *\([^ #]*\).*/\1/p' "$work/config.yaml")
-echo "config containers.cpu: $image"
-digest=${image#containers/prefalign-cpu-}
-echo "${digest%.sif}  $image" | sha256sum --check --strict
+built=$(sed -n 's/^  cpu: *\([^ #]*\).*/\1/p' "$work/config.yaml")
+digest=${built#containers/prefalign-cpu-}
+echo "${digest%.sif}  $built" | sha256sum --check --strict
+# The run reads config.yaml as it is: the SIF goes where its `containers.cpu` points (a hard link).
+image=$(sed -n 's/^  cpu: *\([^ #]*\).*/\1/p' config.yaml)
+ln -f "$built" "$image"
+echo "containers.cpu of config.yaml: $image (the SIF $built)"
 
-# Both runs read the same config (the copy naming the SIF): the resolved config and the
-# manifest record containers.cpu. The host run goes on beside the container run (results do
-# not depend on the machine's load: the thread count is fixed by the config).
-step "the default workflow on the host (in the background)"
-run host "$work/config.yaml" &
-host_run=$!
+if [[ $host == "$work/runs/host" ]]; then
+  # The host run goes on beside the container run (results do not depend on the machine's load:
+  # the thread count is fixed by the config).
+  step "the default workflow on the host (in the background)"
+  run host &
+  host_run=$!
+fi
 
 step "the default workflow in the container (snakemake --profile profiles/apptainer)"
-run apptainer "$work/config.yaml" --profile profiles/apptainer "--apptainer-args=--nv --userns"
+run apptainer --profile profiles/apptainer "--apptainer-args=--nv --userns"
 
-step "wait for the host run"
-wait "$host_run"
+if [[ -n ${host_run:-} ]]; then
+  step "wait for the host run"
+  wait "$host_run"
+fi
 
 step "compare the artifacts"
-"$work/host-venv/bin/python" containers/compare_runs.py "$work/runs/host" "$work/runs/apptainer" --image "$image"
+"$tools/python" containers/compare_runs.py "$host" "$work/runs/apptainer" --image "$image"

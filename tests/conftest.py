@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,34 @@ def snakemake(workdir: Path, *args: str, configfile: Path = DEMO_CONFIG) -> subp
     """The real Snakemake on the project's workflow in `workdir`, as a user runs it."""
     return subprocess.run(snakemake_command(workdir, *args, configfile=configfile), capture_output=True, text=True,
                           env=snakemake_environment())
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The embedded default, run once per test session by the real Snakemake (`--cores all`).
+
+    Every workflow test that only reads it shares it; a test that changes a run works on
+    `copy_of(default_run, tmp_path)`. PREFALIGN_DEFAULT_RUN names the folder to run it in and keep:
+    CI sets it, and its SLURM and container steps compare their own runs of the default with this
+    one instead of making another (.ci/run). Snakemake decides what to (re)run there, so a kept
+    folder from an older checkout is brought up to date, not trusted. Snakemake's log is kept as
+    snakemake.log beside results/ (the SLURM step reads its job table).
+    """
+    named = os.environ.get("PREFALIGN_DEFAULT_RUN")
+    folder = Path(named).resolve() if named else tmp_path_factory.mktemp("default-run")
+    folder.mkdir(parents=True, exist_ok=True)
+    result = snakemake(folder, "--cores", "all")
+    (folder / "snakemake.log").write_text(result.stdout + result.stderr, encoding="utf-8")
+    assert result.returncode == 0, result.stderr[-5000:]
+    return folder
+
+
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    """A copy of a finished run's folder, with Snakemake's records and modification times, for a test
+    that changes it (a shared run stays as it was made)."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, symlinks=True)
+    return copy
 
 
 def run_cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -8,6 +8,9 @@ import json
 import pytest
 from conftest import TINY_MODEL, read_jsonl, run_cli, write_lines
 
+# trains an SFT model to sample from (the fast tier trains nothing longer than a few seconds)
+pytestmark = pytest.mark.slow
+
 SAMPLE = ["--samples-per-prompt", "4", "--max-prompts", "40", "--max-new-tokens", "6", "--threads", "1",
           "--batch-size", "32"]
 OUTPUTS = ("pairs.jsonl", "ledger.jsonl", "samples.jsonl", "stats.json")

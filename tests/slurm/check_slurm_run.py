@@ -1,15 +1,21 @@
 """End to end on a real SLURM cluster: the default workflow submitted through
 snakemake-executor-plugin-slurm with profiles/slurm gives the same artifacts as a local run.
 
-Both runs use the embedded default plus `gpu: {count: 1, model: fake}`, so the training rules
-are GPU-tagged (resources gpu=1, gpu_model=fake) while they still train on the CPU. The check
-then reads every submitted job back from SLURM (`scontrol show job`) and requires:
+The SLURM run uses the embedded default plus `gpu: {count: 1, model: fake}`, so the training
+rules are GPU-tagged (resources gpu=1, gpu_model=fake) while they still train on the CPU. The
+local run is the embedded default itself: in CI, the test session's shared run (`--local-run`,
+tests/conftest.py default_run); without it, this script makes one. The check then reads every
+submitted job back from SLURM (`scontrol show job`) and requires:
 
-- every file under results/ byte-identical to the local run's, except results/*/environment.json
-  (it records the environment of the step that wrote it) and the `jobs` table of
-  results/manifest.json (each job's machine and wall time);
-- one SLURM job per Snakemake job (the local run's job table, minus the target rule `all`),
-  each COMPLETED with exit code 0, and the same job ids as the plugin's submission log;
+- every file under results/ byte-identical to the local run's, except the run's records:
+  results/*/environment.json (the environment of the step that wrote it) and
+  results/manifest.json (each job's machine and wall time; its artifacts are compared here one
+  by one). The two configs differ only in their `gpu` section, which tags jobs for the scheduler
+  and changes no computed value: results/config/resolved.yaml is compared without that
+  section, and the model cards, which cite the resolved config's sha256, with that one digest
+  replaced by the resolved config's own comparison;
+- one SLURM job per job of the SLURM run's own job table (minus the target rule `all`), each
+  COMPLETED with exit code 0, and the same job ids as the plugin's submission log;
 - the GPU-tagged rules requested `--gpus=fake:1` (SLURM's TresPerJob=gres:gpu:fake:1), were
   given the fake GPU (JOB_GRES) and ran in the GPU partition; every other job asked for no GPU
   and ran in the CPU partition (PREFALIGN_SLURM_GPU_PARTITION / PREFALIGN_SLURM_PARTITION);
@@ -37,6 +43,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import yaml
 import yte
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,23 +60,33 @@ PARTITIONS = {"PREFALIGN_SLURM_PARTITION": "cpu", "PREFALIGN_SLURM_GPU_PARTITION
 
 
 MANIFEST = Path("results/manifest.json")
+RESOLVED = Path("results/config/resolved.yaml")
+
+
+def resolved_without_gpu(path: Path) -> bytes:
+    """The resolved config's values without the `gpu` section (the scheduler's tags), canonical JSON."""
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    values.pop("gpu", None)
+    return json.dumps(values, sort_keys=True).encode("utf-8")
 
 
 def hash_results(workdir: Path) -> dict[str, str]:
-    """sha256 of every file under workdir/results, by relative path, without environment.json files.
-
-    The manifest's `jobs` table records each job's machine and wall time, so the manifest is
-    compared by the sha256 of the rest (every artifact's hash, rule and config slice)."""
+    """sha256 of every file under workdir/results, by relative path, without the run's records
+    (environment.json files, the manifest); the resolved config without its gpu section, and the
+    model cards with the resolved config's sha256 replaced by that comparison's."""
+    resolved_file = workdir / RESOLVED
+    resolved_digest = hashlib.sha256(resolved_file.read_bytes()).hexdigest() if resolved_file.is_file() else None
     hashes = {}
     for path in sorted((workdir / "results").rglob("*")):
         relative = path.relative_to(workdir)
-        if not path.is_file() or is_environment_record(relative):
+        if not path.is_file() or is_environment_record(relative) or relative == MANIFEST:
             continue
         data = path.read_bytes()
-        if relative == MANIFEST:
-            manifest = json.loads(data)
-            manifest.pop("jobs", None)
-            data = json.dumps(manifest, sort_keys=True).encode("utf-8")
+        if relative == RESOLVED:
+            data = resolved_without_gpu(path)
+        elif relative.parts[:2] == ("results", "cards") and resolved_digest:
+            comparable = hashlib.sha256(resolved_without_gpu(resolved_file)).hexdigest()
+            data = data.replace(resolved_digest.encode(), comparable.encode())
         hashes[relative.as_posix()] = hashlib.sha256(data).hexdigest()
     return hashes
 
@@ -277,32 +294,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("work", type=Path, help="an empty or new directory for both runs")
     parser.add_argument("--local-run", type=Path,
-                        help="reuse this finished local run (same config) instead of running it again")
+                        help="a finished local run of the embedded default to compare with (CI: the test session's "
+                             "shared run) instead of making one")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     overlay = work / "gpu-fake.yaml"
     overlay.write_text(GPU_OVERLAY)
-    configs = [REPO / "config.yaml", overlay]
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFALIGN_SLURM_")}
     # No PYTHONHASHSEED here on purpose: the two runs must agree under different hash seeds
     # (training.save_adapter writes adapter_config.json's LoRA target modules sorted).
     env.pop("PYTHONHASHSEED", None)
     env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", HF_HUB_OFFLINE="1", **PARTITIONS)
 
-    # Both runs at once: the SLURM run spends minutes waiting (job start-up, status polls every
-    # 1 s growing to tens of seconds) that the local run's training fills.
+    # Without a local run given, both at once: the SLURM run spends minutes waiting (job start-up,
+    # status polls every 1 s growing to tens of seconds) that the local run's training fills.
     runs = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        runs.append(start_snakemake(work / "slurm", configs, "--profile", str(PROFILE),
+        runs.append(start_snakemake(work / "slurm", [REPO / "config.yaml", overlay], "--profile", str(PROFILE),
                                     # the first status check after 1 s instead of 40 s: this cluster is idle
                                     "--slurm-init-seconds-before-status-checks", "1", env=env))
         local = args.local_run.resolve() if args.local_run else work / "local"
         if not args.local_run:
-            runs.append(start_snakemake(local, configs, "--cores", "all", env=env))
+            runs.append(start_snakemake(local, [REPO / "config.yaml"], "--cores", "all", env=env))
             finish_snakemake(runs[-1])
-        local_log = (local / "snakemake.log").read_text()
         slurm_log = finish_snakemake(runs[0])
     finally:
         stop_snakemake(runs)
@@ -315,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "scontrol-show-job.txt").write_text(scontrol)
     records = [r for r in parse_scontrol(scontrol) if r.get("JobName") == run_id]
     defaults, per_rule = profile_resources(env)
-    expected_jobs = job_table(local_log)
+    expected_jobs = job_table(slurm_log)
     expected_jobs.pop("all", None)
     failures += check_jobs(records, expected_jobs, submitted_job_ids(slurm_log), rule_threads(slurm_log),
                            defaults, per_rule)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI step "SLURM end to end": bring up a real single-node SLURM cluster (tests/slurm/cluster.sh),
-# run the default workflow locally and through `--profile profiles/slurm`, and check that the
-# artifacts are identical and that SLURM received the expected --gpus, partition, memory and
-# time requests (tests/slurm/check_slurm_run.py). The daemons are stopped by PID on every exit.
+# run the default workflow through `--profile profiles/slurm`, and check that the artifacts are
+# identical to a local run's (PREFALIGN_DEFAULT_RUN, the test session's, when CI kept it) and that
+# SLURM received the expected --gpus, partition, memory and time requests
+# (tests/slurm/check_slurm_run.py). The daemons are stopped by PID on every exit.
 #
 #   tests/slurm/run.sh [WORK_DIR]     (as root; `make test-slurm` runs it with the project's venv)
 #
@@ -49,6 +50,12 @@ trap 'exit 130' INT TERM
 tests/slurm/cluster.sh start "$state"
 # In the background and waited for, so that a TERM reaches the trap at once; the check stops its
 # Snakemake runs when it is terminated.
-"$PYTHON" tests/slurm/check_slurm_run.py "$work" &
+# The local run to compare with: the test session's run of the default when CI kept it (.ci/run),
+# else check_slurm_run.py makes one beside the SLURM run.
+local_run=()
+if [[ -n ${PREFALIGN_DEFAULT_RUN:-} && -f $PREFALIGN_DEFAULT_RUN/results/manifest.json ]]; then
+  local_run=(--local-run "$PREFALIGN_DEFAULT_RUN")
+fi
+"$PYTHON" tests/slurm/check_slurm_run.py "$work" "${local_run[@]}" &
 check=$!
 wait "$check"

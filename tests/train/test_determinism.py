@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 SAVE_ADAPTER = """
 import sys
 from pathlib import Path
@@ -28,6 +30,7 @@ assert isinstance(model.peft_config["default"].target_modules, set)  # the live 
 """
 
 
+@pytest.mark.slow  # trains in two processes
 def test_the_adapter_config_is_the_same_bytes_under_any_hash_seed(tmp_path):
     written = []
     for seed in ("1", "2", "3"):

@@ -223,6 +223,7 @@ def adapter(tmp: Path):  # noqa: D401 (the trained LoRA weights)
     return load_file(tmp / "adapter/adapter_model.safetensors")
 
 
+@pytest.mark.slow  # trains DPO
 @pytest.mark.parametrize("losses, padded_batch", [(["sigmoid"], 2), (["sigmoid", "sft"], 4)])
 def test_training_follows_the_padded_run_step_for_step(tiny, tmp_path, losses, padded_batch):
     """Same loss and gradient norm at every step of a real run (3 steps, AdamW).
@@ -298,6 +299,7 @@ def test_the_optimizer_sees_the_same_pairs_per_step_in_every_mode(tiny):
 
 # ---------------------------------------------------------------- the reference log-probs artifact
 
+@pytest.mark.slow  # trains DPO
 def test_cached_reference_replaces_the_reference_pass(tiny, tmp_path):
     import torch
 
@@ -328,6 +330,7 @@ def test_cached_reference_replaces_the_reference_pass(tiny, tmp_path):
     assert "does not fit this run (max_length 64 here, 48 in this run)" in other["train"]["reference"]
 
 
+@pytest.mark.slow  # trains DPO
 def test_a_reference_file_for_other_pairs_is_refused_naming_the_pair(tiny, tmp_path):
     data = {"format": "prefalign-reference-logps/1", "settings": {"max_length": 64}, "resolved": {},
             "pairs": [{"id": f"tiny/{i}", "chosen": -1.0, "rejected": -1.0} for i in range(24)]}

@@ -170,6 +170,7 @@ def test_the_callback_lets_a_healthy_real_run_finish(tmp_path, capsys):
 
 
 
+@pytest.mark.slow  # real training steps
 def test_sft_with_a_nan_planted_in_the_weights_stops_with_a_clear_message(tiny_base, tmp_path):
     import shutil
 
@@ -192,6 +193,7 @@ def test_sft_with_a_nan_planted_in_the_weights_stops_with_a_clear_message(tiny_b
     assert not (tmp_path / "sft").exists() and not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.slow  # real training steps
 def test_an_overfitting_dpo_run_is_flagged_in_log_metrics_and_report(tiny_base, tmp_path):
     """SFT briefly, then DPO on 16 pairs at a high learning rate: training accuracy goes to 1."""
     few = tmp_path / "few.jsonl"
@@ -222,13 +224,15 @@ def test_an_overfitting_dpo_run_is_flagged_in_log_metrics_and_report(tiny_base, 
 
 # ---------------------------------------------------------------- TensorBoard, W&B, progress
 
+@pytest.mark.slow  # real training steps
 def test_tensorboard_events_are_written_and_change_no_result(tiny_base, tmp_path):
     """The same SFT run with and without TensorBoard: event files, and byte-identical results."""
     def sft(name, *extra):
         out = tmp_path / name
         result = run_cli("sft", "--base", tiny_base / "base", "--train", tiny_base / "train.jsonl",
-                         "--out", out / "model", "--metrics", out / "metrics.json", "--log-history", out / "log.jsonl", "--max-steps", "20",
-                         "--batch-size", "8", "--logging-steps", "5", "--threads", "1", *extra)
+                         "--out", out / "model", "--metrics", out / "metrics.json", "--log-history",
+                         out / "log.jsonl", "--max-steps", "20", "--batch-size", "8", "--logging-steps", "5",
+                         "--threads", "1", *extra)
         return out, result.stdout
 
     with_tb, log = sft("tb", "--tensorboard-dir", tmp_path / "events", "--tensorboard")

@@ -16,6 +16,9 @@ from conftest import TINY_MODEL, read_jsonl, run_cli
 
 from prefalign.data import tasks
 
+# trains the chain's SFT, DPO and reward models (the fast tier trains nothing longer than a few seconds)
+pytestmark = pytest.mark.slow
+
 EVAL = ["--judge-prompts", "20", "--kl-prompts", "20", "--max-new-tokens", "6", "--threads", "1",
         "--bootstrap-samples", "200"]
 

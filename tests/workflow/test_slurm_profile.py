@@ -133,6 +133,29 @@ def test_artifact_comparison_names_every_difference_but_ignores_environment_reco
     assert check.compare_artifacts({}, {}) == ["the local run made no artifacts under results/"]
 
 
+def test_the_configs_may_differ_in_their_gpu_section_only(tmp_path):
+    """The SLURM run adds `gpu: {count: 1, model: fake}` to the local run's default: the resolved config is
+    compared without that section, and a card citing the resolved config's sha256 by that comparison."""
+    import hashlib
+
+    def run(name, gpu, seed):
+        resolved = f"# the resolved config\ngpu:\n  count: {gpu}  # preset\nseed: {seed}\n"
+        folder = tmp_path / name
+        (folder / "results/config").mkdir(parents=True)
+        (folder / "results/cards/sft").mkdir(parents=True)
+        (folder / "results/config/resolved.yaml").write_text(resolved)
+        digest = hashlib.sha256(resolved.encode()).hexdigest()
+        (folder / "results/cards/sft/README.md").write_text(f"config sha256 `{digest}`\n")
+        (folder / "results/manifest.json").write_text(name)  # a record of the run: not compared
+        return check.hash_results(folder)
+
+    local, slurm, other = run("local", 0, 1234), run("slurm", 1, 1234), run("other", 1, 99)
+    assert set(local) == {"results/config/resolved.yaml", "results/cards/sft/README.md"}
+    assert check.compare_artifacts(local, slurm) == []
+    assert check.compare_artifacts(local, other) == ["artifact differs: results/cards/sft/README.md",
+                                                     "artifact differs: results/config/resolved.yaml"]
+
+
 def test_scontrol_records_and_units():
     (record,) = check.parse_scontrol(TRAIN_SFT)
     assert check.job_rule(record) == "train_sft"

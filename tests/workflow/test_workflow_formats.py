@@ -2,9 +2,10 @@
 
 For each format: a raw file in that dataset's published row shape and file layout
 (tests/real_shapes.py), `prefalign init --model tiny --dataset FILE`, then the snakemake command
-the written config's header prints, run as printed with one test overlay (fewer evaluated models,
-shorter answers) as a second --configfile. No synthetic dataset anywhere. The run must write the
-report; the manifest's jobs must carry the flags `prefalign config plan` prints.
+the written config's header prints, run as printed with one test overlay as a second
+--configfile (a few steps per training rule, a few prompts per sampling and judging step, two
+evaluated models). No synthetic dataset anywhere. The run must write the report; the manifest's
+jobs must carry the flags `prefalign config plan` prints.
 
 Evaluation on real data: eval.judge auto trains a reward model on the train split (the task
 verifier scores only the synthetic tasks), which judges SFT's and DPO's answers and the
@@ -36,7 +37,16 @@ FIXTURES = {
                lambda: real_shapes.trees(real_shapes.oasst1(30)), "2023-04-12_oasst_ready"),
     "pairs": ("my_pairs.jsonl", lambda: real_shapes.pairs(90), "my_pairs"),
 }
-OVERLAY = {"eval": {"models": ["sft", "dpo"], "max_new_tokens": 8, "bootstrap_samples": 200, "judge_prompts": 20}}
+# The smallest run that still makes every rule's outputs: a few optimizer steps per training rule,
+# a few prompts per sampling and judging step (the CI budget; the recipe's values are init's).
+OVERLAY = {
+    "sft": {"max_steps": 8, "logging_steps": 4},
+    "dpo": {"max_steps": 4, "logging_steps": 2},
+    "reward": {"max_steps": 8, "logging_steps": 4},
+    "onpolicy": {"max_prompts": 12, "samples_per_prompt": 2, "max_new_tokens": 8},
+    "eval": {"models": ["sft", "dpo"], "max_new_tokens": 8, "bootstrap_samples": 200, "judge_prompts": 12,
+             "kl_prompts": 12},
+}
 
 
 def write_fixture(root, fmt):
