@@ -40,14 +40,18 @@ class OnPolicySettings(Settings):
     batch_size: int = field(default=64, metadata={"help": "sequences per generation batch"})
     margin: float = field(default=0.0, metadata={
         "help": "least best - worst judge score that makes a pair (0: any difference; ties never pair)"})
-    # The run's judge (eval.judge as resolved: prefalign.evaluation.judges.choose_judge).
-    judge: str = field(default="task", metadata={"derived": "eval.judge",
+    # The run's pair judge (onpolicy.judge as resolved: prefalign.evaluation.judges.choose_judges), never
+    # the evaluation judge itself: DPO is optimised toward the judge that picks its pairs.
+    judge: str = field(default="task", metadata={"derived": "onpolicy.judge",
                                                  "help": f"judge of the samples: {', '.join(JUDGES)}"})
+    judge_reason: str | None = field(default=None, metadata={
+        "derived": "onpolicy.judge", "help": "why this judge (the workflow's resolution of onpolicy.judge); recorded "
+                                             "in the stats"})
     reward_model: str | None = field(default=None, metadata={
-        "derived": "eval.reward_model",
+        "derived": "onpolicy.reward_model",
         "help": "reward_model / trained judge: folder of a sequence-classification reward model, or a hub id"})
     reward_model_revision: str | None = field(default=None, metadata={
-        "derived": "eval.reward_model_revision", "help": "the 40-hex commit of a hub reward model"})
+        "derived": "onpolicy.reward_model_revision", "help": "the 40-hex commit of a hub reward model"})
     round: int = field(default=1, metadata={"job": True,
                                             "help": "iterative DPO round these samples feed (1 = from SFT)"})
     seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed of the sampling"})
