@@ -23,6 +23,10 @@ DPO's on-policy pairs (none for offline DPO), and why the two are independent.
                              whatever the judge: on the demo a reward-model judge is checked by it)
   generation_length_mean     mean greedy answer length (tokens)
   sampled_*                  the same for the first sampled answer of each prompt (seeded)
+  answered_prompts, empty_answers, top_answer_prompts (top_answer: its text), truncated_answers
+                             the answered prompts; of them, how many got an empty answer, the most
+                             common answer, and an answer cut at max_new_tokens (no end token):
+                             what a broken model shows (the report flags them); sampled_* too
   kl_mean, kl_se             KL(policy || reference), sequence level, on the first `kl_prompts`
                              distinct held-out prompts (judged or not), `kl_samples_per_prompt`
                              policy samples each: the mean over prompts of each prompt's mean
@@ -42,6 +46,7 @@ with prompts the task verifier cannot check when no reward model is given.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +143,17 @@ def no_judged_prompts_reason(judge: Judge, distinct: int) -> str:
     return f"the {judge.name} judge scored none of the {distinct} distinct held-out prompts"
 
 
+def answer_health(answers: list[dict], decoding: str) -> dict:
+    """What a broken model shows in its answers, counted over the answered prompts: empty answers, the most
+    common answer and how many prompts got it (one answer to many prompts), answers cut at max_new_tokens."""
+    texts = [a["answer"].strip() for a in answers]
+    top, count = collections.Counter(texts).most_common(1)[0] if texts else (None, 0)
+    prefix = "" if decoding == "greedy" else "sampled_"
+    return {f"{prefix}answered_prompts": len(texts), f"{prefix}empty_answers": sum(not t for t in texts),
+            f"{prefix}top_answer_prompts": count, f"{prefix}top_answer": top,
+            f"{prefix}truncated_answers": sum(bool(a.get("truncated")) for a in answers)}
+
+
 def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[dict], settings: EvalSettings):
     """(metrics, intervals, generation rows, unavailable): greedy and sampled answers, judged, and the KL.
 
@@ -169,9 +185,11 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[
         ratio = log_ratios.get(record["id"])
         row = {
             "id": record["id"], "prompt": question, "turns": len(record["prompt"]), "judged": i in greedy_scores,
-            "answer": g["answer"], "tokens": g["tokens"], "expected": tasks.expected_answer(question),
+            "answer": g["answer"], "tokens": g["tokens"], "truncated": not g["ended"],
+            "expected": tasks.expected_answer(question),
             "correct": tasks.judge(question, g["answer"]), "score": greedy_scores.get(i),
-            "sampled": {"answer": s["answer"], "tokens": s["tokens"], "correct": tasks.judge(question, s["answer"]),
+            "sampled": {"answer": s["answer"], "tokens": s["tokens"], "truncated": not s["ended"],
+                        "correct": tasks.judge(question, s["answer"]),
                         "score": sampled_scores.get(i), "log_ratio": ratio[0] if ratio else None},
         }
         if ratio and k > 1:
@@ -199,6 +217,7 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[
         "sampled_judge_score_mean": intervals.mean(sampled),
         "sampled_length_mean": intervals.mean(sampled_lengths),
         "kl_mean": kl, "kl_se": kl_se, "kl_prompts": len(log_ratios), "kl_samples": len(ratios),
+        **answer_health(rows, "greedy"), **answer_health([r["sampled"] for r in rows], "sampled"),
     }
     unavailable = {}
     if not scores:
