@@ -41,6 +41,7 @@ from prefalign.evaluation.verdict import verdict
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.settings import Settings, expect
 
+
 @dataclass
 class CompareSettings(Settings):
     SECTION = "eval"
