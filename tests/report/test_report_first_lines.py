@@ -105,9 +105,9 @@ def test_trust_lines_give_the_judges_accuracy_and_its_agreement_with_the_verifie
 
 
 def evaluated(answered=233, empty=0, top=10, text="I", cut=0, accuracy=(0.62, 0.55, 0.69), reference="sft"):
-    return {"reference": reference, "settings": {"max_new_tokens": 24},
+    return {"reference": reference, "settings": {"max_new_tokens": 24}, "top_answer": {"greedy": text},
             "metrics": {"answered_prompts": answered, "empty_answers": empty, "top_answer_prompts": top,
-                        "top_answer": text, "truncated_answers": cut, "implicit_reward_accuracy": accuracy[0]},
+                        "truncated_answers": cut, "implicit_reward_accuracy": accuracy[0]},
             "intervals": {"implicit_reward_accuracy": {"low": accuracy[1], "high": accuracy[2]}}}
 
 

@@ -23,7 +23,7 @@ DPO's on-policy pairs (none for offline DPO), and why the two are independent.
                              whatever the judge: on the demo a reward-model judge is checked by it)
   generation_length_mean     mean greedy answer length (tokens)
   sampled_*                  the same for the first sampled answer of each prompt (seeded)
-  answered_prompts, empty_answers, top_answer_prompts (top_answer: its text), truncated_answers
+  answered_prompts, empty_answers, top_answer_prompts (its text: `top_answer`), truncated_answers
                              the answered prompts; of them, how many got an empty answer, the most
                              common answer, and an answer cut at max_new_tokens (no end token):
                              what a broken model shows (the report flags them); sampled_* too
@@ -143,14 +143,19 @@ def no_judged_prompts_reason(judge: Judge, distinct: int) -> str:
     return f"the {judge.name} judge scored none of the {distinct} distinct held-out prompts"
 
 
-def answer_health(answers: list[dict], decoding: str) -> dict:
-    """What a broken model shows in its answers, counted over the answered prompts: empty answers, the most
-    common answer and how many prompts got it (one answer to many prompts), answers cut at max_new_tokens."""
+def most_common_answer(answers: list[dict]) -> tuple[str | None, int]:
+    """The most common answer (stripped; the first seen among equals) and how many prompts got it."""
     texts = [a["answer"].strip() for a in answers]
-    top, count = collections.Counter(texts).most_common(1)[0] if texts else (None, 0)
+    return collections.Counter(texts).most_common(1)[0] if texts else (None, 0)
+
+
+def answer_health(answers: list[dict], decoding: str) -> dict:
+    """What a broken model shows in its answers, counted over the answered prompts: empty answers, how many
+    prompts got the most common answer (one answer to many prompts), answers cut at max_new_tokens."""
     prefix = "" if decoding == "greedy" else "sampled_"
-    return {f"{prefix}answered_prompts": len(texts), f"{prefix}empty_answers": sum(not t for t in texts),
-            f"{prefix}top_answer_prompts": count, f"{prefix}top_answer": top,
+    return {f"{prefix}answered_prompts": len(answers),
+            f"{prefix}empty_answers": sum(not a["answer"].strip() for a in answers),
+            f"{prefix}top_answer_prompts": most_common_answer(answers)[1],
             f"{prefix}truncated_answers": sum(bool(a.get("truncated")) for a in answers)}
 
 
@@ -307,6 +312,9 @@ def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: Ev
         "settings": settings.to_dict(), "metrics": metrics,
         "intervals": {k: v for k, v in bounds.items() if v is not None},
         "unavailable": unavailable, "notes": notes,
+        # the text of the most common answer (metrics: how many prompts got it), for the report's warning
+        "top_answer": {"greedy": most_common_answer(generations)[0],
+                       "sampled": most_common_answer([g["sampled"] for g in generations])[0]},
     }
     return result, generations, pair_rows
 

@@ -1,7 +1,8 @@
 """What a broken model or a thin run shows, named in the report's first lines instead of passed.
 
 From each compared model's evaluate metrics (prefalign.evaluation.evaluate: answered_prompts,
-empty_answers, top_answer_prompts, truncated_answers, implicit_reward_accuracy and its interval),
+empty_answers, top_answer_prompts with the text in `top_answer`, truncated_answers,
+implicit_reward_accuracy and its interval),
 one warning line per finding:
 
   empty answers      at least EMPTY_SHARE of the greedy answers are empty
@@ -45,7 +46,7 @@ def model_flags(name: str, result: dict) -> list[str]:
                        "model does not answer (too little training or data?), and a judge's scores of empty answers "
                        "mean little.")
         if top >= REPEATED_MIN and top / answered >= REPEATED_SHARE:
-            text = m.get("top_answer") or ""
+            text = (result.get("top_answer") or {}).get("greedy") or ""
             out.append(f"Warning: {model} gave the same answer to {top} of {answered} prompts "
                        f"(\"{_shown(text)}\"): a collapsed model, whatever its win rate says.")
         if cut / answered >= TRUNCATED_SHARE:

@@ -61,6 +61,10 @@ METRICS = [
     ("judged_prompts", "prompts answered and judged", "d"),
     ("kl_prompts", "prompts of the KL estimate", "d"),
     ("kl_samples", "policy samples of the KL estimate", "d"),
+    ("answered_prompts", "prompts answered (greedy)", "d"),
+    ("empty_answers", "of them with an empty answer", "d"),
+    ("top_answer_prompts", "of them given the most common answer", "d"),
+    ("truncated_answers", "of them cut at max_new_tokens", "d"),
 ]
 
 
