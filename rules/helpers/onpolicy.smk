@@ -36,12 +36,17 @@ def sampling_resources():
 
 def pair_judge_input():
     """{"reward_model": folder} of the pair judge: the trained one (rule train_pair_judge), or a local folder
-    onpolicy.reward_model names (an input, so a new reward model resamples); {} for the task judge or a hub id."""
+    onpolicy.reward_model names (an input, so a new reward model resamples); {} for the task judge or a hub id.
+    """
     if PAIR_JUDGE is None or PAIR_JUDGE.kind == "task":
         return {}
     if PAIR_JUDGE.kind == "trained":
         return {"reward_model": rules.train_pair_judge.output.model}
-    return {"reward_model": PAIR_JUDGE.reward_model} if Path(PAIR_JUDGE.reward_model).is_dir() else {}
+    return (
+        {"reward_model": PAIR_JUDGE.reward_model}
+        if Path(PAIR_JUDGE.reward_model).is_dir()
+        else {}
+    )
 
 
 def pair_judge_flag(wildcards, input):
@@ -100,5 +105,7 @@ ONPOLICY_JOBS = {
         {"round": str(r)} for r in range(1, ROUNDS + 1) if PAIRS.pairs == "mixed"
     ],
     "train_dpo_round": [{"round": str(r)} for r in range(1, ROUNDS)],
-    "train_pair_judge": [{}] if PAIR_JUDGE is not None and PAIR_JUDGE.kind == "trained" else [],
+    "train_pair_judge": (
+        [{}] if PAIR_JUDGE is not None and PAIR_JUDGE.kind == "trained" else []
+    ),
 }
