@@ -104,10 +104,12 @@ def test_trust_lines_give_the_judges_accuracy_and_its_agreement_with_the_verifie
     assert "cannot be checked" in outcome.trust_lines([c], judge_eval(0.575, 0.515, 0.639))[0]
 
 
-def evaluated(answered=233, empty=0, top=10, text="I", cut=0, accuracy=(0.62, 0.55, 0.69), reference="sft"):
+def evaluated(answered=233, empty=0, top=10, text="I", cut=0, accuracy=(0.62, 0.55, 0.69), reference="sft",
+              margin=0.4):
     return {"reference": reference, "settings": {"max_new_tokens": 24}, "top_answer": {"greedy": text},
             "metrics": {"answered_prompts": answered, "empty_answers": empty, "top_answer_prompts": top,
-                        "truncated_answers": cut, "implicit_reward_accuracy": accuracy[0]},
+                        "truncated_answers": cut, "implicit_reward_accuracy": accuracy[0],
+                        "reward_margin_mean": margin},
             "intervals": {"implicit_reward_accuracy": {"low": accuracy[1], "high": accuracy[2]}}}
 
 
@@ -120,9 +122,10 @@ def test_broken_models_are_named_in_warnings():
                            "that.\")")
     (cut,) = flags.model_flags("dpo", evaluated(cut=200))
     assert cut.startswith("Warning: 200 of DPO's 233 greedy answers were cut at max_new_tokens (24)")
-    (backwards,) = flags.model_flags("dpo", evaluated(accuracy=(0.41, 0.35, 0.47)))
+    (backwards,) = flags.model_flags("dpo", evaluated(accuracy=(0.41, 0.35, 0.47), margin=-0.2))
     assert backwards.startswith("Warning: DPO ranks the held-out pairs below chance: implicit-reward accuracy against "
-                                "sft 0.410 [0.350, 0.470]")
+                                "sft 0.410 [0.350, 0.470], an interval below 0.5, mean reward margin -0.200")
+    assert flags.model_flags("dpo", evaluated(accuracy=(0.0, 0.0, 0.0), margin=0.0)) == []  # ties, not backwards
     # Thresholds: a share just under each one is not flagged (the demo's SFT: 16 of 335 is its most common answer).
     assert flags.model_flags("sft", evaluated(answered=335, top=16, empty=16, cut=33)) == []
     assert flags.model_flags("base", evaluated(accuracy=(0.0, 0.0, 0.0), reference="base")) == []  # own reference

@@ -11,7 +11,8 @@ one warning line per finding:
   truncation         at least TRUNCATED_SHARE of the greedy answers were cut at max_new_tokens
                      (no end token): the judge scored answers it never saw end
   below chance       a model's implicit-reward accuracy interval against its reference lies
-                     below 1/2: it ranks the held-out pairs backwards
+                     below 1/2 and its mean reward margin is negative: it ranks the held-out pairs
+                     backwards (a model that ties its reference everywhere scores 0 too, with margin 0)
 
 The thresholds sit far from what working models do on the embedded default (measured on its
 default run, 2026-12-06: the SFT model's greedy answers to 335 held-out prompts had 0 empty,
@@ -54,11 +55,14 @@ def model_flags(name: str, result: dict) -> list[str]:
             out.append(f"Warning: {cut} of {model}'s {answered} greedy answers were cut at max_new_tokens ({limit}) "
                        "before they ended: the judge scored unfinished answers (raise eval.max_new_tokens).")
     interval = result.get("intervals", {}).get("implicit_reward_accuracy")
-    value = m.get("implicit_reward_accuracy")
-    if interval and value is not None and interval["high"] < 0.5 and result.get("reference") != name:
+    value, margin = m.get("implicit_reward_accuracy"), m.get("reward_margin_mean")
+    # A model that ties its reference everywhere also scores 0 (the accuracy counts strict wins): only a
+    # negative mean margin is ranking backwards.
+    if (interval and value is not None and interval["high"] < 0.5 and margin is not None and margin < 0
+            and result.get("reference") != name):
         out.append(f"Warning: {model} ranks the held-out pairs below chance: implicit-reward accuracy against "
                    f"{result.get('reference')} {value:.3f} [{interval['low']:.3f}, {interval['high']:.3f}], an "
-                   "interval below 0.5 (it prefers the rejected replies).")
+                   f"interval below 0.5, mean reward margin {margin:.3f} (it prefers the rejected replies).")
     return out
 
 
