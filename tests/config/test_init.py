@@ -103,8 +103,9 @@ def test_steps_are_scaled_to_the_pairs_at_the_presets_batch(tmp_path):
     train = round(300 * 0.9)
     assert config["sft"]["max_steps"] == math.ceil(4 * train / 16)  # tiny model: 4 epochs at batch 16
     assert config["dpo"]["max_steps"] == math.ceil(1 * train / 16)
-    # eval.judge auto trains a reward model on this data: one epoch, not the preset's 200 steps
-    assert config["reward"]["max_steps"] == math.ceil(1 * train / 16)
+    # eval.judge and onpolicy.judge auto train two reward models on this data, each on half the train prompts:
+    # one epoch of its half, not the preset's 200 steps
+    assert config["reward"]["max_steps"] == max(10, math.ceil(1 * round(train / 2) / 16))  # at least MIN_STEPS
     assert "4 epoch(s) of ~270 train pairs at 16 pairs per step" in out.read_text()
     model = tmp_path / "model"
     model.mkdir()

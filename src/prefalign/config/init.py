@@ -30,6 +30,9 @@ counts would repeat 300 pairs for tens of epochs). Synthetic data keeps the pres
     tiny (scratch)   4           1           1                   (the embedded demo's proportions)
     pretrained       1           1           1
 
+(With on-policy DPO on such data two reward models train, the evaluation judge and the pair
+judge, each on half the train prompts: its epoch is over its half.)
+
 --preset defaults to this machine's: cpu-demo without a CUDA GPU, else by the GPU's memory
 (prefalign.presets.pick); the tiny model always trains with cpu-demo's values (they are for
 a model trained from scratch), with gpu.count 1 on a GPU machine. A pretrained model on the
@@ -213,11 +216,12 @@ def dataset_entries(specs: list[str], fmt: str | None, out_dir: Path = Path(".")
 
 
 def scaled_steps(model_source: str, preset: str, pairs: int, test_fraction: float, gpus: int,
-                 steps=("sft", "dpo")) -> dict:
-    """{step: {max_steps, epochs, batch}}: the epochs of EPOCHS at the preset's effective batch."""
+                 steps=("sft", "dpo"), shares: dict[str, float] | None = None) -> dict:
+    """{step: {max_steps, epochs, batch}}: the epochs of EPOCHS at the preset's effective batch, over the
+    share of the train pairs each step learns from (`shares`; default all)."""
     out = {}
-    train = max(1, round(pairs * (1 - test_fraction)))
     for step in steps:
+        train = max(1, round(pairs * (1 - test_fraction) * (shares or {}).get(step, 1.0)))
         batch = presets.value_of(preset, step, "batch_size") * presets.value_of(
             preset, step, "gradient_accumulation_steps") * max(gpus, 1)
         epochs = EPOCHS["tiny" if model_source == "tiny" else "pretrained"][step]
@@ -273,8 +277,12 @@ def plan(args: argparse.Namespace, machine: Machine | None, out_dir: Path = Path
         gpus = gpu_count if gpu_count is not None else presets.value_of(preset, "gpu", "count", 0)
         # A reward model is trained (eval.judge auto) only when some dataset is not synthetic.
         judged_by_verifier = all(d.entry["source"] == "synthetic" for d in datasets)
+        # With on-policy pairs (the preset's dpo.pairs) on such data two reward models are trained, the evaluation
+        # judge and the pair judge, each on its part of the train prompts (reward.eval_share, 0.5 by default).
+        onpolicy = presets.value_of(preset, "dpo", "pairs", "offline") != "offline"
         steps = scaled_steps(model["source"], preset, sum(d.pairs for d in counted), 0.1, gpus,
-                             ("sft", "dpo") if judged_by_verifier else ("sft", "dpo", "reward"))
+                             ("sft", "dpo") if judged_by_verifier else ("sft", "dpo", "reward"),
+                             {"reward": 0.5} if onpolicy else None)
         for step, value in steps.items():
             overrides.setdefault(step, {})["max_steps"] = value["max_steps"]
     elif any(d.entry["source"] != "synthetic" for d in datasets):
