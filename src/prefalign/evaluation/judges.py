@@ -253,8 +253,8 @@ class Judges:
             return ("DPO trained on the dataset's own chosen/rejected labels (dpo.pairs offline); no judge picked its "
                     "pairs, so it was not optimised toward the evaluation judge")
         if e.kind == "task" and p.kind == "task":
-            return ("the task verifier picked DPO's pairs and grades the answers: it checks each answer against its "
-                    "task's rule and was never trained, so a model cannot fit it except by answering right")
+            return ("the task verifier checks each answer against its task's rule and was never trained, so DPO "
+                    "cannot fit it except by answering right")
         if e.kind == "trained" and p.kind == "trained":
             return ("two reward models judge: the pair judge trained on one part of the train prompts, the evaluation "
                     "judge on the other (reward.eval_share), so DPO was not optimised toward the judge that grades it")
