@@ -33,8 +33,9 @@ def judge_eval(accuracy, low, high, pairs=300):
 def test_a_judge_not_shown_above_chance_makes_the_first_line_say_the_run_cannot_tell():
     c = comparison(decoding(0.790, 0.740, 0.839, lc=(0.541, 0.398, 0.683)), TRAINED, judge_eval(0.532, 0.464, 0.601))
     (line,) = outcome.verdict_lines([c])
-    assert line.startswith("Did DPO help? Cannot tell: the trained reward-model judge (held-out pairwise accuracy "
-                           "0.532 [0.464, 0.601] on 300 test pairs) is not shown to rank answers better than chance")
+    assert line.startswith("Did DPO help? Cannot tell: the trained reward-model judge is not shown to rank answers "
+                           "better than chance (held-out pairwise accuracy 0.532 [0.464, 0.601] on 300 test pairs, an "
+                           "interval that contains 0.5: not shown to beat chance)")
     assert "greedy win rate 0.790 [0.740, 0.839]" in line and "length-controlled 0.541 [0.398, 0.683]" in line
 
 

@@ -87,8 +87,8 @@ def verdict_lines(comparisons: list[dict], spread: dict | None = None) -> list[s
         judge = _judge_phrase(c)
         raw, lc_word = v.get("raw"), v.get("length_controlled")
         if word == "cannot tell":
-            line = (f"Did {model} help? Cannot tell: {judge} is not shown to rank answers better than chance "
-                    f"({v['judge']['why']}), so its {rate}" + (f" and {lc_text}" if lc_text else "")
+            line = (f"Did {model} help? Cannot tell: the {judge_name(c['judge'])} judge is not shown to rank answers "
+                    f"better than chance ({v['judge']['why']}), so its {rate}" + (f" and {lc_text}" if lc_text else "")
                     + " say nothing either way.")
         elif word == WITHIN_NOISE:
             line = (f"Did {model} help? Within rerun noise: on {judge}, {model}'s {rate} lies "
