@@ -50,7 +50,8 @@ def one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
-# eval.judge resolved (auto included) from the config alone: the DAG's inputs depend on it.
+# eval.judge resolved (auto included) from the config alone: the DAG's inputs depend on it. The
+# judge that picks DPO's on-policy pairs (onpolicy.judge) is another: rules/helpers/onpolicy.smk.
 JUDGE = SETTINGS["judge"]
 
 

@@ -1,6 +1,7 @@
 # Held-out evaluation of each checkpoint against its reference (base->base, sft->base, dpo->sft),
 # and judge win rates between evaluated checkpoints (eval.comparisons, default dpo vs sft). The
-# judge is eval.judge as resolved in rules/common.smk (JUDGE); a reward-model judge is an input.
+# judge is eval.judge as resolved in rules/common.smk (JUDGE); a reward-model judge is an input, and
+# its held-out accuracy an input of the comparison, whose verdict weighs it.
 
 
 include: "helpers/eval.smk"
@@ -37,6 +38,8 @@ rule evaluate_model:
 
 rule compare_models:
     input:
+        # the reward-model judge's held-out accuracy, which the verdict weighs (rules/reward.smk)
+        **judge_eval_outputs(),
         model_metrics="results/eval/{model}/metrics.json",
         model_generations="results/eval/{model}/generations.jsonl",
         baseline_metrics="results/eval/{baseline}/metrics.json",
@@ -58,7 +61,10 @@ rule compare_models:
     threads: 1
     params:
         flags=flags("compare"),
+        judge_eval=lambda wildcards, input: (
+            f"--judge-eval {input.judge_eval}" if "judge_eval" in input.keys() else ""
+        ),
     shell:
         "prefalign compare --model {input.model_metrics} {input.model_generations}"
         " --baseline {input.baseline_metrics} {input.baseline_generations}"
-        " --out {output.comparison} {params.flags} > {log} 2>&1"
+        " --out {output.comparison} {params.judge_eval} {params.flags} > {log} 2>&1"

@@ -1,7 +1,8 @@
 # On-policy preference pairs (dpo.pairs: onpolicy or mixed) and iterative DPO (dpo.rounds).
 #
 # Round r: the policy (SFT for round 1, else round r-1's DPO model) answers each train prompt
-# onpolicy.samples_per_prompt times, the run's judge (eval.judge) scores every answer, and
+# onpolicy.samples_per_prompt times, the pair judge (onpolicy.judge; never the evaluation judge's
+# model trained on the same data) scores every answer, and
 # the best answer is paired with the worst (results/onpolicy/round-<r>/); DPO then trains on
 # those pairs (mixed: plus offline ones), starting at and referenced to that same policy.
 # Rounds before the last write results/dpo/round-<r>/ (train_dpo_round); the last is
@@ -36,7 +37,7 @@ rule generate_onpolicy_pairs:
             SETTINGS["onpolicy"].to_dict(),
             [k for k in SETTINGS["onpolicy"].to_dict() if k != "round"],
         ),
-        reward_model=judge_model_flag,
+        reward_model=pair_judge_flag,
     shell:
         # fd 3: Snakemake's console, for the step's progress lines (prefalign.progress)
         "PREFALIGN_CONSOLE=3:generate_onpolicy_pairs[{wildcards.round}] prefalign onpolicy sample"

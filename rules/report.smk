@@ -1,8 +1,12 @@
 # report.md and a self-contained report.html (also flagged for `snakemake --report`).
 
 
+include: "helpers/report.smk"
+
+
 rule render_report:
     input:
+        unpack(expected_input),
         **ab_report_inputs(),
         **judge_eval_outputs(),
         **onpolicy_report_files(),
@@ -36,6 +40,9 @@ rule render_report:
         judge_eval=lambda wildcards, input: (
             f"--judge-eval {input.judge_eval}" if "judge_eval" in input.keys() else ""
         ),
+        expected=lambda wildcards, input: (
+            f"--expected {input.expected}" if "expected" in input.keys() else ""
+        ),
         rounds=lambda wildcards, input: " ".join(
             f"--{key.replace('_', '-')} {' '.join(input[key])}"
             for key in ("onpolicy_stats", "mix_stats", "dpo_round_metrics")
@@ -48,5 +55,5 @@ rule render_report:
         " --sft-metrics {input.sft_metrics} --sft-log {input.sft_log}"
         " --dpo-metrics {input.dpo_metrics} --dpo-log {input.dpo_log}"
         " --base-info {input.base}/prefalign_base.json --environment {input.environment}"
-        " --md {output.md} --html {output.html} {params.flags} {params.ab} {params.judge_eval}"
+        " --md {output.md} --html {output.html} {params.flags} {params.ab} {params.judge_eval} {params.expected}"
         " {params.rounds} > {log} 2>&1"

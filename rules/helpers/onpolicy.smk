@@ -5,6 +5,9 @@
 
 PAIRS = SETTINGS["dpo_pairs"]
 ROUNDS = PAIRS.rounds
+# The judge that picks the pairs (onpolicy.judge resolved): never the evaluation judge's model trained
+# on the same data (prefalign.evaluation.judges.choose_judges); None when DPO trains offline.
+PAIR_JUDGE = SETTINGS["judges"].pairs
 
 
 def dpo_start(round):
@@ -31,12 +34,33 @@ def sampling_resources():
     return {**gpu_resources(), "gpu": 1} if config["gpu"]["count"] > 0 else {}
 
 
+def pair_judge_input():
+    """{"reward_model": folder} of the pair judge: the trained one (rule train_pair_judge), or a local folder
+    onpolicy.reward_model names (an input, so a new reward model resamples); {} for the task judge or a hub id.
+    """
+    if PAIR_JUDGE is None or PAIR_JUDGE.kind == "task":
+        return {}
+    if PAIR_JUDGE.kind == "trained":
+        return {"reward_model": rules.train_pair_judge.output.model}
+    return (
+        {"reward_model": PAIR_JUDGE.reward_model}
+        if Path(PAIR_JUDGE.reward_model).is_dir()
+        else {}
+    )
+
+
+def pair_judge_flag(wildcards, input):
+    """--reward-model of the trained pair judge (a setting of the config's in every other case)."""
+    if PAIR_JUDGE is not None and PAIR_JUDGE.kind == "trained":
+        return f"--reward-model {input.reward_model}"
+    return ""
+
+
 def onpolicy_inputs(wildcards):
     return {
         "policy": dpo_start(wildcards.round),
         "train": rules.split_dataset.output.train,
-        # the run's judge as an input (like rules/eval.smk), so a new reward model resamples
-        **judge_model_input(),
+        **pair_judge_input(),
     }
 
 
@@ -71,7 +95,8 @@ def onpolicy_report_files():
     return files
 
 
-# The jobs of these rules, for the manifest (rules/manifest.smk): none when DPO trains offline.
+# The jobs of these rules (and of the pair judge's training, rules/reward.smk), for the manifest
+# (rules/manifest.smk): none when DPO trains offline.
 ONPOLICY_JOBS = {
     "generate_onpolicy_pairs": [
         {"round": str(r)} for r in range(1, ROUNDS + 1) if PAIRS.samples
@@ -80,4 +105,7 @@ ONPOLICY_JOBS = {
         {"round": str(r)} for r in range(1, ROUNDS + 1) if PAIRS.pairs == "mixed"
     ],
     "train_dpo_round": [{"round": str(r)} for r in range(1, ROUNDS)],
+    "train_pair_judge": (
+        [{}] if PAIR_JUDGE is not None and PAIR_JUDGE.kind == "trained" else []
+    ),
 }

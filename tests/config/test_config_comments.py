@@ -23,7 +23,7 @@ from conftest import REPO
 
 from prefalign import presets
 from prefalign.config.resolve import resolve, resolve_mapping
-from prefalign.evaluation.judges import choose_judge
+from prefalign.evaluation.judges import choose_judges
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 SECTIONS = sorted(key for key, value in resolve([REPO / "config.yaml"]).config.items() if isinstance(value, dict))
@@ -32,7 +32,7 @@ STEPS = ("sft", "dpo")
 
 
 def judge(config: dict) -> str:
-    return choose_judge(config["eval"]["judge"], config["eval"]["reward_model"], config["datasets"]).kind
+    return choose_judges(config).evaluation.kind
 
 
 # phrase (a regular expression) -> (what it claims, whether the resolved config bears it out)

@@ -90,7 +90,8 @@ def test_a_missing_raw_file_is_named_with_the_file_and_line_that_set_it(tmp_path
 
 def test_relative_paths_are_taken_from_the_config_files_folder(tmp_path):
     """The same raw file whichever folder a command runs in (a run folder per config)."""
-    write_rows(tmp_path / "data/hh.jsonl", [hh("Hi?", "Hello.", "Go away.")])
+    # enough pairs for one SFT and DPO batch: `config check` refuses fewer (prefalign.config.sufficiency)
+    write_rows(tmp_path / "data/hh.jsonl", [hh(f"Hi {i}?", "Hello.", "Go away.") for i in range(30)])
     config = write_config(tmp_path / "data/my.yaml", {"hh": {"format": "hh-rlhf", "source": "local",
                                                              "path": "hh.jsonl"}})
     (tmp_path / "elsewhere").mkdir()

@@ -103,8 +103,9 @@ def test_steps_are_scaled_to_the_pairs_at_the_presets_batch(tmp_path):
     train = round(300 * 0.9)
     assert config["sft"]["max_steps"] == math.ceil(4 * train / 16)  # tiny model: 4 epochs at batch 16
     assert config["dpo"]["max_steps"] == math.ceil(1 * train / 16)
-    # eval.judge auto trains a reward model on this data: one epoch, not the preset's 200 steps
-    assert config["reward"]["max_steps"] == math.ceil(1 * train / 16)
+    # eval.judge and onpolicy.judge auto train two reward models on this data, each on half the train prompts:
+    # one epoch of its half, not the preset's 200 steps
+    assert config["reward"]["max_steps"] == max(10, math.ceil(1 * round(train / 2) / 16))  # at least MIN_STEPS
     assert "4 epoch(s) of ~270 train pairs at 16 pairs per step" in out.read_text()
     model = tmp_path / "model"
     model.mkdir()
@@ -139,3 +140,48 @@ def test_a_git_lfs_pointer_is_named_before_anything_is_written(tmp_path):
     result = run_cli("init", "--model", "tiny", "--dataset", path, "--out", tmp_path / "c.yaml", check=False)
     assert result.returncode == 3 and "lfs_pointer" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "c.yaml").exists()
+
+
+# ---------------------------------------------------------------- thin data is named, not passed (issue 23, item 6)
+
+@pytest.mark.parametrize("wrong", ["shp", "ultrafeedback", "oasst1"])
+def test_a_wrong_format_that_reads_no_pairs_exits_non_zero_and_writes_nothing(tmp_path, wrong):
+    path = write_rows(tmp_path / "hh/train.jsonl.gz", real_shapes.hh_rlhf(40))
+    out = tmp_path / "c.yaml"
+    result = run_cli("init", "--model", "tiny", "--dataset", path, "--format", wrong, "--out", out, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"datasets.hh: 0 pairs from 40 rows of {path} as {wrong}" in result.stderr
+    assert "check the format" in result.stderr and not out.exists()
+
+
+def test_too_few_pairs_for_a_batch_warn_at_init_and_are_refused_by_config_check(tmp_path):
+    path = write_rows(tmp_path / "data/tiny.jsonl", real_shapes.pairs(12))  # ~10 train pairs; a step takes 16
+    out = tmp_path / "configs/tiny.yaml"
+    result = run_cli("init", "--model", "tiny", "--dataset", path, "--out", out, cwd=tmp_path)
+    warnings = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("Warning:")]
+    assert any(w.startswith("Warning: sft: about 10 train pairs for the sft (12 pairs, data.test_fraction 0.1) are "
+                            "fewer than one optimizer step of 16 pairs") and w.endswith("(`prefalign config check` "
+                                                                                       "refuses this)")
+               for w in warnings), warnings
+    assert any("the tiny model is trained from scratch" in w for w in warnings)
+    check = run_cli("config", "check", out.name, cwd=out.parent, check=False)
+    assert check.returncode == 1 and "problems with the data" in check.stdout
+    assert "1. sft: about 10 train pairs for the sft" in check.stdout and "2. dpo: about 10" in check.stdout
+
+
+def test_config_check_refuses_a_dataset_that_yields_no_pairs_and_warns_of_many_epochs(tmp_path):
+    write_rows(tmp_path / "raw/uf.parquet", real_shapes.ultrafeedback(40))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"datasets": {"uf": {"format": "shp", "source": "local",
+                                                          "path": "raw/uf.parquet"}},
+                                      "eval": {"comparisons": []}}))
+    check = run_cli("config", "check", config, check=False, cwd=tmp_path)
+    assert check.returncode == 1 and "Traceback" not in check.stderr
+    assert f"1. {config}:2: datasets.uf: 0 pairs from 40 rows of raw/uf.parquet as shp (dropped: malformed 40)" \
+        in check.stdout
+    config.write_text(yaml.safe_dump({"datasets": {"uf": {"format": "ultrafeedback", "source": "local",
+                                                          "path": "raw/uf.parquet"}},
+                                      "eval": {"comparisons": []}}))
+    check = run_cli("config", "check", config, cwd=tmp_path)  # the preset's 1000 SFT steps over ~34 pairs
+    assert "Warning: sft.max_steps 1000 x 16 pairs per step repeats the about 34 train pairs of the sft 471 times" \
+        in check.stdout

@@ -130,3 +130,47 @@ def test_a_bound_naming_an_unknown_metric_is_missing_and_a_bad_sum_is_refused(tm
                      "--table", tmp_path / "table.md", check=False)
     assert result.returncode == 2 and "metrics.dpo.judge_accuracy.above: expected a number, a metric name" in \
         result.stderr
+
+
+# ---------------------------------------------------------------- spread: the rerun noise floor (issue 23)
+
+SPREAD = EXPECTED + """\
+spread:
+  dpo_vs_sft.win_rate: {sd: 0.012, min: 0.49, max: 0.53, runs: 7, source: bench/results/seed_spread.json}
+  dpo.judge_accuracy: {sd: 0.02, runs: 3}
+"""
+
+
+def test_a_spread_beside_the_metrics_is_read_and_does_not_change_the_check(tmp_path):
+    from prefalign.evaluation.check import load_spread
+
+    result = check(tmp_path, SPREAD)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 of 4 metrics within the bounds" in result.stdout
+    spread = load_spread(tmp_path / "expected.yaml")
+    assert spread["dpo_vs_sft.win_rate"] == {"sd": 0.012, "min": 0.49, "max": 0.53, "runs": 7,
+                                             "source": "bench/results/seed_spread.json"}
+    assert spread["dpo.judge_accuracy"] == {"sd": 0.02, "runs": 3}
+    (tmp_path / "plain.yaml").write_text(EXPECTED)
+    assert load_spread(tmp_path / "plain.yaml") == {}
+
+
+def test_a_malformed_spread_names_file_line_and_key(tmp_path):
+    cases = [
+        ("  dpo_vs_sft.win_rate: {sd: -0.1, runs: 7}\n", ":7: spread.dpo_vs_sft.win_rate.sd: expected a number >= 0"),
+        ("  dpo_vs_sft.win_rate: {sd: 0.1, runs: 1}\n", ":7: spread.dpo_vs_sft.win_rate.runs: expected an integer >= 2"),
+        ("  dpo_vs_sft.win_rate: {sd: 0.1}\n", ":7: spread.dpo_vs_sft.win_rate: expected `runs`"),
+        ("  dpo_vs_sft.win_rate: {sd: 0.1, runs: 3, spread: 2}\n",
+         ":7: spread.dpo_vs_sft.win_rate.spread: expected one of sd, min, max, runs, source"),
+        ("  dpo_vs_sft.win_rate: {sd: 0.1, runs: 3, min: 0.6, max: 0.5}\n",
+         ":7: spread.dpo_vs_sft.win_rate: expected min <= max"),
+        ("  win_rate: {sd: 0.1, runs: 3}\n", ":7: spread.win_rate: expected a name <source>.<metric>"),
+        ("  dpo_vs_sft.win_rate: {sd: high, runs: 3}\n", ":7: spread.dpo_vs_sft.win_rate.sd: expected a number >= 0"),
+    ]
+    for line, message in cases:
+        result = check(tmp_path, EXPECTED + "spread:\n" + line)
+        assert result.returncode == 2, line
+        assert f"{tmp_path / 'expected.yaml'}{message}" in result.stderr, (line, result.stderr)
+        assert "Traceback" not in result.stderr
+    result = check(tmp_path, EXPECTED + "spread: [1, 2]\n")
+    assert result.returncode == 2 and ":6: spread: expected a mapping" in result.stderr

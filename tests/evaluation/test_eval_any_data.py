@@ -10,7 +10,7 @@ import pytest
 from prefalign.errors import ConfigError
 from prefalign.evaluation.evaluate import EvalSettings, generation_metrics, resolve_judge
 from prefalign.evaluation.generation import generate, prompt_ids
-from prefalign.evaluation.judges import TaskJudge
+from prefalign.evaluation.judges import TaskJudge, choose_judge
 from prefalign.evaluation.length_control import lc_win_rate
 
 
@@ -126,4 +126,7 @@ def test_auto_at_the_step_needs_a_reward_model_for_prompts_the_verifier_cannot_c
                                           r"held-out prompts are not task prompts"):
         resolve_judge(EvalSettings(judge="auto"), records)
     judge, choice = resolve_judge(EvalSettings(judge="auto"), records[1:])
-    assert isinstance(judge, TaskJudge) and choice.why == "judge auto: all 1 distinct held-out prompts are task prompts"
+    assert isinstance(judge, TaskJudge)
+    assert choice.why == "judge auto: all 1 distinct held-out prompts are task prompts, which the task verifier checks"
+    # One rule (issue 20): the step's `auto` is judges.choose_judge, the workflow's resolution, on the split's prompts.
+    assert choose_judge("auto", None, [], checked="x").kind == choice.kind == "task"

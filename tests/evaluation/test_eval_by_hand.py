@@ -69,3 +69,17 @@ def test_win_rate_worked_out_by_hand():
                   CompareSettings(bootstrap_samples=200))
     greedy = out["greedy"]
     assert (greedy["wins"], greedy["ties"], greedy["losses"], greedy["win_rate"]) == (2, 1, 1, 0.625)
+
+
+def test_answer_health_counts_empty_repeated_and_cut_answers():
+    """What the report's warnings read (issue 23, item 6): counted over the answered prompts."""
+    from prefalign.evaluation.evaluate import answer_health, most_common_answer
+
+    answers = [{"answer": " yes", "truncated": False}, {"answer": "yes ", "truncated": True},
+               {"answer": "", "truncated": False}, {"answer": "no", "truncated": True}, {"answer": "  ", "truncated": False}]
+    assert most_common_answer(answers) == ("yes", 2)  # ties: the first seen
+    assert answer_health(answers, "greedy") == {"answered_prompts": 5, "empty_answers": 2, "top_answer_prompts": 2,
+                                                "truncated_answers": 2}
+    assert answer_health(answers[:1], "sampled") == {"sampled_answered_prompts": 1, "sampled_empty_answers": 0,
+                                                     "sampled_top_answer_prompts": 1, "sampled_truncated_answers": 0}
+    assert most_common_answer([]) == (None, 0)

@@ -51,3 +51,40 @@ def test_mean_se_and_normal_interval():
 def test_quantiles():
     assert intervals.quantiles([0.0, 10.0], [0.0, 0.5, 1.0]) == [0.0, 5.0, 10.0]
     assert intervals.quantiles([], [0.5]) == [None]
+
+
+def test_a_clustered_bootstrap_resamples_whole_clusters():
+    """10 prompts x 10 identical values each: the clustered interval is, to the bit, the plain interval of the
+    10 prompt means (the same units, seed and draws), and about sqrt(10) times wider than treating the 100
+    values as independent (issue 23, item 4: the bootstrap must not ignore prompt clusters)."""
+    means = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    values = [m for m in means for _ in range(10)]
+    clusters = [f"prompt {i}" for i in range(10) for _ in range(10)]
+    clustered = intervals.bootstrap_interval(values, 2000, 7, clusters=clusters)
+    assert clustered == intervals.bootstrap_interval(means, 2000, 7)
+    independent = intervals.bootstrap_interval(values, 2000, 7)
+    assert clustered[1] - clustered[0] > 2.5 * (independent[1] - independent[0])
+
+
+def test_the_judges_accuracy_interval_is_clustered_by_prompt():
+    """evaluate-judge: 6 test pairs per prompt, the judge right on every pair of 5 prompts and wrong on every pair of
+    the other 5: its interval is the bootstrap of the 10 prompt means, not of 60 independent pairs."""
+    from prefalign.evaluation.judge_accuracy import JudgeEvalSettings, evaluate_judge
+
+    class ByWord:  # scores an answer by its first word: what the test's judge "believes"
+        def score(self, prompts, answers):
+            return [1.0 if a.startswith("good") else 0.0 for a in answers]
+
+        def describe(self):
+            return {"kind": "trained", "path": "by-word"}
+
+    records = [{"id": f"p{i}/{j}", "source": "s", "prompt": [{"role": "user", "content": f"question {i}"}],
+                "chosen": [{"role": "assistant", "content": "good" if i % 2 else "bad"}],
+                "rejected": [{"role": "assistant", "content": "bad" if i % 2 else "good"}]}
+               for i in range(10) for j in range(6)]
+    settings = JudgeEvalSettings(bootstrap_samples=2000, seed=3)
+    result = evaluate_judge(records, ByWord(), settings)
+    interval = result["intervals"]["accuracy"]
+    assert result["metrics"]["accuracy"] == 0.5 and result["metrics"]["pairs"] == 60
+    assert [interval["low"], interval["high"]] == intervals.bootstrap_interval([float(i % 2) for i in range(10)],
+                                                                               2000, 3)

@@ -16,6 +16,8 @@ PACKAGE = SRC / "prefalign"
 CONTRACTS = {
     # evaluation judges the synthetic tasks' answers with their verifier
     "evaluation": {"prefalign.data.tasks"},
+    # the report states the evaluation's verdict, and the rerun noise floor of the check's expected file
+    "report": {"prefalign.evaluation.verdict", "prefalign.evaluation.check"},
     # on-policy pairs are generated and judged exactly as the evaluation generates and judges its answers
     "onpolicy": {"prefalign.evaluation.generation", "prefalign.evaluation.judges"},
     # config builds every step's settings from the config: each step's Settings class; `init` reads a raw

@@ -133,3 +133,42 @@ def test_a_failed_commit_leaves_no_output_and_no_scratch_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
     commit({tmp_path / "pairs.jsonl": [{"id": "a"}], tmp_path / "stats.json": {"in": 1}})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "stats.json"]
+
+
+# ---------------------------------------------------------------- accounting from the train rows (issue 23, item 5)
+
+def test_the_counts_add_up_from_the_train_rows_to_paired_and_dropped():
+    """7 train rows: two repeat an earlier prompt, one prompt is not a task prompt, max_prompts leaves one out."""
+    from prefalign.evaluation.judges import TaskJudge
+    from prefalign.onpolicy.sample import sample_prompts
+
+    def row(i, question):
+        return {"id": f"d/train/{i}", "source": "d", "prompt": [{"role": "user", "content": question}]}
+
+    records = [row(0, "What is 1 + 1?"), row(1, "What is 1 + 1?"), row(2, "Tell me a joke."),
+               row(3, "What is 2 + 1?"), row(4, "What is 3 + 1?"), row(5, "What is 3 + 1?"), row(6, "What is 4 + 1?")]
+    prompts, steps = sample_prompts(records, OnPolicySettings(max_prompts=3), TaskJudge())
+    assert [r["id"] for r in prompts] == ["d/train/0", "d/train/3", "d/train/4"]
+    assert steps == {"train_rows": 7, "repeated_prompt_rows": 2, "distinct_prompts": 5, "judge_cannot_score": 1,
+                     "judge_can_score": 4, "over_max_prompts": 1, "in": 3}
+    items = [judged(1, ["2", "3"], [1.0, 0.0]), judged(2, ["3", "3"], [1.0, 1.0]), judged(3, ["5", "4"], [0.0, 1.0])]
+    _, _, _, stats = build.build(items, OnPolicySettings(samples_per_prompt=2), {"kind": "task"}, "sft", steps)
+    counts = stats["prompts"]
+    assert counts["train_rows"] == counts["distinct_prompts"] + counts["repeated_prompt_rows"]
+    assert counts["distinct_prompts"] == counts["judge_can_score"] + counts["judge_cannot_score"]
+    assert counts["judge_can_score"] == counts["in"] + counts["over_max_prompts"]
+    assert counts["in"] == counts["paired"] + counts["dropped"] == 3 and counts["paired"] == 2
+
+
+def test_a_funnel_that_does_not_add_up_is_an_accounting_error():
+    from prefalign.onpolicy.pairs import account_funnel, funnel
+
+    counts = account(3, 2, collections.Counter(all_correct=1), 1, "t")
+    assert account_funnel(funnel(5, 4, 3, 3), counts, "t")["train_rows"] == 5
+    with pytest.raises(AccountingError, match="sampled prompts 2 != prompts in 3"):
+        account_funnel(funnel(5, 4, 3, 2), counts, "t")
+    broken = {**funnel(5, 4, 3, 3), "repeated_prompt_rows": 0}
+    with pytest.raises(AccountingError, match="train_rows 5 != distinct_prompts 4 \\+ repeated_prompt_rows 0"):
+        account_funnel(broken, counts, "t")
+    with pytest.raises(AccountingError, match="distinct_prompts 4 != judge_can_score 5"):
+        account_funnel(funnel(5, 4, 5, 3), counts, "t")

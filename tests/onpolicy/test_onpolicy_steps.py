@@ -51,6 +51,12 @@ def test_sample_writes_canonical_pairs_a_ledger_and_counts_that_add_up(sft, tmp_
     prompts = stats["prompts"]
     assert prompts["in"] == 40 == prompts["paired"] + prompts["dropped"]
     assert prompts["paired"] > 0
+    # Counted from the train rows on (issue 23): rows -> distinct prompts -> scorable -> sampled (max_prompts 40).
+    rows = read_jsonl(sft / "data/train.jsonl")
+    assert prompts["train_rows"] == len(rows) == prompts["distinct_prompts"] + prompts["repeated_prompt_rows"]
+    assert prompts["distinct_prompts"] == len({json.dumps(r["prompt"]) for r in rows})
+    assert prompts["judge_can_score"] == prompts["distinct_prompts"] - prompts["judge_cannot_score"]
+    assert prompts["over_max_prompts"] == prompts["judge_can_score"] - 40 > 0
     pairs, ledger, samples = (read_jsonl(tmp_path / n) for n in ("pairs.jsonl", "ledger.jsonl", "samples.jsonl"))
     assert len(pairs) == prompts["paired"] and len(ledger) == prompts["dropped"] and len(samples) == 40
     assert {row["reason"] for row in ledger} <= {"all_correct", "all_wrong"}  # the task verifier scores 0 or 1

@@ -3,7 +3,9 @@
 - check [FILE ...]: validate a config (several files merge in order, like Snakemake's
   `--configfile a.yaml b.yaml`) and explain every problem in words: where (file:line), which
   key, what was expected and what the key means, with a hint where one helps (a misspelt key,
-  `1e-6` read as text). Exit status 1 when there are problems.
+  `1e-6` read as text); then count the pairs of its local files and refuse a dataset that
+  yields none or too few for a step's batch, and warn about steps that repeat the pairs many
+  times (prefalign.config.sufficiency). Exit status 1 when there are problems.
 - plan [FILE ...]: every job the workflow runs for the config, with the flags its rule passes
   to `prefalign <step>` (what `snakemake --configfile FILE` runs; prefalign.config.plan).
 - show [FILE ...]: the resolved config (preset and schema defaults filled), each key marked
@@ -27,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from prefalign import presets
-from prefalign.config import plan
+from prefalign.config import plan, sufficiency
 from prefalign.config.resolve import read_files, resolve, resolve_mapping
 from prefalign.config.schema import format_errors, load_schema, property_schema
 from prefalign.errors import ConfigError
@@ -100,6 +102,12 @@ def run_check(paths: list[Path]) -> int:
         print("\nEvery key, its meaning and its default: schemas/config.schema.yaml (docs/usage.md, \"Configuration\").")
         return 1
     resolved = resolve(paths)
+    refusals, warnings = sufficiency.assess(resolved.config, sufficiency.count_local(resolved.config), paths)
+    if refusals:
+        print(f"{names}: {len(refusals)} problem{'s' if len(refusals) != 1 else ''} with the data\n")
+        for i, text in enumerate(refusals, 1):
+            print(f"  {i}. {text}")
+        return 1
     done = resolved.preset
     print(f"{names}: valid. What `snakemake --configfile {' '.join(map(str, paths))}` runs:")
     print(f"  preset {done['preset']}: filled {len(done['from_preset'])} keys the config does not set"
@@ -107,6 +115,8 @@ def run_check(paths: list[Path]) -> int:
     for line in plan.summary(resolved):
         print(f"  {line}")
     print("  `prefalign config plan` prints every job's flags, `prefalign config show` every resolved value.")
+    for warning in warnings:
+        print(f"  Warning: {warning}")
     return 0
 
 

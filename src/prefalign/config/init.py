@@ -30,10 +30,18 @@ counts would repeat 300 pairs for tens of epochs). Synthetic data keeps the pres
     tiny (scratch)   4           1           1                   (the embedded demo's proportions)
     pretrained       1           1           1
 
+(With on-policy DPO on such data two reward models train, the evaluation judge and the pair
+judge, each on half the train prompts: its epoch is over its half.)
+
 --preset defaults to this machine's: cpu-demo without a CUDA GPU, else by the GPU's memory
 (prefalign.presets.pick); the tiny model always trains with cpu-demo's values (they are for
 a model trained from scratch), with gpu.count 1 on a GPU machine. A pretrained model on the
 CPU gets the practice's LoRA learning rates instead of cpu-demo's from-scratch ones.
+
+Before writing, the file's steps are weighed against the pairs counted (prefalign.config.
+sufficiency): a dataset that yields 0 pairs (a wrong --format, most often) is an error and nothing
+is written; too few train pairs for a step's batch, steps that repeat the pairs many times, or a
+tiny model with fewer SFT steps than it needs are printed as warnings.
 
 Relative paths in the written file are relative to its folder (prefalign.config.paths), so
 the config runs from any folder; its header names the commands that check and run it, a run
@@ -53,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import __version__, presets
+from prefalign.config import sufficiency
 from prefalign.config.resolve import resolve
 from prefalign.data import inspect
 from prefalign.errors import ConfigError
@@ -143,6 +152,7 @@ class DatasetSpec:
     cap: int | None = None
     pairs: int | None = None  # pairs the normalize step keeps (local files), for the step counts
     note: str = ""
+    count: sufficiency.Count | None = None  # the normalize step's count of a local file (rows, kept, reasons)
 
 
 def hub_entry(spec: str, fmt: str | None) -> tuple[str, dict]:
@@ -172,7 +182,8 @@ def local_entry(path: Path, fmt: str | None, out_dir: Path, cap: int | None) -> 
     stats = inspect.count_pairs(path, fmt, extra, cap)
     note = (f"{path}: {stats['rows']} rows" + (f" ({stats['messages']} messages)" if "messages" in stats else "")
             + f" -> {stats['kept']} pairs with the default filters")
-    return DatasetSpec(dataset_name(path, fmt), entry, cap, stats["kept"], note)
+    count = sufficiency.Count(stats["kept"], stats["in"], stats["dropped_by_reason"])
+    return DatasetSpec(dataset_name(path, fmt), entry, cap, stats["kept"], note, count)
 
 
 def dataset_entries(specs: list[str], fmt: str | None, out_dir: Path = Path(".")) -> list[DatasetSpec]:
@@ -205,11 +216,12 @@ def dataset_entries(specs: list[str], fmt: str | None, out_dir: Path = Path(".")
 
 
 def scaled_steps(model_source: str, preset: str, pairs: int, test_fraction: float, gpus: int,
-                 steps=("sft", "dpo")) -> dict:
-    """{step: {max_steps, epochs, batch}}: the epochs of EPOCHS at the preset's effective batch."""
+                 steps=("sft", "dpo"), shares: dict[str, float] | None = None) -> dict:
+    """{step: {max_steps, epochs, batch}}: the epochs of EPOCHS at the preset's effective batch, over the
+    share of the train pairs each step learns from (`shares`; default all)."""
     out = {}
-    train = max(1, round(pairs * (1 - test_fraction)))
     for step in steps:
+        train = max(1, round(pairs * (1 - test_fraction) * (shares or {}).get(step, 1.0)))
         batch = presets.value_of(preset, step, "batch_size") * presets.value_of(
             preset, step, "gradient_accumulation_steps") * max(gpus, 1)
         epochs = EPOCHS["tiny" if model_source == "tiny" else "pretrained"][step]
@@ -265,8 +277,12 @@ def plan(args: argparse.Namespace, machine: Machine | None, out_dir: Path = Path
         gpus = gpu_count if gpu_count is not None else presets.value_of(preset, "gpu", "count", 0)
         # A reward model is trained (eval.judge auto) only when some dataset is not synthetic.
         judged_by_verifier = all(d.entry["source"] == "synthetic" for d in datasets)
+        # With on-policy pairs (the preset's dpo.pairs) on such data two reward models are trained, the evaluation
+        # judge and the pair judge, each on its part of the train prompts (reward.eval_share, 0.5 by default).
+        onpolicy = presets.value_of(preset, "dpo", "pairs", "offline") != "offline"
         steps = scaled_steps(model["source"], preset, sum(d.pairs for d in counted), 0.1, gpus,
-                             ("sft", "dpo") if judged_by_verifier else ("sft", "dpo", "reward"))
+                             ("sft", "dpo") if judged_by_verifier else ("sft", "dpo", "reward"),
+                             {"reward": 0.5} if onpolicy else None)
         for step, value in steps.items():
             overrides.setdefault(step, {})["max_steps"] = value["max_steps"]
     elif any(d.entry["source"] != "synthetic" for d in datasets):
@@ -356,7 +372,10 @@ def render(plan: Plan, command: str, out: Path = Path("config.yaml")) -> str:
         lines += ["", "eval:",
                   "  # auto: no dataset here is synthetic, so the task verifier cannot judge the answers; a reward",
                   "  # model is trained on the train split (rule train_reward_model, section reward) and judges them,",
-                  "  # with its held-out accuracy in the report. To use your own: judge: reward_model and",
+                  "  # with its held-out accuracy in the report. DPO's on-policy pairs are picked by another reward",
+                  "  # model (onpolicy.judge auto: rule train_pair_judge), trained on the other part of the train",
+                  "  # prompts (reward.eval_share), so DPO is never graded by the judge it was trained toward.",
+                  "  # To use your own: judge: reward_model and",
                   "  # reward_model: <folder, or a hub id with reward_model_revision: <commit>>.",
                   "  judge: auto"]
     lines += [
@@ -409,7 +428,15 @@ def main(args: argparse.Namespace) -> None:
                                      dir=args.out.parent, delete=False) as draft:
         draft.write(text)
     try:
-        resolve([Path(draft.name)])
+        resolved = resolve([Path(draft.name)])
+        # Enough data for the steps this file sets? 0 pairs is an error here (a wrong --format, most
+        # often); too few for a step's batch or many epochs are warnings (`config check` refuses the former).
+        counts = {d.name: d.count for d in chosen.datasets}
+        refusals, warnings = sufficiency.assess(resolved.config, counts)
+        empty = [r for r in refusals if ": 0 pairs from " in r]
+        if empty:
+            raise ConfigError("dataset: no pairs to train on, nothing written:\n  " + "\n  ".join(empty))
+        warnings = [f"{r} (`prefalign config check` refuses this)" for r in refusals] + warnings
         os.replace(draft.name, args.out)
     finally:
         if os.path.exists(draft.name):
@@ -422,6 +449,8 @@ def main(args: argparse.Namespace) -> None:
     for step, s in chosen.steps.items():
         print(f"  {step}: {s['epochs']} epoch(s) of ~{s['train']} train pairs at {s['batch']} per step = "
               f"{s['max_steps']} steps")
+    for warning in warnings:
+        print(f"  Warning: {warning}")
     print("Next:")
     for line in commands(args.out):
         print(f"  {line}")

@@ -64,6 +64,8 @@ def jobs(resolved: ResolvedConfig) -> dict[str, dict]:
     judge = resolved.settings["judge"]
     if judge.kind == "trained":
         out["train_reward_model"] = {"step": "reward", "flags": flags(resolved, "reward"), "watch": watch}
+    if "pair_reward" in resolved.settings:  # the pair judge of on-policy DPO, when it is trained
+        out["train_pair_judge"] = {"step": "reward", "flags": flags(resolved, "pair_reward"), "watch": watch}
     if judge.kind != "task":
         out["evaluate_reward_model"] = {"step": "evaluate-judge", "flags": flags(resolved, "judge_eval")}
     for model in config["eval"]["models"]:

@@ -27,7 +27,7 @@ from prefalign.evaluation.ab import ABSettings
 from prefalign.evaluation.compare import CompareSettings
 from prefalign.evaluation.evaluate import REFERENCES, EvalSettings
 from prefalign.evaluation.judge_accuracy import JudgeEvalSettings
-from prefalign.evaluation.judges import JudgeChoice, choose_judge
+from prefalign.evaluation.judges import JudgeChoice, Judges, choose_judges
 from prefalign.hashing import is_commit
 from prefalign.onpolicy.command import MixSettings
 from prefalign.onpolicy.plan import PairsSettings
@@ -102,9 +102,10 @@ def hub_artifacts(config: dict) -> Iterator[tuple[list, str, Any]]:
     model = config.get("model", {})
     if model.get("source") == "pretrained" and model.get("name_or_path") and not Path(model["name_or_path"]).is_dir():
         yield ["model", "revision"], model["name_or_path"], model.get("revision")
-    judge_model = config.get("eval", {}).get("reward_model")
-    if judge_model and config["eval"].get("judge") in ("auto", "reward_model") and not Path(judge_model).is_dir():
-        yield ["eval", "reward_model_revision"], judge_model, config["eval"].get("reward_model_revision")
+    for section in ("eval", "onpolicy"):  # the evaluation judge and the on-policy pair judge
+        judge_model = config.get(section, {}).get("reward_model")
+        if judge_model and config[section].get("judge") in ("auto", "reward_model") and not Path(judge_model).is_dir():
+            yield [section, "reward_model_revision"], judge_model, config[section].get("reward_model_revision")
     for name, dataset in config.get("datasets", {}).items():
         # Without a hub_id there is nothing to pin; check_datasets names that error.
         if isinstance(dataset, dict) and dataset.get("source") == "hub" and dataset.get("hub_id"):
@@ -162,13 +163,20 @@ def tokenizer_of(config: dict) -> dict:
     return {"tokenizer": "bytes"}
 
 
-def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Settings | JudgeChoice]:
+def judged_by(choice: JudgeChoice) -> dict:
+    """The judge fields of a step's settings: its kind and, for a named reward model, which one."""
+    return {"judge": choice.kind, "reward_model": choice.reward_model, "reward_model_revision": choice.revision}
+
+
+def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Settings | JudgeChoice | Judges]:
     """The typed settings of every step of a resolved (validated, defaults-filled) config.
 
     Keys: synth:<dataset>, normalize:<dataset>, filters, split, model, sft, dpo, dpo_pairs (what DPO trains on,
-    round by round), onpolicy (`prefalign onpolicy sample`), mix (`... mix`), reference, reward,
-    judge (eval.judge resolved: a JudgeChoice, not a step's settings), judge_eval (a reward-model
-    judge only), eval:<model>, compare, report, health, tracking, ab, card.
+    round by round), onpolicy (`prefalign onpolicy sample`), mix (`... mix`), reference, reward (the
+    evaluation judge's training when it is trained), pair_reward (the pair judge's, when it is trained),
+    judges (both judges resolved: a Judges, not a step's settings), judge (the evaluation judge's
+    JudgeChoice), judge_eval (a reward-model evaluation judge only), eval:<model>, compare, report,
+    health, tracking, ab, card.
     """
     sources = [Path(s) for s in sources]
     check_safety(config, sources)
@@ -181,7 +189,7 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     caps = [f"{name}={d['cap']}" for name, d in config["datasets"].items() if d["cap"] is not None]
     out["split"] = build(SplitSettings, config, sources, job={"caps": caps})
     for key, cls in (("model", BaseModelSettings), ("sft", SFTSettings), ("dpo", DPOSettings),
-                     ("reward", RewardSettings), ("compare", CompareSettings), ("report", ReportSettings),
+                     ("compare", CompareSettings), ("report", ReportSettings),
                      ("health", HealthSettings), ("tracking", TrackingSettings), ("ab", ABSettings),
                      ("card", CardSettings), ("dpo_pairs", PairsSettings), ("mix", MixSettings)):
         out[key] = build(cls, config, sources)
@@ -190,19 +198,29 @@ def step_settings(config: dict, sources: Iterable[Path] = ()) -> dict[str, Setti
     dpo = config["dpo"]
     out["reference"] = build(ReferenceSettings, config, sources,
                              job={"batch_size": dpo["batch_size"] * dpo["gradient_accumulation_steps"]})
-    # eval.judge auto is resolved here, from the config alone: the DAG's inputs depend on it.
+    # The judges (eval.judge, onpolicy.judge; auto included) are resolved here, from the config alone: the
+    # DAG's inputs depend on them. A trained judge learns from its part of the train prompts (reward.eval_share).
     evaluation = config["eval"]
     try:
-        judge = out["judge"] = choose_judge(evaluation["judge"], evaluation["reward_model"], config["datasets"])
+        judges = out["judges"] = choose_judges(config)
     except ConfigError as exc:
-        raise ConfigError(f"invalid config:\n  {where(sources, ['eval', 'judge'])}eval.{exc}") from None
-    given = judge.kind == "reward_model"  # the trained judge's folder is the rule's output, not a setting
-    judged_by = {"judge": judge.kind, "reward_model": evaluation["reward_model"] if given else None,
-                 "reward_model_revision": evaluation["reward_model_revision"] if given else None}
+        key = ["onpolicy", "judge"] if str(exc).startswith("judge: expected a pair") else ["eval", "judge"]
+        raise ConfigError(f"invalid config:\n  {where(sources, key)}{key[0]}.{exc}") from None
+    judge = out["judge"] = judges.evaluation
+    for key, choice in (("reward", judges.evaluation), ("pair_reward", judges.pairs)):
+        if choice is not None and choice.kind == "trained":
+            out[key] = build(RewardSettings, config, sources, job={"part": choice.part})
+    out.setdefault("reward", build(RewardSettings, config, sources))
     if judge.kind != "task":
-        out["judge_eval"] = build(JudgeEvalSettings, config, sources, job=judged_by)
+        out["judge_eval"] = build(JudgeEvalSettings, config, sources, job=judged_by(judge))
+    pairs = judges.pairs
+    described = {"pair_judge": pairs.kind if pairs else None, "pair_judge_reason": pairs.why if pairs else None,
+                 "judge_independence": judges.independence()}
     for model in evaluation["models"]:
         out[f"eval:{model}"] = build(EvalSettings, config, sources, job={
-            "name": model, "reference_name": REFERENCES[model], "judge": judge.kind, "judge_reason": judge.why})
-    out["onpolicy"] = build(OnPolicySettings, config, sources, job=judged_by)
+            "name": model, "reference_name": REFERENCES[model], "judge": judge.kind, "judge_reason": judge.why,
+            **described})
+    # Without on-policy pairs nothing samples; the settings are still built (and checked).
+    out["onpolicy"] = build(OnPolicySettings, config, sources,
+                            job={**judged_by(pairs or judge), "judge_reason": (pairs or judge).why})
     return out

@@ -19,7 +19,8 @@ Stages, in order (each ledgered with its reason code):
 Two passes over the inputs keep memory small: the first reads every record once and keeps
 only keys per pair (the MinHash sketches live in rensa's index), the second copies each input
 line unchanged to train.jsonl, test.jsonl or the ledger, in input order. The counts
-are checked to add up (prefalign.data.ledger) before the step ends.
+are checked to add up (prefalign.data.ledger) before the step ends. A split with no train pair
+is refused (RecordError, with the counts), so a run stops here rather than in SFT.
 """
 
 from __future__ import annotations
@@ -335,5 +336,13 @@ def main(args: argparse.Namespace) -> None:
     settings = SplitSettings.from_args(args)
     os.environ.setdefault("RAYON_NUM_THREADS", str(settings.threads))  # before rensa starts its thread pool
     stats = split(args.inputs, settings, args.train, args.test, args.rejects)
+    if stats["train"] == 0:  # stop here, with the counts, rather than in SFT with a traceback
+        per_source = ", ".join(f"{name} {sum(counts.values())}" for name, counts in
+                               sorted(stats.get("per_source", {}).items()))
+        raise RecordError(f"no train pairs: the split of {stats['in']} normalized pairs ({per_source or 'none'}) kept "
+                          f"{stats['train']} for training and {stats['test']} for test, dropped "
+                          f"{stats['dropped']} {stats['dropped_by_reason']}; every dataset's rejects ledger "
+                          "(results/data/<name>/rejects.jsonl) says why its rows made no pair, and `prefalign config "
+                          "check` counts the pairs before a run")
     write_json(args.stats, stats)
     print(f"train={stats['train']} test={stats['test']} dropped={stats['dropped']} {stats['dropped_by_reason']}")

@@ -20,6 +20,17 @@ sampled one for `win_rate_sampled`), so claims about intervals can be written:
       dpo_vs_sft.win_rate.low: {above: 0.5}                  # the interval lies above 0.5
       dpo.judge_accuracy: {above: sft.judge_accuracy + dpo.judge_accuracy.half_width}
 
+A third top key, `spread`, records how much a metric moves between reruns of the same config
+with other seeds (bench/seed_spread.py measures it), one entry per metric name as above:
+
+    spread:
+      dpo_vs_sft.win_rate: {sd: 0.012, min: 0.49, max: 0.53, runs: 7, source: bench/results/seed_spread.json}
+
+`sd` (the standard deviation over the runs, >= 0) and `runs` (an integer >= 2) are required;
+`min` and `max` (numbers, min <= max) and `source` (text) are optional. The report reads it
+(`load_spread`) to call a win-rate gain smaller than the rerun spread "within rerun noise"
+(prefalign.evaluation.verdict); the check itself does not bound anything with it.
+
 The step prints one table row per metric (value, allowed range, ok / OUT / MISSING), writes
 the table, and exits 1 when any row is not ok. A malformed expected file is refused with its
 file, line and key (exit 2). Given the run's manifest (--manifest), it first re-hashes the run
@@ -43,7 +54,8 @@ from prefalign.yamlio import load_yaml, where
 
 ENTRY_KEYS = ("value", "tolerance", "min", "max", "above", "below")
 BOUND_KEYS = ("min", "max", "above", "below")
-TOP_KEYS = ("description", "metrics")
+TOP_KEYS = ("description", "metrics", "spread")
+SPREAD_KEYS = ("sd", "min", "max", "runs", "source")
 
 
 def _where(path: Path, keys: list) -> str:
@@ -51,14 +63,59 @@ def _where(path: Path, keys: list) -> str:
     return where([path], keys).removesuffix(": ") or str(path)
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_spread(path: Path, spread) -> dict[str, dict]:
+    """The `spread` mapping, validated (see the module doc); ConfigError names file, line and key."""
+    if not isinstance(spread, dict):
+        raise ConfigError(f"{_where(path, ['spread'])}: spread: expected a mapping of metric names to "
+                          f"{{sd, runs, min, max, source}}, got {spread!r}")
+    for name, entry in spread.items():
+        where = _where(path, ["spread", name])
+        if not isinstance(name, str) or "." not in name:
+            raise ConfigError(f"{where}: spread.{name}: expected a name <source>.<metric>, e.g. dpo_vs_sft.win_rate")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: spread.{name}: expected a mapping of {', '.join(SPREAD_KEYS)}, got {entry!r}")
+        for key in entry:
+            if key not in SPREAD_KEYS:
+                raise ConfigError(f"{_where(path, ['spread', name, key])}: spread.{name}.{key}: expected one of "
+                                  f"{', '.join(SPREAD_KEYS)}")
+        for key in ("sd", "runs"):
+            if key not in entry:
+                raise ConfigError(f"{where}: spread.{name}: expected `{key}` (sd and runs are required)")
+        checks = {"sd": (_number(entry["sd"]) and entry["sd"] >= 0, "a number >= 0"),
+                  "runs": (isinstance(entry["runs"], int) and not isinstance(entry["runs"], bool)
+                           and entry["runs"] >= 2, "an integer >= 2 (a spread needs two runs)"),
+                  "min": (_number(entry.get("min", 0)), "a number"), "max": (_number(entry.get("max", 0)), "a number"),
+                  "source": (isinstance(entry.get("source", ""), str), "a path or text")}
+        for key, (ok, expected) in checks.items():
+            if not ok:
+                raise ConfigError(f"{_where(path, ['spread', name, key])}: spread.{name}.{key}: expected {expected}, "
+                                  f"got {entry[key]!r}")
+        if "min" in entry and "max" in entry and entry["min"] > entry["max"]:
+            raise ConfigError(f"{where}: spread.{name}: expected min <= max, got min {entry['min']!r} > max "
+                              f"{entry['max']!r}")
+    return spread
+
+
+def load_spread(path: Path) -> dict[str, dict]:
+    """The expected file's `spread` (metric name -> {sd, runs, ...}), validated with the whole file; {} when it has none."""
+    load_expected(path)
+    return load_yaml(path).get("spread") or {}
+
+
 def load_expected(path: Path) -> dict[str, dict]:
-    """The `metrics` mapping of an expected file, validated; ConfigError names file, line and key."""
+    """The `metrics` mapping of an expected file, validated (its `spread` too); ConfigError names file, line and key."""
     data = load_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict) or not data["metrics"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty `metrics` mapping")
     for key in data:
         if key not in TOP_KEYS:
             raise ConfigError(f"{_where(path, [key])}: {key}: expected no such key (allowed: {', '.join(TOP_KEYS)})")
+    if "spread" in data:
+        _check_spread(path, data["spread"])
     for name, entry in data["metrics"].items():
         where = _where(path, ["metrics", name])
         if not isinstance(name, str) or "." not in name:

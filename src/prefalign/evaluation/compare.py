@@ -11,8 +11,12 @@ and the sampled answers:
                 bootstrap interval, and the length slope of the fit
   lengths       mean answer tokens of the model and the baseline on those prompts
 
-and a verdict (better / no measurable change / worse) from the greedy win rate's interval:
-better when its lower end is above 1/2, worse when its upper end is below. When the judge is a
+and a verdict (prefalign.evaluation.verdict): better / no measurable change / worse from the
+greedy win rate's interval (better when its lower end is above 1/2, worse when its upper end is
+below), weighed by the judge: with a reward-model judge whose held-out pairwise accuracy
+(--judge-eval, `prefalign evaluate-judge`) is not shown above chance, `cannot tell`; the
+length-controlled verdict beside it. `judges` (from the model's metrics) says which judge graded
+the answers and which picked DPO's pairs. When the judge is a
 reward model and some prompts are task prompts, `judge_agreement` says how often the judge
 preferred the answer the task verifier accepts, on the answer pairs the verifier separates
 (one right, one wrong; greedy and sampled), with an interval clustered by prompt.
@@ -33,10 +37,9 @@ from pathlib import Path
 from prefalign.errors import ConfigError
 from prefalign.evaluation import intervals
 from prefalign.evaluation.length_control import lc_win_rate
+from prefalign.evaluation.verdict import verdict
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.settings import Settings, expect
-
-VERDICTS = ("better", "no measurable change", "worse")
 
 
 @dataclass
@@ -80,16 +83,6 @@ def decoding_result(pairs: list[tuple[dict, dict]], settings: CompareSettings) -
     return result
 
 
-def verdict(result: dict) -> str:
-    """better / no measurable change / worse, from where the win rate's 95% interval lies against 1/2."""
-    interval = result["interval"]
-    if interval["low"] > 0.5:
-        return "better"
-    if interval["high"] < 0.5:
-        return "worse"
-    return "no measurable change"
-
-
 def agreement(matched: list[tuple[dict, dict]], settings: CompareSettings) -> tuple[dict | None, str | None]:
     """How often the judge prefers the answer the task verifier accepts, where the verifier separates the two."""
     points, prompts = [], []
@@ -128,11 +121,16 @@ def nothing_in_common(model_result: dict, base_result: dict, model_rows: list[di
             "on the train split), or to reward_model with eval.reward_model naming one")
 
 
-def compare(model: tuple[dict, list[dict]], baseline: tuple[dict, list[dict]], settings: CompareSettings) -> dict:
+def compare(model: tuple[dict, list[dict]], baseline: tuple[dict, list[dict]], settings: CompareSettings,
+            judge_eval: dict | None = None) -> dict:
+    """The comparison; `judge_eval`: the judge's held-out accuracy (evaluate-judge), which the verdict weighs."""
     (model_result, model_rows), (base_result, base_rows) = model, baseline
     expect(model_result["judge"] == base_result["judge"], "judge",
            f"both models scored by the same judge ({model_result['model']}: {model_result['judge']})",
            f"{base_result['model']}: {base_result['judge']}")
+    expect(judge_eval is None or judge_eval["judge"] == model_result["judge"], "judge_eval",
+           f"the held-out accuracy of the judge that scored the answers ({model_result['judge']})",
+           judge_eval and judge_eval["judge"])
     model_judged, base_judged = judged(model_rows), judged(base_rows)
     by_id = {row["id"]: row for row in base_judged}
     matched = [(row, by_id[row["id"]]) for row in model_judged if row["id"] in by_id]
@@ -150,15 +148,12 @@ def compare(model: tuple[dict, list[dict]], baseline: tuple[dict, list[dict]], s
         agreement_result, reason = agreement(matched, settings)
         if reason:
             unavailable["judge_agreement"] = reason
-    outcome = verdict(greedy)
     return {
         "model": model_result["model"], "baseline": base_result["model"], "judge": model_result["judge"],
-        "judge_choice": model_result.get("judge_choice"),
+        "judge_choice": model_result.get("judge_choice"), "judges": model_result.get("judges"),
         "settings": settings.to_dict(), "unmatched": unmatched,
         "greedy": greedy, "sampled": sampled,
-        "verdict": {"result": outcome, "decoding": "greedy", "sampled": verdict(sampled),
-                    "rule": "better when the win rate's 95% interval lies above 1/2, worse when below, "
-                            "else no measurable change"},
+        "verdict": verdict(greedy, sampled, model_result["judge"], judge_eval),
         "judge_agreement": agreement_result,
         "unavailable": unavailable,
         # Flat headline figures (what expected/*.yaml bounds address).
@@ -182,12 +177,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, nargs=2, required=True, metavar=("METRICS", "GENERATIONS"),
                         help="the baseline's evaluate outputs: metrics (JSON) and generations (JSONL)")
     parser.add_argument("--out", type=Path, required=True, help="output: win rates with intervals (JSON)")
+    parser.add_argument("--judge-eval", type=Path, help="the reward-model judge's held-out accuracy (JSON from "
+                                                        "`prefalign evaluate-judge`), which the verdict weighs")
     CompareSettings.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:
     settings = CompareSettings.from_args(args)
-    result = compare(load(args.model), load(args.baseline), settings)
+    judge_eval = json.loads(args.judge_eval.read_text(encoding="utf-8")) if args.judge_eval else None
+    result = compare(load(args.model), load(args.baseline), settings, judge_eval)
     write_json(args.out, result)
     for decoding in ("greedy", "sampled"):
         r = result[decoding]
@@ -196,4 +194,5 @@ def main(args: argparse.Namespace) -> None:
               f"[{interval['low']:.3f}, {interval['high']:.3f}], length-controlled {lc['win_rate']:.3f} "
               f"[{lc['interval']['low']:.3f}, {lc['interval']['high']:.3f}] over {r['prompts']} prompts "
               f"({r['wins']} wins, {r['ties']} ties, {r['losses']} losses)")
-    print(f"verdict: {result['verdict']['result']} (greedy)")
+    v = result["verdict"]
+    print(f"verdict: {v['result']} (greedy; length-controlled: {v['length_controlled']}; judge: {v['judge']['why']})")

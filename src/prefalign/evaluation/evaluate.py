@@ -13,13 +13,20 @@ Preference metrics, on every test pair (tokenized exactly as TRL's DPOTrainer do
 Generation metrics. Greedy and sampled answers to the distinct held-out prompts (file order):
 those the judge can score (at most `judge_prompts`) and those of the KL estimate (the first
 `kl_prompts`, judged or not). The judge (prefalign.evaluation.judges) is `task` (the tasks'
-verifier), `reward_model` (a given reward model) or `trained` (the run's own); `auto` picks
-`task` when every held-out prompt is a task prompt, else the reward model given.
+verifier), `reward_model` (a given reward model) or `trained` (the run's own); `auto` is resolved
+by the one rule of prefalign.evaluation.judges.choose_judge (the workflow passes its resolution;
+given `auto` here, it is `task` when every held-out prompt is a task prompt, else the reward
+model given). metrics.json's `judges` says which judge graded the answers, which judge picked
+DPO's on-policy pairs (none for offline DPO), and why the two are independent.
   judge_score_mean           mean judge score of the greedy answers (task: = judge_accuracy)
   judge_accuracy             share of greedy answers the task verifier accepts (task prompts only,
                              whatever the judge: on the demo a reward-model judge is checked by it)
   generation_length_mean     mean greedy answer length (tokens)
   sampled_*                  the same for the first sampled answer of each prompt (seeded)
+  answered_prompts, empty_answers, top_answer_prompts (its text: `top_answer`), truncated_answers
+                             the answered prompts; of them, how many got an empty answer, the most
+                             common answer, and an answer cut at max_new_tokens (no end token):
+                             what a broken model shows (the report flags them); sampled_* too
   kl_mean, kl_se             KL(policy || reference), sequence level, on the first `kl_prompts`
                              distinct held-out prompts (judged or not), `kl_samples_per_prompt`
                              policy samples each: the mean over prompts of each prompt's mean
@@ -39,6 +46,7 @@ with prompts the task verifier cannot check when no reward model is given.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +55,7 @@ from prefalign import runtime
 from prefalign.data import tasks
 from prefalign.evaluation import intervals
 from prefalign.evaluation.generation import SAMPLING, distinct_prompts, eval_device, generate, judge_prompts, prompt_ids
-from prefalign.evaluation.judges import JUDGE_SETTINGS, Judge, JudgeChoice, TaskJudge, make_judge
+from prefalign.evaluation.judges import JUDGE_SETTINGS, Judge, JudgeChoice, TaskJudge, choose_judge, make_judge
 from prefalign.evaluation.preference import bootstrap, completion_logps, preference_metrics
 from prefalign.jsonl import read_jsonl, write_json, write_jsonl
 from prefalign.records import last_user_turn
@@ -71,10 +79,18 @@ class EvalSettings(Settings):
     max_new_tokens: int = field(default=24, metadata={"help": "longest generated answer (tokens)"})
     batch_size: int = field(default=64, metadata={"help": "sequences per forward pass"})
     judge: str = field(default="auto", metadata={
-        "derived": "eval.judge", "help": f"judge of the answers: {', '.join(JUDGE_SETTINGS)} (auto: task when every held-out prompt is a task "
-                "prompt, else the reward model given)"})
+        "derived": "eval.judge", "help": f"judge of the answers: {', '.join(JUDGE_SETTINGS)} (auto: task when every "
+                                         "held-out prompt is a task prompt, else the reward model given; "
+                                         "prefalign.evaluation.judges.choose_judge)"})
     judge_reason: str | None = field(default=None, metadata={
         "derived": "eval.judge", "help": "why this judge (the workflow's resolution of eval.judge); recorded in the metrics"})
+    pair_judge: str | None = field(default=None, metadata={
+        "derived": "onpolicy.judge", "help": "the judge that picked DPO's on-policy pairs (task, reward_model, trained; "
+                                             "none: DPO trained offline); recorded in the metrics"})
+    pair_judge_reason: str | None = field(default=None, metadata={
+        "derived": "onpolicy.judge", "help": "why that pair judge (the workflow's resolution of onpolicy.judge)"})
+    judge_independence: str | None = field(default=None, metadata={
+        "derived": "onpolicy.judge", "help": "why the evaluation judge is not the judge DPO was trained toward"})
     reward_model: str | None = field(default=None, metadata={
         "help": "reward_model / trained judge: folder of a sequence-classification reward model, or a hub id"})
     reward_model_revision: str | None = field(default=None, metadata={
@@ -127,6 +143,22 @@ def no_judged_prompts_reason(judge: Judge, distinct: int) -> str:
     return f"the {judge.name} judge scored none of the {distinct} distinct held-out prompts"
 
 
+def most_common_answer(answers: list[dict]) -> tuple[str | None, int]:
+    """The most common answer (stripped; the first seen among equals) and how many prompts got it."""
+    texts = [a["answer"].strip() for a in answers]
+    return collections.Counter(texts).most_common(1)[0] if texts else (None, 0)
+
+
+def answer_health(answers: list[dict], decoding: str) -> dict:
+    """What a broken model shows in its answers, counted over the answered prompts: empty answers, how many
+    prompts got the most common answer (one answer to many prompts), answers cut at max_new_tokens."""
+    prefix = "" if decoding == "greedy" else "sampled_"
+    return {f"{prefix}answered_prompts": len(answers),
+            f"{prefix}empty_answers": sum(not a["answer"].strip() for a in answers),
+            f"{prefix}top_answer_prompts": most_common_answer(answers)[1],
+            f"{prefix}truncated_answers": sum(bool(a.get("truncated")) for a in answers)}
+
+
 def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[dict], settings: EvalSettings):
     """(metrics, intervals, generation rows, unavailable): greedy and sampled answers, judged, and the KL.
 
@@ -158,9 +190,11 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[
         ratio = log_ratios.get(record["id"])
         row = {
             "id": record["id"], "prompt": question, "turns": len(record["prompt"]), "judged": i in greedy_scores,
-            "answer": g["answer"], "tokens": g["tokens"], "expected": tasks.expected_answer(question),
+            "answer": g["answer"], "tokens": g["tokens"], "truncated": not g["ended"],
+            "expected": tasks.expected_answer(question),
             "correct": tasks.judge(question, g["answer"]), "score": greedy_scores.get(i),
-            "sampled": {"answer": s["answer"], "tokens": s["tokens"], "correct": tasks.judge(question, s["answer"]),
+            "sampled": {"answer": s["answer"], "tokens": s["tokens"], "truncated": not s["ended"],
+                        "correct": tasks.judge(question, s["answer"]),
                         "score": sampled_scores.get(i), "log_ratio": ratio[0] if ratio else None},
         }
         if ratio and k > 1:
@@ -188,6 +222,7 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[
         "sampled_judge_score_mean": intervals.mean(sampled),
         "sampled_length_mean": intervals.mean(sampled_lengths),
         "kl_mean": kl, "kl_se": kl_se, "kl_prompts": len(log_ratios), "kl_samples": len(ratios),
+        **answer_health(rows, "greedy"), **answer_health([r["sampled"] for r in rows], "sampled"),
     }
     unavailable = {}
     if not scores:
@@ -215,22 +250,29 @@ def generation_metrics(model, reference, tokenizer, judge: Judge, records: list[
 
 
 def resolve_judge(settings: EvalSettings, records: list[dict]) -> tuple[Judge, JudgeChoice]:
-    """The judge of this evaluation and why; `auto` decided on the test split itself."""
-    kind, why = settings.judge, settings.judge_reason or f"--judge {settings.judge}"
-    if kind == "auto":
+    """The judge of this evaluation and why: the workflow's resolution when it gave one, else `auto`
+    resolved here by the same rule (judges.choose_judge) from the held-out prompts themselves."""
+    choice = JudgeChoice(settings.judge, settings.judge, settings.judge_reason or f"--judge {settings.judge}")
+    if settings.judge == "auto":
         distinct = distinct_prompts(records)
         open_prompts = sum(not TaskJudge().can_score(r["prompt"]) for r in distinct)
-        if not open_prompts:
-            kind, why = "task", f"judge auto: all {len(distinct)} distinct held-out prompts are task prompts"
-        else:
-            expect(bool(settings.reward_model), "reward_model",
-                   f"a reward model with judge auto: {open_prompts} of {len(distinct)} distinct held-out prompts are "
-                   "not task prompts, which only a reward model can judge", settings.reward_model)
-            kind = "reward_model"
-            why = (f"judge auto: {open_prompts} of {len(distinct)} distinct held-out prompts are not task prompts, and "
-                   "a reward model is given")
-    judge = make_judge(kind, settings.reward_model, settings.batch_size, settings.reward_model_revision)
-    return judge, JudgeChoice(settings.judge, kind, why)
+        unverifiable = [f"{open_prompts} of {len(distinct)} distinct held-out prompts are not task prompts"] \
+            if open_prompts else []
+        choice = choose_judge("auto", settings.reward_model, unverifiable, key="judge",
+                              revision=settings.reward_model_revision, reward_key="--reward-model",
+                              checked=f"all {len(distinct)} distinct held-out prompts are task prompts")
+        expect(choice.kind != "trained", "reward_model",
+               f"a reward model with judge auto: {unverifiable and unverifiable[0]}, which only a reward model can "
+               "judge", settings.reward_model)
+    judge = make_judge(choice.kind, settings.reward_model, settings.batch_size, settings.reward_model_revision)
+    return judge, choice
+
+
+def judges_record(settings: EvalSettings, judge: Judge, choice: JudgeChoice) -> dict:
+    """metrics.json's `judges`: which judge graded these answers, which picked DPO's pairs, and why they differ."""
+    pairs = None if settings.pair_judge is None else {"kind": settings.pair_judge, "why": settings.pair_judge_reason}
+    return {"evaluation": {**judge.describe(), "why": choice.why}, "pairs": pairs,
+            "independence": settings.judge_independence}
 
 
 # ---------------------------------------------------------------- the step
@@ -265,11 +307,14 @@ def evaluate(model_dir: Path, reference_dir: Path, test_path: Path, settings: Ev
                      f"{metrics['distinct_prompts']} distinct held-out prompts; the others are not judged")
     result = {
         "model": settings.name, "reference": settings.reference_name, "judge": judge.describe(),
-        "judge_choice": {"kind": choice.kind, "why": choice.why},
+        "judge_choice": {"kind": choice.kind, "why": choice.why}, "judges": judges_record(settings, judge, choice),
         "sampling": {k: v for k, v in SAMPLING.items() if k != "do_sample"},
         "settings": settings.to_dict(), "metrics": metrics,
         "intervals": {k: v for k, v in bounds.items() if v is not None},
         "unavailable": unavailable, "notes": notes,
+        # the text of the most common answer (metrics: how many prompts got it), for the report's warning
+        "top_answer": {"greedy": most_common_answer(generations)[0],
+                       "sampled": most_common_answer([g["sampled"] for g in generations])[0]},
     }
     return result, generations, pair_rows
 

@@ -58,8 +58,9 @@ def generate(model, tokenizer, prompts: list[list[dict]], settings, sample: bool
              decoding: dict | None = None) -> list[dict]:
     """Answers to each prompt, greedy or sampled, in batches with left padding.
 
-    Each answer: text, token count (without the end token), and `ids`, the generated ids
-    through the end token when the model wrote one (what its probability is over).
+    Each answer: text, token count (without the end token), `ids`, the generated ids through
+    the end token when the model wrote one (what its probability is over), and `ended`, whether
+    it did (False: cut at max_new_tokens).
     `decoding` (generate() keywords, e.g. temperature, top_p) replaces the evaluation's own
     decoding (SAMPLING, or greedy); sampling is seeded with settings.seed either way.
     `settings` needs seed, batch_size and max_new_tokens (prefalign.onpolicy reuses this).
@@ -86,5 +87,5 @@ def generate(model, tokenizer, prompts: list[list[dict]], settings, sample: bool
             ids = row[: row.index(eos) + 1] if ended else row
             text_ids = [t for t in (ids[:-1] if ended else ids) if t != pad]
             answers.append({"answer": tokenizer.decode(text_ids, skip_special_tokens=True), "tokens": len(text_ids),
-                            "ids": ids})
+                            "ids": ids, "ended": ended})
     return answers

@@ -17,12 +17,17 @@ the workflow trained on the run's train split; it differs from `reward_model` on
 name, so results say which kind judged. Win rates compare two models' scores prompt by
 prompt, so a judge's scores only need to be comparable with each other, not calibrated.
 
-Which judge a run uses is config `eval.judge`: `auto` (the default) is resolved by
-`choose_judge` from what is known before any data exists (Snakemake builds the DAG, whose
-inputs depend on it, before the test split is made): `task` when every dataset is
-synthetic (the synthetic data are made of task prompts only), else the reward model the
-config names, else `trained`. The evaluate step checks the choice against the real test
-split and records how many held-out prompts the judge could score.
+A run has two judges (`choose_judges`): the evaluation judge (config `eval.judge`) grades the
+answers; the pair judge (config `onpolicy.judge`, when DPO trains on on-policy pairs) scores the
+policy's samples and so picks DPO's pairs. DPO is optimised toward the pair judge, so the two
+are never the same model trained on the same data: the task verifier (never trained) may be
+both; two trained reward models learn from disjoint parts of the train prompts
+(reward.eval_share); one named reward model cannot be both (ConfigError). `auto` is resolved by
+one rule, `choose_judge`, from what is known before any data exists (Snakemake builds the DAG,
+whose inputs depend on it, before the test split is made): `task` when every dataset is
+synthetic (the synthetic data are made of task prompts only), else the reward model the config
+names, else `trained`. The evaluate CLI, given `auto` itself, applies the same rule to the
+held-out prompts. The evaluate step records how many held-out prompts the judge could score.
 
 Assumes a reward model in the hub's layout (config.json, safetensors weights, tokenizer)
 with one output label, as TRL's RewardTrainer saves it. Raises ConfigError for an unknown
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import Protocol
 
 from prefalign.data import tasks
-from prefalign.errors import RecordError
+from prefalign.errors import ConfigError, RecordError
 from prefalign.evaluation.batches import padded
 from prefalign.hashing import is_commit
 from prefalign.records import last_user_turn
@@ -184,34 +189,133 @@ def make_judge(kind: str, reward_model: str | Path | None = None, batch_size: in
 
 # ---------------------------------------------------------------- which judge a run uses
 
+ROLES = ("evaluation", "pairs")  # a run's two judges: the one that grades the answers, the one that picks DPO's pairs
+PARTS = ("all", "evaluation", "pairs")  # the train prompts a trained judge learns from (prefalign.train.reward)
+TRAINED_RULES = {"evaluation": "train_reward_model", "pairs": "train_pair_judge"}
+TRAINED_FOLDERS = {"evaluation": "results/reward_model/model", "pairs": "results/pair_judge/model"}
+
+
 @dataclass(frozen=True)
 class JudgeChoice:
-    setting: str  # what eval.judge says (auto, task, reward_model, trained)
+    setting: str  # what the config key says (auto, task, reward_model, trained)
     kind: str  # what judges (task, reward_model, trained)
     why: str  # one sentence, shown in metrics.json and the report
+    role: str = "evaluation"  # evaluation (grades the answers) or pairs (picks on-policy pairs for DPO)
+    part: str | None = None  # trained: the train prompts it learns from (PARTS)
+    reward_model: str | None = None  # reward_model: the folder or hub id the config names
+    revision: str | None = None  # reward_model: the hub commit
 
     def to_dict(self) -> dict:
-        return {"setting": self.setting, "kind": self.kind, "why": self.why}
+        return {"role": self.role, "setting": self.setting, "kind": self.kind, "why": self.why,
+                **({"part": self.part} if self.part else {}),
+                **({"reward_model": self.reward_model} if self.reward_model else {}),
+                **({"revision": self.revision} if self.revision else {})}
 
 
-def choose_judge(setting: str, reward_model: str | None, datasets: dict[str, dict]) -> JudgeChoice:
-    """Resolve config eval.judge (`auto` included) from the config alone.
+def choose_judge(setting: str, reward_model: str | None, unverifiable: list[str], role: str = "evaluation",
+                 key: str = "eval.judge", revision: str | None = None, reward_key: str = "eval.reward_model",
+                 checked: str = "every prompt is a task prompt") -> JudgeChoice:
+    """Resolve a judge setting (`auto` included): the one rule, for the workflow and the evaluate CLI alike.
 
-    `datasets` is the config's `datasets` mapping (name -> entry with `source`). `auto` picks
-    `task` when every dataset is synthetic (their prompts are all task prompts), else the
-    reward model that eval.reward_model names, else `trained`.
+    `unverifiable` says, in clauses, which data hold prompts the task verifier cannot check (the
+    workflow: the datasets that are not synthetic, known before any data exists; the evaluate
+    CLI: how many held-out prompts are not task prompts); empty when the verifier checks them
+    all, which `checked` then says in words. `auto` is `task` when it is empty, else the reward model `reward_model` names, else
+    `trained` (a reward model the workflow trains on the train split; the evaluate CLI then
+    needs its folder, --reward-model).
     """
-    expect(setting in JUDGE_SETTINGS, "judge", f"one of {', '.join(JUDGE_SETTINGS)}", setting)
+    expect(setting in JUDGE_SETTINGS, key.rsplit(".", 1)[-1], f"one of {', '.join(JUDGE_SETTINGS)}", setting)
+    named = {"reward_model": reward_model, "revision": revision}
     if setting != "auto":
-        return JudgeChoice(setting, setting, f"eval.judge: {setting} (set in the config)")
-    real = [f"{name} ({entry['source']})" for name, entry in datasets.items() if entry["source"] != "synthetic"]
-    if not real:
-        return JudgeChoice("auto", "task", f"eval.judge auto: every dataset ({', '.join(datasets)}) is synthetic, so "
-                                           "every held-out prompt is a task prompt the task verifier checks")
-    open_prompts = (f"dataset(s) {', '.join(real)} are not synthetic, so held-out prompts include prompts the task "
-                    "verifier cannot check")
+        return JudgeChoice(setting, setting, f"{key}: {setting} (set in the config)", role,
+                           **(named if setting == "reward_model" else {}))
+    if not unverifiable:
+        return JudgeChoice("auto", "task", f"{key} auto: {checked}, which the task verifier checks", role)
+    open_prompts = "; ".join(unverifiable)
     if reward_model:
-        return JudgeChoice("auto", "reward_model", f"eval.judge auto: {open_prompts}; eval.reward_model names "
-                                                   f"a reward model ({reward_model})")
-    return JudgeChoice("auto", "trained", f"eval.judge auto: {open_prompts}, and eval.reward_model names none: "
-                                          "a reward model is trained on the train split (rule train_reward_model)")
+        return JudgeChoice("auto", "reward_model", f"{key} auto: {open_prompts}; {reward_key} names a reward model "
+                                                   f"({reward_model})", role, **named)
+    return JudgeChoice("auto", "trained", f"{key} auto: {open_prompts}, and {reward_key} names none: a reward "
+                                          f"model is trained on the train split (rule {TRAINED_RULES[role]})", role)
+
+
+@dataclass(frozen=True)
+class Judges:
+    """A run's judges: `evaluation` grades the answers; `pairs` picks DPO's on-policy pairs (None: offline DPO)."""
+
+    evaluation: JudgeChoice
+    pairs: JudgeChoice | None
+
+    def independence(self) -> str:
+        """Why the evaluation judge is not the judge DPO was trained toward, in one sentence."""
+        e, p = self.evaluation, self.pairs
+        if p is None:
+            return ("DPO trained on the dataset's own chosen/rejected labels (dpo.pairs offline); no judge picked its "
+                    "pairs, so it was not optimised toward the evaluation judge")
+        if e.kind == "task" and p.kind == "task":
+            return ("the task verifier checks each answer against its task's rule and was never trained, so DPO "
+                    "cannot fit it except by answering right")
+        if e.kind == "trained" and p.kind == "trained":
+            return ("two reward models judge: the pair judge trained on one part of the train prompts, the evaluation "
+                    "judge on the other (reward.eval_share), so DPO was not optimised toward the judge that grades it")
+        return (f"different judges picked DPO's pairs ({judge_words(p)}) and grade its answers ({judge_words(e)}), so "
+                "DPO was not optimised toward the judge that grades it")
+
+
+def judge_words(choice: JudgeChoice) -> str:
+    """A judge in a few words: the task verifier, a trained reward model (which part), or the named reward model."""
+    if choice.kind == "task":
+        return "the task verifier"
+    if choice.kind == "trained":
+        where = {"all": "the train split", "evaluation": "the evaluation part of the train prompts",
+                 "pairs": "the pair part of the train prompts"}.get(choice.part or "all")
+        return f"a reward model trained on {where} ({TRAINED_FOLDERS[choice.role]})"
+    return f"the reward model {choice.reward_model}" + (f"@{choice.revision[:12]}" if choice.revision else "")
+
+
+def unverifiable_datasets(datasets: dict[str, dict]) -> list[str]:
+    """The datasets whose prompts the task verifier cannot check (every one but the synthetic ones), in words."""
+    real = [f"{name} ({entry['source']})" for name, entry in datasets.items() if entry["source"] != "synthetic"]
+    return [f"dataset(s) {', '.join(real)} are not synthetic, so held-out prompts include prompts the task "
+            "verifier cannot check"] if real else []
+
+
+def choose_judges(config: dict) -> Judges:
+    """Both judges of a resolved config, from the config alone (Snakemake builds the DAG, whose inputs
+    depend on them, before any data exists).
+
+    The pair judge exists when DPO trains on on-policy pairs (dpo.pairs onpolicy or mixed). When
+    both judges are trained reward models, they learn from disjoint parts of the train prompts
+    (reward.eval_share of them for the evaluation judge, the rest for the pair judge), so DPO is
+    never graded by the judge it was trained toward. Raises ConfigError when both are the same
+    named reward model (onpolicy.judge must then name another, or be trained).
+    """
+    unverifiable = unverifiable_datasets(config["datasets"])
+    checked = (f"every dataset ({', '.join(config['datasets'])}) is synthetic, so every prompt is a task prompt"
+               if not unverifiable else "")
+    evaluation = config["eval"]
+    chosen = choose_judge(evaluation["judge"], evaluation.get("reward_model"), unverifiable, "evaluation",
+                          "eval.judge", evaluation.get("reward_model_revision"), checked=checked)
+    if config["dpo"].get("pairs", "offline") == "offline":
+        return Judges(_with_part(chosen, "all"), None)
+    onpolicy = config.get("onpolicy", {})
+    pairs = choose_judge(onpolicy.get("judge", "auto"), onpolicy.get("reward_model"), unverifiable, "pairs",
+                         "onpolicy.judge", onpolicy.get("reward_model_revision"), "onpolicy.reward_model", checked)
+    if (chosen.kind == pairs.kind == "reward_model" and chosen.reward_model == pairs.reward_model
+            and chosen.revision == pairs.revision):
+        raise ConfigError(f"judge: expected a pair judge other than the evaluation judge, got the reward model "
+                          f"{pairs.reward_model} for both (DPO would be graded by the judge that picked its pairs); "
+                          "set onpolicy.judge: trained, or onpolicy.reward_model to another reward model")
+    both = chosen.kind == pairs.kind == "trained"
+    return Judges(_with_part(chosen, "evaluation" if both else "all"), _with_part(pairs, "pairs" if both else "all"))
+
+
+def _with_part(choice: JudgeChoice, part: str) -> JudgeChoice:
+    """A trained judge with the train prompts it learns from, said in its `why`."""
+    if choice.kind != "trained":
+        return choice
+    why = choice.why
+    if part != "all":
+        why += (f", on the {part} part of the train prompts (reward.eval_share of them train the evaluation judge, "
+                "the rest the pair judge)")
+    return JudgeChoice(choice.setting, choice.kind, why, choice.role, part)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import random
 
-from prefalign.onpolicy.pairs import Choice, account, choose
+from prefalign.onpolicy.pairs import Choice, account, account_funnel, choose
 from prefalign.onpolicy.sample import Judged, OnPolicySettings, question
 from prefalign.records import make_record
 
@@ -45,8 +45,9 @@ def sample_row(judged: Judged, choice: Choice, settings: OnPolicySettings) -> di
             "chosen_sample": choice.chosen, "rejected_sample": choice.rejected}
 
 
-def build(judged: list[Judged], settings: OnPolicySettings, judge: dict, policy: str):
-    """(pairs, ledger rows, sample rows, stats) of one round; the counts are checked to add up."""
+def build(judged: list[Judged], settings: OnPolicySettings, judge: dict, policy: str, steps: dict | None = None):
+    """(pairs, ledger rows, sample rows, stats) of one round; the counts are checked to add up, from the train
+    rows on when `steps` (pairs.funnel: train rows -> distinct prompts -> prompts the judge can score) is given."""
     binary = judge.get("kind") == "task"
     pairs, ledger, samples = [], [], []
     dropped: collections.Counter = collections.Counter()
@@ -59,6 +60,8 @@ def build(judged: list[Judged], settings: OnPolicySettings, judge: dict, policy:
             dropped[choice.reason] += 1
             ledger.append(ledger_row(item, choice, settings))
     counts = account(len(judged), len(pairs), dropped, len(ledger), f"round {settings.round}")
+    if steps is not None:
+        counts = account_funnel(steps, counts, f"round {settings.round}")
     all_scores = [s for item in judged for s in item.scores]
     stats = {
         "round": settings.round, "policy": policy, "judge": judge, "settings": settings.to_dict(),

@@ -11,7 +11,8 @@ policy (prefalign.onpolicy.sample), has the run's judge score every answer, and 
 with the worst answer of each prompt (prefalign.onpolicy.pairs). It writes the pairs as
 canonical records, the ledger of prompts that gave no pair (one line each, with the reason:
 all_correct, all_wrong, tie, below_margin), every sample with its score, and stats whose
-counts are checked in code to add up (in = paired + dropped). `mix` adds a seeded draw of
+counts are checked in code to add up from the train rows on (train rows -> distinct prompts ->
+prompts the judge can score -> sampled = paired + dropped: prefalign.onpolicy.pairs). `mix` adds a seeded draw of
 offline pairs to the on-policy ones (dpo.pairs: mixed).
 
 Outputs are written under temporary names and renamed at the end, so a failed step leaves
@@ -59,8 +60,9 @@ def commit(outputs: dict[Path, object]) -> None:
 def run_sample(args: argparse.Namespace) -> None:
     settings = sample.OnPolicySettings.from_args(args)
     print("settings:", json.dumps(settings.to_dict(), sort_keys=True), flush=True)
-    judged, judge = sample.run(args.policy, args.train, settings)
-    pairs, ledger, samples, stats = build.build(judged, settings, judge.describe(), str(args.policy))
+    judged, judge, steps = sample.run(args.policy, args.train, settings)
+    pairs, ledger, samples, stats = build.build(judged, settings, judge.describe(), str(args.policy), steps)
+    stats["judge_choice"] = {"role": "pairs", "kind": settings.judge, "why": settings.judge_reason}
     if not pairs:
         raise ConfigError(f"round {settings.round}: no prompt gave a pair ({stats['prompts']['dropped_by_reason']}); "
                           "sample more answers per prompt (samples_per_prompt), raise the temperature or lower margin")

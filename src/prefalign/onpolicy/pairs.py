@@ -11,7 +11,13 @@ when its answers cannot be told apart, for one of these reasons:
   below_margin   best - worst is positive but below `margin`
 
 Every prompt that comes in ends either as a pair or in the ledger with its reason, and
-`account` checks in code that `in = paired + dropped` before anything is written.
+`account` checks in code that `in = paired + dropped` before anything is written. Before that,
+`funnel` counts how the train split's rows became the prompts that came in, each step adding up:
+
+    train_rows       = distinct_prompts + repeated_prompt_rows   (rows whose prompt an earlier row has)
+    distinct_prompts = judge_can_score + judge_cannot_score      (the pair judge scores only some prompts)
+    judge_can_score  = in + over_max_prompts                     (onpolicy.max_prompts)
+    in               = paired + dropped
 """
 
 from __future__ import annotations
@@ -78,3 +84,25 @@ def account(prompts_in: int, pairs: int, dropped: collections.Counter, ledger_li
         raise AccountingError(f"prompt accounting broken for {label}: " + "; ".join(problems))
     return {"in": prompts_in, "paired": pairs, "dropped": total_dropped,
             "dropped_by_reason": {reason: dropped.get(reason, 0) for reason in REASONS}}
+
+
+def funnel(train_rows: int, distinct: int, scorable: int, sampled: int) -> dict:
+    """How train rows became the sampled prompts, each step's remainder named (see the module doc)."""
+    return {"train_rows": train_rows, "repeated_prompt_rows": train_rows - distinct, "distinct_prompts": distinct,
+            "judge_cannot_score": distinct - scorable, "judge_can_score": scorable,
+            "over_max_prompts": scorable - sampled, "in": sampled}
+
+
+def account_funnel(steps: dict, counts: dict, label: str) -> dict:
+    """`steps` (funnel) then `counts` (account), after checking that every step adds up to the next."""
+    problems = []
+    for whole, parts in (("train_rows", ("distinct_prompts", "repeated_prompt_rows")),
+                         ("distinct_prompts", ("judge_can_score", "judge_cannot_score")),
+                         ("judge_can_score", ("in", "over_max_prompts"))):
+        if steps[whole] != sum(steps[p] for p in parts) or any(steps[p] < 0 for p in parts):
+            problems.append(f"{whole} {steps[whole]} != " + " + ".join(f"{p} {steps[p]}" for p in parts))
+    if steps["in"] != counts["in"]:
+        problems.append(f"sampled prompts {steps['in']} != prompts in {counts['in']}")
+    if problems:
+        raise AccountingError(f"prompt accounting broken for {label}: " + "; ".join(problems))
+    return {**steps, **counts}

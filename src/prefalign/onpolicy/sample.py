@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
-from prefalign.evaluation.generation import eval_device, generate, judge_prompts
+from prefalign.evaluation.generation import distinct_prompts, eval_device, generate
 from prefalign.evaluation.judges import JUDGES, Judge, make_judge
 from prefalign.jsonl import read_jsonl
+from prefalign.onpolicy.pairs import funnel
 from prefalign.records import last_user_turn
 from prefalign.settings import Settings, expect
 
@@ -40,14 +41,18 @@ class OnPolicySettings(Settings):
     batch_size: int = field(default=64, metadata={"help": "sequences per generation batch"})
     margin: float = field(default=0.0, metadata={
         "help": "least best - worst judge score that makes a pair (0: any difference; ties never pair)"})
-    # The run's judge (eval.judge as resolved: prefalign.evaluation.judges.choose_judge).
-    judge: str = field(default="task", metadata={"derived": "eval.judge",
+    # The run's pair judge (onpolicy.judge as resolved: prefalign.evaluation.judges.choose_judges), never
+    # the evaluation judge itself: DPO is optimised toward the judge that picks its pairs.
+    judge: str = field(default="task", metadata={"derived": "onpolicy.judge",
                                                  "help": f"judge of the samples: {', '.join(JUDGES)}"})
+    judge_reason: str | None = field(default=None, metadata={
+        "derived": "onpolicy.judge", "help": "why this judge (the workflow's resolution of onpolicy.judge); recorded "
+                                             "in the stats"})
     reward_model: str | None = field(default=None, metadata={
-        "derived": "eval.reward_model",
+        "derived": "onpolicy.reward_model",
         "help": "reward_model / trained judge: folder of a sequence-classification reward model, or a hub id"})
     reward_model_revision: str | None = field(default=None, metadata={
-        "derived": "eval.reward_model_revision", "help": "the 40-hex commit of a hub reward model"})
+        "derived": "onpolicy.reward_model_revision", "help": "the 40-hex commit of a hub reward model"})
     round: int = field(default=1, metadata={"job": True,
                                             "help": "iterative DPO round these samples feed (1 = from SFT)"})
     seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed of the sampling"})
@@ -94,8 +99,13 @@ def load_policy(policy_dir: Path):
     return model, tokenizer
 
 
-def sample_prompts(records: list[dict], settings: OnPolicySettings, judge: Judge) -> list[dict]:
-    return judge_prompts(records, settings.max_prompts or len(records), judge)
+def sample_prompts(records: list[dict], settings: OnPolicySettings, judge: Judge) -> tuple[list[dict], dict]:
+    """(the prompts to sample, pairs.funnel's counts): the distinct train prompts the judge can score, in file
+    order, at most max_prompts."""
+    distinct = distinct_prompts(records)
+    scorable = [r for r in distinct if judge.can_score(r["prompt"])]
+    chosen = scorable[: settings.max_prompts] if settings.max_prompts else scorable
+    return chosen, funnel(len(records), len(distinct), len(scorable), len(chosen))
 
 
 def sample_and_judge(model, tokenizer, prompts: list[dict], settings: OnPolicySettings, judge: Judge) -> list[Judged]:
@@ -120,16 +130,17 @@ def sample_and_judge(model, tokenizer, prompts: list[dict], settings: OnPolicySe
     return out
 
 
-def run(policy_dir: Path, train_path: Path, settings: OnPolicySettings) -> tuple[list[Judged], Judge]:
-    """Load, sample and judge: the judged prompts and the judge that scored them."""
+def run(policy_dir: Path, train_path: Path, settings: OnPolicySettings) -> tuple[list[Judged], Judge, dict]:
+    """Load, sample and judge: the judged prompts, the judge that scored them, and how the train rows became
+    those prompts (pairs.funnel)."""
     runtime.setup(settings.seed, settings.threads)
     records = read_jsonl(train_path)
     expect(bool(records), "train", "a non-empty train split", str(train_path))
     judge = make_judge(settings.judge, settings.reward_model, settings.batch_size, settings.reward_model_revision)
-    prompts = sample_prompts(records, settings, judge)
+    prompts, steps = sample_prompts(records, settings, judge)
     expect(bool(prompts), "train", f"train prompts the {settings.judge} judge can score", str(train_path))
     model, tokenizer = load_policy(policy_dir)
-    return sample_and_judge(model, tokenizer, prompts, settings, judge), judge
+    return sample_and_judge(model, tokenizer, prompts, settings, judge), judge, steps
 
 
 def question(judged: Judged) -> str:

@@ -199,6 +199,7 @@ def render(kind: str, model_dir: Path, train: dict, evaluation: dict, comparison
         lines += ["", f"Judge win rate of {comparison.get('model')} against {comparison.get('baseline')} "
                       f"(greedy answers, {greedy.get('prompts')} prompts): {greedy.get('win_rate', 0):.3f} "
                       f"[{interval.get('low', 0):.3f}, {interval.get('high', 0):.3f}]"]
+        lines += judge_statements(comparison)
     lines.append("")
 
     lines += ["## How to reproduce", "",
@@ -210,6 +211,28 @@ def render(kind: str, model_dir: Path, train: dict, evaluation: dict, comparison
               "```", "snakemake --cores all --configfile <the config above>",
               "prefalign verify results/manifest.json   # every file against the manifest", "```", ""]
     return "\n".join(lines)
+
+
+def judge_statements(comparison: dict) -> list[str]:
+    """Which judge graded the answers, which picked DPO's pairs, why they are independent, and the verdict
+    weighed by the judge's held-out accuracy and the length-controlled result (compare.json)."""
+    judges, verdict = comparison.get("judges") or {}, comparison.get("verdict") or {}
+    lines = []
+    graded = judges.get("evaluation") or comparison.get("judge") or {}
+    if graded:
+        lines.append(f"- Graded by: the {graded.get('kind')} judge" + (f" (`{graded['path']}`)" if graded.get("path")
+                                                                       else "") + ".")
+    if judges:
+        pairs = judges.get("pairs")
+        lines.append("- DPO's pairs picked by: " + (f"the {pairs['kind']} pair judge ({pairs.get('why')})." if pairs
+                                                    else "no judge (the dataset's own chosen/rejected labels)."))
+        if judges.get("independence"):
+            lines.append(f"- Independence: {judges['independence']}.")
+    if verdict:
+        trust = verdict.get("judge") or {}
+        lines.append(f"- Verdict: {verdict.get('result')} (raw {verdict.get('raw')}, length-controlled "
+                     f"{verdict.get('length_controlled')}; judge: {trust.get('why', 'not weighed')}).")
+    return [""] + lines if lines else []
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,10 +1,15 @@
 """The report's answer to "did DPO help?", and everything a reader needs to trust it.
 
-- `verdict_lines`: one sentence per comparison, from the win rate's 95% interval (better /
-  no measurable change / worse), naming the judge, with the length-controlled rate and ties.
-- `judge_lines`: which judge scored the answers and why (eval.judge, `auto` resolved), and
-  for a reward-model judge its held-out pairwise accuracy and its agreement with the task
-  verifier where the verifier can check it.
+- `verdict_lines`: the report's first line per comparison: the verdict (prefalign.evaluation.
+  verdict: better / no measurable change / worse from the win rate's 95% interval, `cannot tell`
+  on a judge not shown above chance, `within rerun noise` for a gain under the rerun spread),
+  naming the judge and its held-out accuracy, with the length-controlled verdict (first, where
+  it differs from the raw one).
+- `judges_line`: which judge picked DPO's pairs and which graded its answers, and why they are
+  independent; `trust_lines`: how far to trust the judge (its held-out accuracy, its agreement
+  with the task verifier where it can be checked).
+- `judge_lines`: each judge and why it was chosen (eval.judge, onpolicy.judge, `auto`
+  resolved), and the evaluation judge's held-out pairwise accuracy in full.
 - `win_rate_rows`: raw and length-controlled win rates with intervals, wins / ties / losses,
   mean answer lengths.
 - `sample_answer_rows`: the baseline's and the model's answers side by side with the judge's
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import json
 import math
+
+from prefalign.evaluation.verdict import WITHIN_NOISE, headline, rerun_noise
 
 NOT_COMPUTED = "not computed (see Gaps)"
 LOSS_TERMS = {"sigmoid": ("sigmoid_loss", "-log sigmoid(margin), the DPO term"),
@@ -42,61 +49,150 @@ def judge_name(judge: dict) -> str:
 
 # ---------------------------------------------------------------- did DPO help?
 
-def verdict_lines(comparisons: list[dict]) -> list[str]:
+def _verdict_word(word: str) -> str:
+    return {"better": "better", "worse": "worse", "no measurable change": "no measurable change",
+            "cannot tell": "cannot tell"}.get(word, word or "no verdict")
+
+
+def _judge_phrase(c: dict) -> str:
+    """`the trained reward-model judge (held-out pairwise accuracy ...)`: the judge, weighed."""
+    trust = c.get("verdict", {}).get("judge") or {}
+    text = f"the {judge_name(c['judge'])} judge"
+    if trust.get("interval"):
+        text += (f" (held-out pairwise accuracy {interval_text(trust['accuracy'], trust['interval'])} on "
+                 f"{trust['pairs']} test pairs)")
+    return text
+
+
+def verdict_lines(comparisons: list[dict], spread: dict | None = None) -> list[str]:
+    """The report's first line per comparison: the verdict, weighed by the judge's held-out accuracy, with the
+    length-controlled verdict (said first where it differs) and the rerun noise floor where it was measured."""
     if not comparisons:
         return ["No comparison was run (eval.comparisons is empty), so this report cannot say whether DPO helped; "
                 "set eval.comparisons: [[dpo, sft]]."]
     lines = []
     for c in comparisons:
-        g, verdict = c["greedy"], c.get("verdict", {}).get("result")
+        g, v = c["greedy"], c.get("verdict", {})
         model, baseline = c["model"].upper(), c["baseline"].upper()
-        words = {"better": f"{model} is better than {baseline}",
-                 "worse": f"{model} is worse than {baseline}",
-                 "no measurable change": f"no measurable change from {baseline} to {model}"}.get(verdict, "no verdict")
-        where = {"better": "lies above 0.5", "worse": "lies below 0.5",
-                 "no measurable change": "contains 0.5"}.get(verdict, "")
-        lc = g.get("lc", {})
-        line = (f"Did {model} help? {words[0].upper() + words[1:]} on the {judge_name(c['judge'])} judge: greedy win "
-                f"rate {interval_text(g['win_rate'], g['interval'])} over {g['prompts']} held-out prompts (95% interval "
-                f"{where}; {g['wins']} wins, {g['ties']} ties, {g['losses']} losses)")
-        if lc.get("win_rate") is not None:
-            line += f", length-controlled {interval_text(lc['win_rate'], lc['interval'])}"
-            lc_verdict = ("better" if lc["interval"]["low"] > 0.5 else "worse" if lc["interval"]["high"] < 0.5
-                          else "no measurable change")
-            if lc_verdict != verdict:
-                line += (f" ({lc_verdict} once length is controlled: part of the raw preference follows answer "
-                         "length)")
-        line += "."
-        sampled = c.get("verdict", {}).get("sampled")
-        if sampled and sampled != verdict:
+        lc = g.get("lc") or {}
+        noise = rerun_noise(g["win_rate"], (spread or {}).get(f"{c['model']}_vs_{c['baseline']}.win_rate"))
+        word = headline(v.get("result"), noise)
+        rate = (f"greedy win rate {interval_text(g['win_rate'], g['interval'])} over {g['prompts']} held-out prompts "
+                f"({g['wins']} wins, {g['ties']} ties, {g['losses']} losses)")
+        lengths = g.get("lengths") or {}
+        length_text = (f"mean answer tokens {model} {lengths['model']:.1f} vs {baseline} {lengths['baseline']:.1f}"
+                       if lengths.get("model") is not None else "")
+        lc_text = (f"length-controlled {interval_text(lc['win_rate'], lc['interval'])}"
+                   if lc.get("win_rate") is not None else "")
+        judge = _judge_phrase(c)
+        raw, lc_word = v.get("raw"), v.get("length_controlled")
+        if word == "cannot tell":
+            line = (f"Did {model} help? Cannot tell: the {judge_name(c['judge'])} judge is not shown to rank answers "
+                    f"better than chance ({v['judge']['why']}), so its {rate}" + (f" and {lc_text}" if lc_text else "")
+                    + " say nothing either way.")
+        elif word == WITHIN_NOISE:
+            line = (f"Did {model} help? Within rerun noise: on {judge}, {model}'s {rate} lies "
+                    f"{'above' if noise['gain'] > 0 else 'below'} 0.5, but its gain of {noise['gain']:+.3f} is smaller "
+                    f"than 2 sd ({noise['floor']:.3f}) of the win rate over {noise['runs']} reruns with other seeds "
+                    f"(sd {noise['sd']:.3f}" + (f", range {noise['min']:.3f}-{noise['max']:.3f}" if "min" in noise and
+                                               "max" in noise else "") + ")"
+                    + (f"; {lc_text} ({_verdict_word(lc_word)})" if lc_text else "") + ".")
+        elif lc_text and not v.get("length_agrees", True):
+            line = (f"Did {model} help? {_verdict_word(raw).capitalize()} on the raw win rate, but "
+                    f"{_verdict_word(lc_word)} once answer length is controlled: {model} vs {baseline} on {judge}, "
+                    f"{rate}; {lc_text}; {length_text} (part of the raw preference follows answer length).")
+        else:
+            opening = {"better": f"Yes: {model} is better than {baseline}",
+                       "worse": f"No: {model} is worse than {baseline}",
+                       "no measurable change": f"No measurable change from {baseline} to {model}"}.get(word, "No verdict")
+            where = {"better": "an interval above 0.5", "worse": "an interval below 0.5",
+                     "no measurable change": "an interval that contains 0.5"}.get(word, "")
+            line = (f"Did {model} help? {opening} on {judge}: {rate}, {where}"
+                    + (f"; {lc_text} ({_verdict_word(lc_word)} too)" if lc_text else "") + ".")
+        if noise is not None and word != WITHIN_NOISE:
+            line += (f" Rerun spread of this win rate over {noise['runs']} seeds: sd {noise['sd']:.3f} "
+                     f"(a gain under {noise['floor']:.3f} would be within rerun noise).")
+        sampled = v.get("sampled")
+        if sampled and sampled != v.get("result"):
             s = c["sampled"]
             line += f" Sampled answers say {sampled}: {interval_text(s['win_rate'], s['interval'])}."
         lines.append(line)
     return lines
 
 
+def _judge_words(described: dict | None) -> str:
+    if not described:
+        return "no judge"
+    kind = described.get("kind")
+    if kind == "task":
+        return "the task verifier"
+    where = f" ({described['path']})" if described.get("path") else ""
+    return f"a reward model trained in this run{where}" if kind == "trained" else f"the reward model{where}"
+
+
+def judges_line(evaluations: dict[str, dict], pair_judge: dict | None) -> str | None:
+    """Which judge picked DPO's pairs and which graded its answers, and why they are independent."""
+    first = next(iter(evaluations.values()), {})
+    record = first.get("judges")
+    if not record:
+        return None
+    graded = _judge_words(first.get("judge"))
+    if record.get("pairs") is None:
+        picked = "no judge: DPO trained on the dataset's own chosen/rejected labels (dpo.pairs offline)"
+    else:
+        picked = _judge_words(pair_judge or {"kind": record["pairs"]["kind"]})
+    independence = record.get("independence")
+    return (f"Judges: DPO's pairs were picked by {picked}; the answers are graded by {graded}"
+            + (f": {independence}." if independence else "."))
+
+
+def trust_lines(comparisons: list[dict], judge_eval: dict | None) -> list[str]:
+    """How far to trust the judge: its held-out accuracy, and its agreement with the task verifier where it can be checked."""
+    if not comparisons:
+        return []
+    c = comparisons[0]
+    if c["judge"].get("kind") == "task":
+        return ["How far to trust the judge: it is the task verifier, which checks each answer against its task's "
+                "rule (exact on task prompts; it scores no other prompt)."]
+    trust = (c.get("verdict") or {}).get("judge") or {}
+    line = f"How far to trust the judge: {trust.get('why', 'its held-out accuracy was not measured')}"
+    parts = []
+    if judge_eval and judge_eval["metrics"].get("verifier_agreement") is not None:
+        m, i = judge_eval["metrics"], judge_eval.get("intervals", {})
+        parts.append(f"on the {m['verifier_pairs']} test pairs the task verifier separates it agrees with the verifier "
+                     f"{interval_text(m['verifier_agreement'], i.get('verifier_agreement'))}")
+    for comparison in comparisons:
+        a = comparison.get("judge_agreement")
+        if a:
+            parts.append(f"on {a['pairs']} answer pairs ({comparison['model']} vs {comparison['baseline']}) where one "
+                         f"answer is right and one wrong it prefers the right one "
+                         f"{interval_text(a['rate'], a['interval'])} of the time")
+    if parts:
+        line += "; " + "; ".join(parts)
+    elif judge_eval is not None:
+        line += "; no held-out prompt is a task prompt, so its agreement with the task verifier cannot be checked"
+    return [line + "."]
+
+
 # ---------------------------------------------------------------- the judge
 
-def judge_lines(evaluations: dict[str, dict], comparisons: list[dict], judge_eval: dict | None) -> list[str]:
+def judge_lines(evaluations: dict[str, dict], comparisons: list[dict], judge_eval: dict | None,
+                pair_stats: dict | None = None) -> list[str]:
+    """Each judge and why it was chosen (the config's resolution), and the judge's held-out accuracy in full."""
     first = next(iter(evaluations.values()), {})
     judge, choice = first.get("judge", {}), first.get("judge_choice") or {}
     described = judge_name(judge) + (f" ({judge['path']})" if judge.get("path") else "")
-    lines = [f"Judge: {described}. Why: {choice.get('why', 'not recorded')}."]
+    lines = [f"Evaluation judge: {described}. Why: {choice.get('why', 'not recorded')}."]
+    pairs = (first.get("judges") or {}).get("pairs")
+    if pairs:
+        pair = (pair_stats or {}).get("judge") or {"kind": pairs["kind"]}
+        lines.append(f"Pair judge: {judge_name(pair)}" + (f" ({pair['path']})" if pair.get("path") else "")
+                     + f". Why: {pairs.get('why') or 'not recorded'}.")
     if judge_eval:
         m, i = judge_eval["metrics"], judge_eval.get("intervals", {})
-        lines.append(f"How far to trust it: held-out pairwise accuracy {interval_text(m['accuracy'], i.get('accuracy'))}"
-                     f" on {m['pairs']} test pairs (the share where chosen scores above rejected, ties counting "
-                     f"half: {m['ties']} here; interval over prompts).")
-        if m.get("verifier_agreement") is not None:
-            lines.append(f"Against the task verifier on the {m['verifier_pairs']} test pairs it separates (chosen "
-                         f"right, rejected wrong): {interval_text(m['verifier_agreement'], i.get('verifier_agreement'))}.")
-    for c in comparisons:
-        a = c.get("judge_agreement")
-        if a:
-            lines.append(f"Agreement with the task verifier on the same answers ({c['model']} vs {c['baseline']}, "
-                         f"{a['pairs']} answer pairs where one is right and one wrong): the judge preferred the right "
-                         f"one {interval_text(a['rate'], a['interval'])} of the time ({a['agree']} agree, "
-                         f"{a['disagree']} disagree, {a['judge_ties']} judge ties).")
+        lines.append(f"The evaluation judge's held-out pairwise accuracy: "
+                     f"{interval_text(m['accuracy'], i.get('accuracy'))} on {m['pairs']} test pairs (the share where "
+                     f"chosen scores above rejected, ties counting half: {m['ties']} here; interval over prompts).")
     return lines
 
 

@@ -1,7 +1,10 @@
 """Step `report`: report.md and a self-contained report.html from a run's outputs.
 
 Sections: summary (first the answer to "did DPO help?": a verdict per comparison from its
-win rate's interval, on which judge and why; then a table whose columns compare like with
+win rate's interval, weighed by the judge's held-out accuracy, with the length-controlled
+verdict and the rerun noise floor (the expected file's `spread`, --expected); which judge
+picked DPO's pairs and which graded them; how far to trust the judge; warnings about empty,
+repeated or truncated answers and below-chance ranking; then a table whose columns compare like with
 like, the reference-relative ones labelled; every metric that could not be computed, with
 its reason), evaluation metrics of every checkpoint side by side with their intervals, the
 judge win rates, plots of the intervals and of the reward-margin distributions, training
@@ -19,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prefalign.evaluation.check import load_spread
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_text
 from prefalign.report import document
@@ -27,6 +31,7 @@ from prefalign.report import plots as report_plots
 from prefalign.report.data import data_section
 from prefalign.report import outcome
 from prefalign.report.document import Bullets, Details, Figure, Heading, Section, Table, Text
+from prefalign.report.flags import flag_lines
 from prefalign.report.sections import ab_section, health_section
 from prefalign.settings import Settings, expect
 
@@ -56,6 +61,10 @@ METRICS = [
     ("judged_prompts", "prompts answered and judged", "d"),
     ("kl_prompts", "prompts of the KL estimate", "d"),
     ("kl_samples", "policy samples of the KL estimate", "d"),
+    ("answered_prompts", "prompts answered (greedy)", "d"),
+    ("empty_answers", "of them with an empty answer", "d"),
+    ("top_answer_prompts", "of them given the most common answer", "d"),
+    ("truncated_answers", "of them cut at max_new_tokens", "d"),
 ]
 
 
@@ -86,6 +95,8 @@ class RunOutputs:
     manifest: dict | None  # {"path", "sha256", "size"} of the manifest file, when given
     ab: dict | None  # the human A/B win rate, once ratings are imported
     judge_eval: dict | None = None  # a reward-model judge's held-out accuracy (evaluate-judge)
+    spread: dict | None = None  # the win rates' spread over seeds (the expected file's `spread`), when given
+    pair_stats: dict | None = None  # the last on-policy round's stats (its judge: the pair judge), when DPO used them
 
     @classmethod
     def load(cls, args) -> "RunOutputs":
@@ -115,6 +126,8 @@ class RunOutputs:
             manifest=manifest,
             ab=read(args.ab_result) if args.ab_result else None,
             judge_eval=read(args.judge_eval) if getattr(args, "judge_eval", None) else None,
+            spread=load_spread(args.expected) if getattr(args, "expected", None) else None,
+            pair_stats=read(args.onpolicy_stats[-1]) if getattr(args, "onpolicy_stats", None) else None,
         )
 
 
@@ -286,10 +299,18 @@ def train_rows(run: RunOutputs, step: str) -> list[list[str]]:
 
 # ---------------------------------------------------------------- the sections
 
+def first_lines(run: RunOutputs) -> list[str]:
+    """The report's first lines: did DPO help (weighing the judge, the length and the rerun noise), which judge
+    did what, how far to trust the judge, and what a broken model or thin run shows (report.flags)."""
+    judges = outcome.judges_line(run.evaluations, (run.pair_stats or {}).get("judge"))
+    return (outcome.verdict_lines(run.comparisons, run.spread) + ([judges] if judges else [])
+            + outcome.trust_lines(run.comparisons, run.judge_eval) + flag_lines(run.evaluations, run.comparisons))
+
+
 def summary_section(run: RunOutputs) -> Section:
     gaps = outcome.gap_lines(run.evaluations, run.comparisons, run.judge_eval)
-    blocks = [Bullets(outcome.verdict_lines(run.comparisons)),
-              Bullets(outcome.judge_lines(run.evaluations, run.comparisons, run.judge_eval)),
+    blocks = [Bullets(first_lines(run)),
+              Bullets(outcome.judge_lines(run.evaluations, run.comparisons, run.judge_eval, run.pair_stats)),
               Table(*summary_table(run), html_id="summary-table"),
               Text("The first columns measure each model on its own, so its rows compare directly; the last three are "
                    "relative to each model's own reference (base for SFT, SFT for DPO; the base is its own) and "
@@ -405,6 +426,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ab-result", type=Path, help="human A/B win rate (JSON from `prefalign ab import`, optional)")
     parser.add_argument("--judge-eval", type=Path, help="the reward-model judge's held-out accuracy (JSON from "
                                                         "`prefalign evaluate-judge`, optional)")
+    parser.add_argument("--expected", type=Path, help="the run's expected file (check.expected, optional): its "
+                                                      "`spread` is the win rates' noise floor over seeds")
     parser.add_argument("--md", type=Path, required=True, help="output: report.md")
     parser.add_argument("--html", type=Path, required=True, help="output: self-contained report.html")
     report_rounds.add_arguments(parser)

@@ -65,7 +65,7 @@ def lines(stats: list[dict]) -> list[str]:
     return [
         f"DPO trained on on-policy pairs, {len(stats)} round(s): each round the policy answered every train prompt "
         f"{settings['samples_per_prompt']} times (temperature {settings['temperature']:g}, top-p "
-        f"{settings['top_p']:g}), the {judge['kind']} judge scored each answer, and the best answer was paired "
+        f"{settings['top_p']:g}), the {judge['kind']} pair judge scored each answer, and the best answer was paired "
         f"with the worst (margin {settings['margin']:g}); prompts whose answers could not be told apart gave no "
         "pair (results/onpolicy/round-<r>/ledger.jsonl lists them with the reason). Round r > 1 samples from, "
         "starts at and is referenced to round r-1's DPO model.",
@@ -74,6 +74,21 @@ def lines(stats: list[dict]) -> list[str]:
         "between the two is expected here and is no sign of overfitting; the held-out judge metrics below say "
         "whether the answers got better.",
     ]
+
+
+def funnel_lines(stats: list[dict]) -> list[str]:
+    """Each round's prompts counted from the train rows on (prefalign.onpolicy.pairs.funnel), every step adding up."""
+    out = []
+    for round_stats in stats:
+        p = round_stats["prompts"]
+        if "train_rows" not in p:  # stats written before the counts started at the train rows
+            continue
+        out.append(f"Round {round_stats['round']}: {p['train_rows']:,} train rows -> {p['distinct_prompts']:,} distinct "
+                   f"prompts ({p['repeated_prompt_rows']:,} rows repeat an earlier row's prompt) -> "
+                   f"{p['judge_can_score']:,} the pair judge can score ({p['judge_cannot_score']:,} it cannot) -> "
+                   f"{p['in']:,} sampled ({p['over_max_prompts']:,} beyond onpolicy.max_prompts) = "
+                   f"{p['paired']:,} paired + {p['dropped']:,} dropped.")
+    return out
 
 
 def _with_interval(result: dict, key: str) -> str:
@@ -113,6 +128,6 @@ def rounds_section(args: argparse.Namespace, run) -> Section | None:
     stats = [_read(p) for p in args.onpolicy_stats]
     mixes = [_read(p) for p in args.mix_stats]
     dpo = [_read(p) for p in args.dpo_round_metrics] + [run.training["dpo"]]
-    text = lines(stats) + outcome_lines(run.evaluations, run.comparisons)
+    text = lines(stats) + funnel_lines(stats) + outcome_lines(run.evaluations, run.comparisons)
     return Section("rounds", "DPO rounds (on-policy pairs)",
                    [*[Text(line) for line in text], Table(HEADER, rows(stats, mixes, dpo), html_id="rounds")])

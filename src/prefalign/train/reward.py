@@ -7,6 +7,12 @@ TRL's RewardTrainer (the Bradley-Terry loss -log sigmoid(r(chosen) - r(rejected)
 LoRA (merged before saving: the output is always a plain checkpoint that
 prefalign.evaluation.judges.RewardModelJudge loads as the `trained` judge).
 
+A run can train two such judges (prefalign.evaluation.judges.choose_judges): the evaluation
+judge and the judge that picks DPO's on-policy pairs. They then learn from disjoint parts of
+the train prompts (`part`: evaluation, the share `eval_share` of the prompts by a hash of the
+prompt; pairs, the rest), so DPO is never graded by a judge that learned what the pair judge
+learned. metrics.json's train.part says which part and how many pairs it held.
+
 Backend: TRL in every environment. Unsloth can load a sequence-classification model, but its
 reward-model path is not validated in this workflow, so `auto` resolves to TRL here and says
 so in metrics.json; precision fp32 (CPU) or bf16 (GPU), no fp8 or 4-bit (their merge path
@@ -19,14 +25,17 @@ raises ConfigError for settings this machine cannot run, before any model is loa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 
+from prefalign.records import prompt_key
 from prefalign.settings import expect
 from prefalign.train import backends
 from prefalign.train.backends import TrainSettings
 from prefalign.train.step import TrainingStep
 
 STARTS = ("sft", "base")
+PARTS = ("all", "evaluation", "pairs")  # prefalign.evaluation.judges.PARTS: which judge a trained reward model is
 REWARD_BACKENDS = ("auto", "trl")
 REWARD_PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -35,12 +44,20 @@ REWARD_PRECISIONS = ("auto", "fp32", "bf16")
 class RewardSettings(TrainSettings):
     SECTION = "reward"
     start: str = field(default="sft", metadata={"help": f"checkpoint the reward model starts from: {', '.join(STARTS)}"})
+    part: str = field(default="all", metadata={
+        "job": True, "help": f"the train prompts it learns from: {', '.join(PARTS)} (evaluation: the share eval_share "
+                             "of the prompts, by prompt hash; pairs: the rest; the workflow sets it when both judges "
+                             "are trained)"})
+    eval_share: float = field(default=0.5, metadata={
+        "help": "share of the train prompts in the evaluation part (the rest are the pair part), in (0, 1)"})
     max_steps: int = field(default=200, metadata={"help": "optimizer steps"})
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
 
     def __post_init__(self):
         super().__post_init__()
         expect(self.start in STARTS, "start", f"one of {', '.join(STARTS)}", self.start)
+        expect(self.part in PARTS, "part", f"one of {', '.join(PARTS)}", self.part)
+        expect(0 < self.eval_share < 1, "eval_share", "a number strictly between 0 and 1", self.eval_share)
         expect(self.backend in REWARD_BACKENDS, "backend",
                f"one of {', '.join(REWARD_BACKENDS)} (the reward model trains with TRL's RewardTrainer)", self.backend)
         expect(self.precision in REWARD_PRECISIONS, "precision",
@@ -85,19 +102,36 @@ def reward_dataset(records: list[dict]):
     return Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in records])
 
 
+def in_part(prompt: list[dict], part: str, eval_share: float) -> bool:
+    """Whether a prompt belongs to `part` of the train prompts: by a hash of the prompt alone, so every pair
+    of one prompt lands in the same part whatever the file order, and the two parts never share a prompt."""
+    if part == "all":
+        return True
+    digest = hashlib.sha256(prompt_key(prompt).encode("utf-8")).digest()
+    evaluation = int.from_bytes(digest[:8], "big") / 2**64 < eval_share
+    return evaluation == (part == "evaluation")
+
+
 def reward_trainer(model, tokenizer, peft_config, dataset, settings: RewardSettings, shared_args, callbacks):
     from trl import RewardConfig, RewardTrainer
 
+    total = len(dataset)
+    if settings.part != "all":
+        dataset = dataset.filter(lambda row: in_part(row["prompt"], settings.part, settings.eval_share))
+    expect(len(dataset) > 0, "part", f"a part of the train prompts that holds pairs (none of {total} train pairs is in "
+                                     f"the {settings.part} part at eval_share {settings.eval_share})", settings.part)
     trainer = RewardTrainer(model=model, args=RewardConfig(**shared_args(RewardConfig)), train_dataset=dataset,
                             processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     expect(len(trainer.train_dataset) > 0, "max_length",
            f"a length that keeps some training pairs (all {len(dataset)} are longer than {settings.max_length} tokens)",
            settings.max_length)
+    trainer.prefalign_part = {"part": settings.part, "eval_share": settings.eval_share, "pairs": len(dataset),
+                              "of_pairs": total}
     return trainer
 
 
 def kept_pairs(trainer) -> dict:
-    return {"examples_within_max_length": len(trainer.train_dataset)}
+    return {"examples_within_max_length": len(trainer.train_dataset), "part": trainer.prefalign_part}
 
 
 REWARD = TrainingStep(
