@@ -25,7 +25,8 @@ rule write_manifest:
     threads: 1
     params:
         plan=MANIFEST_PLAN_TEXT,
-        workflow_dir=workflow.basedir,
+        # a function: the folder of the Snakefile, not a path prefix of the inputs (some live under it)
+        workflow_dir=lambda wildcards: workflow.basedir,
     shell:
         "prefalign manifest --plan {params.plan:q} --workflow-dir {params.workflow_dir:q}"
         " --out {output.manifest} > {log} 2>&1"
