@@ -95,7 +95,8 @@ def trainer_class():
                     self.loss_weights = [w * (mb_chosen / max(chosen_tokens, 1) if t == "sft" else len(group) / pairs)
                                          for t, w in zip(self.loss_types, weights)]
                     last = i == len(groups) - 1
-                    with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                    sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+                    with sync, uneven_gather(self.accelerator):
                         loss = super().training_step(model, batch, num_items_in_batch)
                     total = loss if total is None else total + loss
             finally:
@@ -159,6 +160,44 @@ def micro_batch(inputs: dict, pairs: list[int]) -> dict:
         else:
             batch[key] = value
     return batch
+
+
+@contextlib.contextmanager
+def uneven_gather(accelerator):
+    """Within the block, `accelerator.gather` also takes tensors whose first dimension differs between processes.
+
+    Under DDP, micro-batch i of one process may hold more pairs than micro-batch i of another
+    (each packs or groups its own pairs by tokens), and TRL gathers per-pair metrics (rewards,
+    margins, log-probs) with `accelerator.gather`, whose all_gather needs the same shape on every
+    process: gloo aborts ("Received data size doesn't match expected size"), NCCL may hang or
+    read past the smaller tensors. Here each tensor is padded to the longest, gathered, and the
+    padding dropped: the result is every process's rows in rank order, as an equal-shape gather
+    gives. Scalars and non-tensors go to the original gather unchanged; one process: no change.
+    """
+    import torch
+
+    if accelerator.num_processes == 1:
+        yield
+        return
+    original, own = accelerator.gather, vars(accelerator).get("gather")
+
+    def gather(tensor):
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() == 0:
+            return original(tensor)
+        sizes = original(torch.tensor([tensor.shape[0]], device=tensor.device)).tolist()
+        longest = max(sizes)
+        padded = torch.cat([tensor, tensor.new_zeros((longest - tensor.shape[0], *tensor.shape[1:]))])
+        gathered = original(padded)
+        return torch.cat([gathered[rank * longest:rank * longest + size] for rank, size in enumerate(sizes)])
+
+    accelerator.gather = gather  # an instance attribute: TRL's `self.accelerator.gather` finds it first
+    try:
+        yield
+    finally:
+        if own is None:
+            del accelerator.gather
+        else:
+            accelerator.gather = own
 
 
 def split_to(groups: list[list[int]], count: int) -> list[list[int]]:
