@@ -9,7 +9,8 @@ the cut of each optimizer step into micro-batches is done here (prefalign.train.
 - `training_step` cuts them (grouped or packed) and runs forward and backward per micro-batch,
   with DDP's gradient sync only on the last one. Each micro-batch's loss is scaled so that the
   sum over the step is the mean over the step's pairs (the NLL term of loss_type `sft`: the mean
-  over the step's chosen tokens): the gradient of the step is the padded step's.
+  over the step's chosen tokens): the gradient of the step is the padded step's. Under DDP the
+  step is every process's pairs together: N processes train as one holding N times the pairs.
 - Packed micro-batches run through prefalign.train.packing (one row, varlen attention).
 - Reference log-probs can come with the dataset (`ref_chosen_logps`, `ref_rejected_logps`
   columns, from the `reference_logps` step); then no reference forward runs in training.
@@ -76,15 +77,19 @@ def trainer_class():
             if self.prefalign_batching.mode == "padded":
                 return super().training_step(model, inputs, num_items_in_batch)
             groups = self.micro_batches(inputs)
-            if self.accelerator.num_processes > 1:
-                # TRL gathers its metrics across processes in every micro-batch: all must run as many.
-                import torch
-
-                count = torch.tensor([len(groups)], device=self.accelerator.device)
-                groups = split_to(groups, int(self.accelerator.gather(count).max()))
-            self.prefalign_micro_batches.append(len(groups))
             pairs = inputs["input_ids"].shape[0] // 2
             chosen_tokens = inputs["completion_mask"][:pairs, 1:].sum().item()
+            if self.accelerator.num_processes > 1:
+                # TRL gathers its metrics across processes in every micro-batch: all must run as many.
+                # DDP averages the processes' gradients, so the NLL term is taken per chosen token of all
+                # processes' pairs (over the mean per process): the step of one process holding them all.
+                import torch
+
+                counts = torch.tensor([len(groups), chosen_tokens], device=self.accelerator.device)
+                counts = self.accelerator.gather(counts).view(-1, 2)
+                groups = split_to(groups, int(counts[:, 0].max()))
+                chosen_tokens = counts[:, 1].sum().item() / self.accelerator.num_processes
+            self.prefalign_micro_batches.append(len(groups))
             weights = list(self.loss_weights)
             total = None
             try:
