@@ -304,7 +304,9 @@ def one_run(args, setup: str, micro: int, records_path: Path, log: BatchLog) -> 
             result["reference_step_s"] = time.perf_counter() - ref_start  # loading and tokenizing included
             result["reference_pass_s"] = timing["seconds"]  # the pass itself
             result["reference_pass_tokens"] = data["train"]["tokens"]
-            path = args.workdir / f"reference-{values['precision']}.json"
+            # One file per DDP process: every process scores all pairs and writes them, and a shared path
+            # could be truncated by one process while another reads it.
+            path = args.workdir / f"reference-{values['precision']}-rank{os.environ.get('RANK', '0')}.json"
             path.write_text(json.dumps(data))
             inputs["reference_logps"] = path
             log.batches.clear()

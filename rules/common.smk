@@ -118,12 +118,14 @@ def training_container():
 
 def launcher():
     """The command that starts a training step: `prefalign`, or one process per GPU
-    through `accelerate launch` (DDP) when config gpu.count > 1."""
+    through `accelerate launch` (DDP) when config gpu.count > 1. --multi_gpu: without it
+    accelerate starts one process (silently) where fewer than two CUDA GPUs are visible;
+    with it, always N (torchrun; gloo on the CPU, tests/train/test_ddp_cpu.py)."""
     count = config["gpu"]["count"]
     if count > 1:
         return (
             f"accelerate launch --num_processes {count} --num_machines 1"
-            " --mixed_precision no --dynamo_backend no -m prefalign"
+            " --mixed_precision no --dynamo_backend no --multi_gpu -m prefalign"
         )
     return "prefalign"
 

@@ -111,7 +111,11 @@ def tiny_base(tmp_path_factory) -> Path:
     """120 synthetic hh-rlhf rows through synth, normalize and split, and a tiny base model built on
     the train split: raw.jsonl, normalized.jsonl, train.jsonl, test.jsonl, base/. Shared by the
     session: read it, or copy it before writing into it."""
-    root = tmp_path_factory.mktemp("tiny_base")
+    return make_tiny_base(tmp_path_factory.mktemp("tiny_base"))
+
+
+def make_tiny_base(root: Path) -> Path:
+    """What the tiny_base fixture holds, made in `root` (bench/ddp_cpu_spread.py makes its own)."""
     run_cli("synth", "--format", "hh-rlhf", "--name", "hh", "--records", "120", "--out", root / "raw.jsonl")
     run_cli("normalize", "--format", "hh-rlhf", "--name", "hh", "--input", root / "raw.jsonl",
             "--records", root / "normalized.jsonl", "--rejects", root / "rejects.jsonl", "--stats", root / "stats.json")

@@ -9,7 +9,8 @@ the cut of each optimizer step into micro-batches is done here (prefalign.train.
 - `training_step` cuts them (grouped or packed) and runs forward and backward per micro-batch,
   with DDP's gradient sync only on the last one. Each micro-batch's loss is scaled so that the
   sum over the step is the mean over the step's pairs (the NLL term of loss_type `sft`: the mean
-  over the step's chosen tokens): the gradient of the step is the padded step's.
+  over the step's chosen tokens): the gradient of the step is the padded step's. Under DDP the
+  step is every process's pairs together: N processes train as one holding N times the pairs.
 - Packed micro-batches run through prefalign.train.packing (one row, varlen attention).
 - Reference log-probs can come with the dataset (`ref_chosen_logps`, `ref_rejected_logps`
   columns, from the `reference_logps` step); then no reference forward runs in training.
@@ -76,15 +77,19 @@ def trainer_class():
             if self.prefalign_batching.mode == "padded":
                 return super().training_step(model, inputs, num_items_in_batch)
             groups = self.micro_batches(inputs)
-            if self.accelerator.num_processes > 1:
-                # TRL gathers its metrics across processes in every micro-batch: all must run as many.
-                import torch
-
-                count = torch.tensor([len(groups)], device=self.accelerator.device)
-                groups = split_to(groups, int(self.accelerator.gather(count).max()))
-            self.prefalign_micro_batches.append(len(groups))
             pairs = inputs["input_ids"].shape[0] // 2
             chosen_tokens = inputs["completion_mask"][:pairs, 1:].sum().item()
+            if self.accelerator.num_processes > 1:
+                # TRL gathers its metrics across processes in every micro-batch: all must run as many.
+                # DDP averages the processes' gradients, so the NLL term is taken per chosen token of all
+                # processes' pairs (over the mean per process): the step of one process holding them all.
+                import torch
+
+                counts = torch.tensor([len(groups), chosen_tokens], device=self.accelerator.device)
+                counts = self.accelerator.gather(counts).view(-1, 2)
+                groups = split_to(groups, int(counts[:, 0].max()))
+                chosen_tokens = counts[:, 1].sum().item() / self.accelerator.num_processes
+            self.prefalign_micro_batches.append(len(groups))
             weights = list(self.loss_weights)
             total = None
             try:
@@ -95,7 +100,8 @@ def trainer_class():
                     self.loss_weights = [w * (mb_chosen / max(chosen_tokens, 1) if t == "sft" else len(group) / pairs)
                                          for t, w in zip(self.loss_types, weights)]
                     last = i == len(groups) - 1
-                    with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                    sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+                    with sync, uneven_gather(self.accelerator):
                         loss = super().training_step(model, batch, num_items_in_batch)
                     total = loss if total is None else total + loss
             finally:
@@ -159,6 +165,44 @@ def micro_batch(inputs: dict, pairs: list[int]) -> dict:
         else:
             batch[key] = value
     return batch
+
+
+@contextlib.contextmanager
+def uneven_gather(accelerator):
+    """Within the block, `accelerator.gather` also takes tensors whose first dimension differs between processes.
+
+    Under DDP, micro-batch i of one process may hold more pairs than micro-batch i of another
+    (each packs or groups its own pairs by tokens), and TRL gathers per-pair metrics (rewards,
+    margins, log-probs) with `accelerator.gather`, whose all_gather needs the same shape on every
+    process: gloo aborts ("Received data size doesn't match expected size"), NCCL may hang or
+    read past the smaller tensors. Here each tensor is padded to the longest, gathered, and the
+    padding dropped: the result is every process's rows in rank order, as an equal-shape gather
+    gives. Scalars and non-tensors go to the original gather unchanged; one process: no change.
+    """
+    import torch
+
+    if accelerator.num_processes == 1:
+        yield
+        return
+    original, own = accelerator.gather, vars(accelerator).get("gather")
+
+    def gather(tensor):
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() == 0:
+            return original(tensor)
+        sizes = original(torch.tensor([tensor.shape[0]], device=tensor.device)).tolist()
+        longest = max(sizes)
+        padded = torch.cat([tensor, tensor.new_zeros((longest - tensor.shape[0], *tensor.shape[1:]))])
+        gathered = original(padded)
+        return torch.cat([gathered[rank * longest:rank * longest + size] for rank, size in enumerate(sizes)])
+
+    accelerator.gather = gather  # an instance attribute: TRL's `self.accelerator.gather` finds it first
+    try:
+        yield
+    finally:
+        if own is None:
+            del accelerator.gather
+        else:
+            accelerator.gather = own
 
 
 def split_to(groups: list[list[int]], count: int) -> list[list[int]]:
