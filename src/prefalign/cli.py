@@ -33,7 +33,7 @@ STEPS = {
     "evaluate": ("prefalign.evaluation.evaluate", "preference and generation metrics of one checkpoint on the test split"),
     "evaluate-judge": ("prefalign.evaluation.judge_accuracy", "held-out pairwise accuracy of a reward-model judge"),
     "compare": ("prefalign.evaluation.compare", "judge win rate of one evaluated model against another, with a bootstrap interval"),
-    "check": ("prefalign.evaluation.check", "compare a run's metrics with expected bounds; exit 1 when any is out"),
+    "check": ("prefalign.provenance.run_check", "compare a run's metrics with expected bounds; exit 1 when any is out"),
     "report": ("prefalign.report.render", "report.md and a self-contained report.html from the run's metrics"),
     "init": ("prefalign.config.init", "write a commented config.yaml for a model and dataset(s), preset by this machine"),
     "config": ("prefalign.config.command", "check (explain every error), show (resolved values) or record a config"),

@@ -18,6 +18,9 @@ CONTRACTS = {
     "evaluation": {"prefalign.data.tasks"},
     # the report states the evaluation's verdict, and the rerun noise floor of the check's expected file
     "report": {"prefalign.evaluation.verdict", "prefalign.evaluation.check"},
+    # a run's audit (check, diff, the published digests) holds its metrics to the expected file's bounds,
+    # read through the evaluation's check module (the expected file's contract: <source>.<metric>)
+    "provenance": {"prefalign.evaluation.check"},
     # on-policy pairs are generated and judged exactly as the evaluation generates and judges its answers
     "onpolicy": {"prefalign.evaluation.generation", "prefalign.evaluation.judges"},
     # config builds every step's settings from the config: each step's Settings class; `init` reads a raw

@@ -116,7 +116,7 @@ def test_training_and_evaluation_take_the_gpu_image_when_they_run_on_gpus(tmp_pa
     local = str(REPO / "containers/x.sif")  # a local image is relative to the workflow's folder
     assert set(cpu_run.values()) == {local}
     on_gpus = {"train_sft", "train_dpo", "reference_logps", "evaluate_model", "train_reward_model",
-               "evaluate_reward_model", "generate_onpolicy_pairs", "train_dpo_round"}
+               "evaluate_reward_model", "generate_onpolicy_pairs", "train_dpo_round", "train_pair_judge"}
     assert {k for k, v in gpu_run.items() if v == registry} == on_gpus
     assert {v for k, v in gpu_run.items() if k not in on_gpus} == {local}
 

@@ -49,7 +49,6 @@ from pathlib import Path
 
 from prefalign import tables
 from prefalign.errors import ConfigError
-from prefalign.provenance import published
 from prefalign.yamlio import load_yaml, where
 
 ENTRY_KEYS = ("value", "tolerance", "min", "max", "above", "below")
@@ -263,15 +262,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--comparisons", type=Path, nargs="*", default=[], help="compare outputs (JSON)")
     parser.add_argument("--judge-eval", type=Path, help="evaluate-judge output (JSON): source `judge`")
     parser.add_argument("--table", type=Path, required=True, help="output: the table (markdown), written on success")
-    parser.add_argument("--manifest", type=Path, help="the run's manifest: the run is re-hashed against it first")
-    parser.add_argument("--digests", type=Path, help="published digests (JSON, `make digests`) to compare the "
-                                                     "run's artifacts with; needs --manifest")
 
 
-def main(args: argparse.Namespace) -> None:
-    if args.digests and not args.manifest:
-        raise ConfigError("--digests: needs --manifest (the run's artifacts are read from it)")
-    audit = "\n".join(published.audit(args.manifest, args.digests)) + "\n\n" if args.manifest else ""
+def main(args: argparse.Namespace, audit: str = "") -> None:
+    """The bounds check; `audit` (prefalign.provenance.run_check: the run's files and digests) is printed
+    first and heads the table."""
     print(audit, end="", flush=True)
     expected = load_expected(args.expected)
     rows = check_metrics(expected, load_sources(args.eval_metrics, args.comparisons, args.judge_eval))

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prefalign.errors import ConfigError, StaleError
+from prefalign.evaluation.check import load_sources  # the expected file's contract: <source>.<metric>
 from prefalign.jsonl import write_text
 from prefalign.provenance import digests
 from prefalign.provenance import verify as verifying
@@ -60,8 +61,6 @@ def require_intact(manifest_path: Path, manifest: dict) -> Path:
 
 def run_metrics(manifest: dict, root: Path) -> dict[str, dict]:
     """source -> flat metrics of a run's evaluation, as `check` reads them (prefalign.evaluation.check)."""
-    from prefalign.evaluation.check import load_sources  # the expected file's contract: <source>.<metric>
-
     files = {rule: sorted(path for path, entry in manifest.get("artifacts", {}).items()
                           if entry.get("rule") == rule and path.endswith(".json"))
              for rule in ("evaluate_model", "compare_models", "evaluate_reward_model")}
