@@ -88,7 +88,7 @@ def main() -> None:
 
     pin_single_gpu()
     if args.backend == "unsloth":
-        from prefalign.train import unsloth as unsloth_backend
+        from prefalign.train import unsloth_backend
 
         unsloth_backend.activate(dpo=True)
     import torch

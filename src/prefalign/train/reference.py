@@ -98,10 +98,14 @@ def compute(sft: Path, train_path: Path, settings: ReferenceSettings) -> tuple[d
         def shared_args(config_class):
             return backends.trainer_kwargs(training, resolved, Path(scratch), config_class)
 
+        # The policy loaded here *is* the reference: precompute on (full model) keeps TRL from loading
+        # a second copy, and reference_pass keeps it from scoring the dataset its own way.
         trainer = trainer_class()(
-            model=model, ref_model=None, args=dpo_config(training, shared_args, batching, False),
+            model=model, ref_model=None, args=dpo_config(training, shared_args, batching, not training.use_lora),
             train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, batching=batching,
-            backend=resolved.backend)
+            backend=resolved.backend, reference_pass=True,
+            autocast_dtype=unsloth_backend.autocast_dtype(model, resolved.backend, training.use_lora,
+                                                          resolved.precision))
         kept = trainer.train_dataset  # tokenized; pairs whose prompt fills max_length dropped
         start = time.perf_counter()
         chosen, rejected = trainer.reference_logps(kept, settings.batch_size)
