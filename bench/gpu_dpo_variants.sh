@@ -35,7 +35,12 @@ dpo full_live --no-use-lora &
 dpo full_precompute --no-use-lora --precompute-ref-log-probs &
 dpo lora --use-lora --adapter-out $w/lora/adapter &
 dpo full_trl_live --no-use-lora --backend trl &
+# Packed against padded log-probs of a bf16 full fine-tune on Unsloth (its packed path infers the
+# sequences from the position ids): the cut must not change what each sequence sees.
+python3 bench/dpo_equivalence.py --backend unsloth --full --shape tiny --pairs 16 --batches 2 \
+  --lengths-file data/hh_rlhf_lengths.json --out $w/equivalence_full_unsloth.json > $w/equivalence.log 2>&1 &
 wait
+grep -E "vs padded|Error" $w/equivalence.log | tail -4
 echo "variants: dpo done at $(( $(date +%s) - t0 )) s"
 python3 - "$w" <<'PY'
 import json, sys, pathlib
@@ -57,9 +62,14 @@ for name in ("full_cached", "full_live", "full_precompute", "lora", "full_trl_li
     out[name] = entry
 sft = json.loads((w / "sft_metrics.json").read_text()) if (w / "sft_metrics.json").exists() else {}
 out["sft_resolved"] = sft.get("resolved")
+eq = w / "equivalence_full_unsloth.json"
+if eq.exists():
+    e = json.loads(eq.read_text())
+    out["equivalence_full_unsloth"] = {k: e.get(k) for k in ("resolved", "grouped_vs_padded", "packed_vs_padded",
+                                                               "logp_scale", "losses")}
 (w / "variants.json").write_text(json.dumps(out, indent=1) + "\n")
 for name, e in out.items():
-    if name != "sft_resolved":
+    if name not in ("sft_resolved", "equivalence_full_unsloth"):
         print(f"variant {name}: rc={e['rc']} first_loss={e.get('first_loss')} loss={e.get('loss')} "
               f"backend={e.get('resolved', {}).get('backend')} ref={e.get('reference')} {e.get('error', '')}")
 PY
