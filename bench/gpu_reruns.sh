@@ -22,7 +22,7 @@ echo "prefalign commit: $(cat COMMIT 2>/dev/null)"
 python3 -c "import torch, transformers, trl, importlib.metadata as md; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), {n: md.version(n) for n in ('transformers', 'trl', 'peft', 'unsloth', 'snakemake')})"
 work=/tmp/reruns; rm -rf $work; mkdir -p $work
 # The demo runs first (their budget is what is left minus the derivation and the checks).
-budget=$(( $(left) - 75 ))
+budget=$(( $(left) - 60 ))
 pids=()
 for i in $(seq 1 "$reruns"); do
   PREFALIGN_GPU_DETERMINISTIC=1 timeout "$budget" bash bench/gpu_demo_run.sh $work/det$i 3 det$i & pids+=($!)
