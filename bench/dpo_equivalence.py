@@ -119,7 +119,8 @@ def main() -> None:
             bench.build_model(work / "model", args.shape, 1024)
         bench.build_data(work / "train.jsonl", lengths, bench.SHAPES[args.shape]["vocab_size"])
         gpu = torch.cuda.is_available()
-        settings = DPOSettings(backend=args.backend, precision="bf16" if gpu else "fp32", use_lora=not args.full, lora_r=16,
+        settings = DPOSettings(backend=args.backend, precision="bf16" if gpu else "fp32", use_lora=not args.full,
+                               lora_r=16,
                                lora_alpha=16, max_length=1024, batch_size=args.pairs, batching="padded",
                                gradient_checkpointing="unsloth" if args.backend == "unsloth" else "none",
                                threads=8 if gpu else 2, seed=0)

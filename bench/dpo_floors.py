@@ -27,8 +27,8 @@ def load(paths) -> tuple[dict, dict]:
     for path in paths:
         if path and Path(path).exists():
             data = json.loads(Path(path).read_text())
-            meta[str(path)] = {k: data.get(k) for k in ("date", "command", "bf16_matmul_peak_tflops", "spec_peak_tflops",
-                                                        "partial")}
+            keys = ("date", "command", "bf16_matmul_peak_tflops", "spec_peak_tflops", "partial")
+            meta[str(path)] = {k: data.get(k) for k in keys}
             meta[str(path)]["gpu"] = data.get("environment", {}).get("hardware", {}).get("gpu", {}).get("name")
             results.update({k: v for k, v in data["results"].items() if "error" not in v})
     return results, meta
