@@ -9,12 +9,11 @@
 #
 # Device (from the repository root, wheels in .whl/ as bench/gpu_env.sh says):
 #   bash bench/gpu_reruns.sh [RERUNS] [DEADLINE_S]
-# $OUT receives: log.txt, gpu_reruns.json (spread + checks), gpu-demo.yaml, variants.json, runs.tgz
+# $OUT receives: gpu_reruns.json (spread + checks), gpu-demo.yaml, variants.json, runs.tgz
 set -uo pipefail
 reruns=${1:-3}; deadline=${2:-540}
 source bench/gpu_env.sh || exit 1
 out=${OUT:-/tmp/out}; mkdir -p "$out"
-exec > >(tee "$out/log.txt") 2>&1
 t0=$(date +%s)
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -15,6 +15,7 @@ repo=$PWD
 rm -rf "$work"; mkdir -p "$work"
 t0=$(date +%s)
 python3 bench/user_path_inputs.py data "$work/hh-rlhf/train.jsonl" --lengths data/hh_rlhf_lengths.json \
+  --rows "${USER_PATH_ROWS:-2312}" \
   > "$work/inputs.json" 2> "$work/inputs.log"
 spec=tiny
 if [ "$model" = qwen2 ]; then

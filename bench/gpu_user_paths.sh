@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
 # Issue 22 item 2 on a lent GPU, one call: bench/gpu_user_path.sh for the tiny model and for the
 # pretrained-shaped Qwen2 model, side by side (each with its own cores), within DEADLINE_S.
-# $OUT: log.txt (appended), user_path_tiny.json, user_path_qwen2.json, user_paths.tgz (logs, timings, metrics).
+# $OUT: user_path_tiny.json, user_path_qwen2.json, user_paths.tgz (logs, timings, metrics).
 #
 #   bash bench/gpu_user_paths.sh [DEADLINE_S]
 set -uo pipefail
 deadline=${1:-540}
 source bench/gpu_env.sh || exit 1
 out=${OUT:-/tmp/out}; mkdir -p "$out"
-exec > >(tee -a "$out/log.txt") 2>&1
 t0=$(date +%s)
 echo "prefalign commit: $(cat COMMIT 2>/dev/null)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 work=/tmp/userpaths; rm -rf $work; mkdir -p $work
 for model in tiny qwen2; do
-  timeout $(( deadline - 25 )) bash bench/gpu_user_path.sh $model $work/$model 7 &
+  timeout $(( deadline - 25 )) bash bench/gpu_user_path.sh $model $work/$model 4 &
 done
 wait
 for model in tiny qwen2; do
