@@ -30,16 +30,18 @@ dpo() {  # name, flags...
   echo $? > $w/$name.rc
 }
 mkdir -p $w/full_cached $w/full_live $w/full_precompute $w/lora $w/full_trl_live
-dpo full_cached --no-use-lora --reference-logps $w/ref_full.json &
-dpo full_live --no-use-lora &
-dpo full_precompute --no-use-lora --precompute-ref-log-probs &
-dpo lora --use-lora --adapter-out $w/lora/adapter &
-dpo full_trl_live --no-use-lora --backend trl &
+pids=()
+dpo full_cached --no-use-lora --reference-logps $w/ref_full.json & pids+=($!)
+dpo full_live --no-use-lora & pids+=($!)
+dpo full_precompute --no-use-lora --precompute-ref-log-probs & pids+=($!)
+dpo lora --use-lora --adapter-out $w/lora/adapter & pids+=($!)
+dpo full_trl_live --no-use-lora --backend trl & pids+=($!)
 # Packed against padded log-probs of a bf16 full fine-tune on Unsloth (its packed path infers the
 # sequences from the position ids): the cut must not change what each sequence sees.
 python3 bench/dpo_equivalence.py --backend unsloth --full --shape tiny --pairs 16 --batches 2 \
   --lengths-file data/hh_rlhf_lengths.json --out $w/equivalence_full_unsloth.json > $w/equivalence.log 2>&1 &
-wait
+pids+=($!)
+wait "${pids[@]}"
 grep -E "vs padded|Error" $w/equivalence.log | tail -4
 echo "variants: dpo done at $(( $(date +%s) - t0 )) s"
 python3 - "$w" <<'PY'

@@ -38,11 +38,13 @@ python3 bench/gpu_spread.py derive $summaries --expected-out expected/gpu-demo.y
   --made-by "bash bench/gpu_reruns.sh $reruns $deadline"
 cp expected/gpu-demo.yaml "$out/gpu-demo.yaml"
 # The check target on every run against the derived file.
+checks=()
 for run in $work/det* $work/nodet; do
-  [ -f $run/summary.json ] || continue
-  timeout $(( $(left) - 10 )) bash bench/gpu_demo_run.sh $run 2 "$(basename $run)" check &
+  [ -f $run/summary.json ] && [ -f expected/gpu-demo.yaml ] || continue
+  grep -q '"pipeline_rc": 0' $run/summary.json || continue
+  timeout $(( $(left) - 10 )) bash bench/gpu_demo_run.sh $run 2 "$(basename $run)" check & checks+=($!)
 done
-wait
+[ ${#checks[@]} -eq 0 ] || wait "${checks[@]}"  # explicit PIDs: a bare `wait` under a caller's `exec > >(tee ...)` never returns
 python3 - $work "$out/gpu_reruns.json" "$reruns" "$deadline" <<'PY'
 import json, sys, pathlib, re
 work, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])

@@ -12,7 +12,12 @@ exec > >(tee "$out/log.txt") 2>&1
 t0=$(date +%s)
 source bench/gpu_env.sh || exit 1
 echo "installed in $(( $(date +%s) - t0 )) s"
-USER_PATH_ROWS=$rows bash bench/gpu_user_paths.sh $(( deadline - $(date +%s) + t0 )) 2>&1 | sed -u 's/^/[user] /' &
-bash bench/gpu_reruns.sh 3 $(( deadline - $(date +%s) + t0 )) 2>&1 | sed -u 's/^/[reruns] /' &
-wait
+USER_PATH_ROWS=$rows bash bench/gpu_user_paths.sh $(( deadline - $(date +%s) + t0 )) > /tmp/user_paths.out 2>&1 &
+users=$!
+bash bench/gpu_reruns.sh 3 $(( deadline - $(date +%s) + t0 )) > /tmp/reruns.out 2>&1 &
+reruns=$!
+# Explicit PIDs: a bare `wait` also waits for the `tee` of `exec > >(tee ...)` above and never returns
+# (bash 5.2; it cost a whole device call on 2026-12-06).
+wait $users $reruns
+sed 's/^/[user] /' /tmp/user_paths.out; sed 's/^/[reruns] /' /tmp/reruns.out
 echo "session done at $(( $(date +%s) - t0 )) s"; ls -la "$out"

@@ -265,6 +265,14 @@ def main() -> None:
         args.out.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         return
     summaries = [json.loads(p.read_text(encoding="utf-8")) for p in args.summaries]
+    finished = [s for s in summaries if s["pipeline_rc"] == 0]
+    if len([s for s in finished if s["deterministic_requested"]]) < 2:
+        # Bounds from fewer than two finished reruns would be no spread at all: write none.
+        report = {"error": f"{len(finished)} of {len(summaries)} runs finished; no bounds derived",
+                  "runs": [{k: s[k] for k in ("label", "pipeline_rc", "pipeline_wall_s")} for s in summaries]}
+        args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(report["error"])
+        sys.exit(1)
     entries, report = derive(summaries, args.template)
     gpu = next((e["hardware"]["gpu"]["name"] for e in gpu_environments(summaries)), "GPU")
     header = {"gpu": gpu, "date": datetime.date.today().isoformat(), "command": args.made_by}

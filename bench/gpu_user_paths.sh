@@ -12,10 +12,11 @@ t0=$(date +%s)
 echo "prefalign commit: $(cat COMMIT 2>/dev/null)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 work=/tmp/userpaths; rm -rf $work; mkdir -p $work
+pids=()
 for model in tiny qwen2; do
-  timeout $(( deadline - 25 )) bash bench/gpu_user_path.sh $model $work/$model 4 &
+  timeout $(( deadline - 25 )) bash bench/gpu_user_path.sh $model $work/$model 4 & pids+=($!)
 done
-wait
+wait "${pids[@]}"  # explicit PIDs (see bench/gpu_session.sh)
 for model in tiny qwen2; do
   cp $work/$model/user_path_$model.json "$out/" 2>/dev/null || echo "user path $model: no JSON (timed out?)"
   tail -5 $work/$model/pipeline.log 2>/dev/null
