@@ -10,7 +10,9 @@ figure: cached setups pay the pass, one epoch), medians over the runs:
   - >= 80% of prefalign's own fixed-512 throughput (the fastest fixed-512 setup, also honest);
   - >= 40% MFU at fixed 512 by the stated convention (bench/dpo_throughput.py: LoRA 4N + 2N for
     the reference) against the spec peak.
-A floor whose inputs did not run is reported as not measured, never as met.
+A floor whose inputs did not run is reported as not measured, never as met. Results written
+before the honest figure and the MFU convention (2026-11-29) are recomputed from their own numbers
+(`recomputed: true`): honest = with the reference pass where it was timed, MFU = 6 N x honest.
 """
 
 from __future__ import annotations
@@ -22,6 +24,26 @@ from pathlib import Path
 PREFIX_TRL, PREFIX_UNSLOTH = "trl-standalone", "unsloth-standalone"
 
 
+def upgrade(result: dict, data: dict) -> dict:
+    """A result written before the honest figure and the MFU convention existed, recomputed from its own numbers."""
+    if "useful_tokens_per_s_honest_median" in result:
+        return result
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from dpo_throughput import FLOPS_CONVENTION, flops_per_token, spec_peak_tflops
+
+    honest = result.get("useful_tokens_per_s_with_reference_pass_median") or result["useful_tokens_per_s_median"]
+    per_token, formula = flops_per_token(data["parameters"], lora=True, reference_forward=True)
+    spec, _ = spec_peak_tflops(data.get("environment", {}).get("hardware", {}).get("gpu", {}).get("name"))
+    achieved = per_token * honest / 1e12
+    measured = data.get("bf16_matmul_peak_tflops")
+    return {**result, "useful_tokens_per_s_honest_median": honest, "recomputed": True,
+            "mfu": {"convention": FLOPS_CONVENTION, "flops_per_token": formula, "achieved_tflops_per_gpu": achieved,
+                    "vs_spec_peak": achieved / spec if spec else None,
+                    "vs_measured_peak": achieved / measured if measured else None}}
+
+
 def load(paths) -> tuple[dict, dict]:
     results, meta = {}, {}
     for path in paths:
@@ -30,7 +52,7 @@ def load(paths) -> tuple[dict, dict]:
             keys = ("date", "command", "bf16_matmul_peak_tflops", "spec_peak_tflops", "partial")
             meta[str(path)] = {k: data.get(k) for k in keys}
             meta[str(path)]["gpu"] = data.get("environment", {}).get("hardware", {}).get("gpu", {}).get("name")
-            results.update({k: v for k, v in data["results"].items() if "error" not in v})
+            results.update({k: upgrade(v, data) for k, v in data["results"].items() if "error" not in v})
     return results, meta
 
 
@@ -53,11 +75,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, required=True)
     parser.add_argument("--real-extra", type=Path)
-    parser.add_argument("--fixed", type=Path, required=True)
+    parser.add_argument("--fixed", type=Path, nargs="+", required=True, help="fixed-512 result(s)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     real, real_meta = load([args.real, args.real_extra])
-    fixed, fixed_meta = load([args.fixed])
+    fixed, fixed_meta = load(args.fixed)
 
     def ours(name):
         return not name.startswith(("trl-standalone", "unsloth-standalone")) and "-x" not in name
@@ -91,7 +113,12 @@ def main() -> None:
                                             "timed_step_s_median", "useful_tokens_per_s_runs")}
                for name, r in {**{f"real/{k}": v for k, v in real.items()},
                                **{f"fixed512/{k}": v for k, v in fixed.items()}}.items()}
-    report = {"floors": floors, "figures": figures, "sources": {**real_meta, **fixed_meta}}
+    import datetime
+    import sys
+
+    report = {"command": " ".join(["python", "bench/dpo_floors.py", *sys.argv[1:]]),
+              "computed": datetime.date.today().isoformat(), "floors": floors, "figures": figures,
+              "sources": {**real_meta, **fixed_meta}}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     for name, f in floors.items():
         state = "not measured" if f["met"] is None else ("MET" if f["met"] else "missed")
