@@ -1,4 +1,4 @@
-# Source this on a lent GPU machine (bench/README.md): installs the carried wheel set (.whl/:
+# Source this on a lent GPU machine (docs/gpu.md): installs the carried wheel set (.whl/:
 # ../shared/gpu-wheels plus Snakemake's closure) into /tmp/site once (a second source skips the
 # install), puts `prefalign` and `snakemake` on the PATH and checks that every package prefalign
 # imports is there (bench/gpu_preflight.py). The machine already has torch 2.11

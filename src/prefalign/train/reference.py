@@ -25,10 +25,12 @@ import dataclasses
 import json
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
+from prefalign.errors import TrainingError
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.settings import Settings, expect
@@ -108,7 +110,16 @@ def compute(sft: Path, train_path: Path, settings: ReferenceSettings) -> tuple[d
                                                           resolved.precision))
         kept = trainer.train_dataset  # tokenized; pairs whose prompt fills max_length dropped
         start = time.perf_counter()
-        chosen, rejected = trainer.reference_logps(kept, settings.batch_size)
+        try:
+            chosen, rejected = trainer.reference_logps(kept, settings.batch_size)
+        except Exception as exc:  # what `auto` chose failed on its first batch: name the setting (as training does)
+            advice = backends.first_step_advice("dpo", training, resolved)
+            if advice is None:
+                raise
+            traceback.print_exc()
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            raise TrainingError(f"{type(exc).__name__}: {first_line}: "
+                                + advice.replace("the first training step", "the reference pass")) from exc
         seconds = time.perf_counter() - start
     values = {row: (c, r) for row, c, r in zip(kept["prefalign_row"], chosen, rejected)}
     pairs = [{"id": record["id"], "chosen": values.get(i, (None, None))[0], "rejected": values.get(i, (None, None))[1]}
