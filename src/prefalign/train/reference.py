@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
-from prefalign.errors import TrainingError
+from prefalign.errors import PrefalignError, TrainingError
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.settings import Settings, expect
@@ -112,6 +112,8 @@ def compute(sft: Path, train_path: Path, settings: ReferenceSettings) -> tuple[d
         start = time.perf_counter()
         try:
             chosen, rejected = trainer.reference_logps(kept, settings.batch_size)
+        except PrefalignError:
+            raise
         except Exception as exc:  # what `auto` chose failed on its first batch: name the setting (as training does)
             advice = backends.first_step_advice("dpo", training, resolved)
             if advice is None:
