@@ -66,11 +66,13 @@ for m in ("base", "sft", "dpo"):
     e = read(f"eval/{m}/metrics.json")
     env = read(f"eval/{m}/environment.json")
     if e:
-        keep = ("judge", "judge_accuracy", "sampled_judge_accuracy", "implicit_reward_accuracy", "kl_mean",
-                "judged_prompts", "reward_margin_mean")
+        # A task verifier gives judge accuracies; a reward-model judge (hh-rlhf data) gives mean scores.
+        keep = ("judge_accuracy", "sampled_judge_accuracy", "judge_score_mean", "sampled_judge_score_mean",
+                "implicit_reward_accuracy", "kl_mean", "judged_prompts", "reward_margin_mean")
         out.setdefault("eval", {})[m] = {k: e["metrics"].get(k) for k in keep if k in e["metrics"]}
-        out["eval"][m]["intervals"] = {k: e.get("intervals", {}).get(k) for k in ("judge_accuracy",
-                                                                                  "sampled_judge_accuracy")}
+        out["eval"][m]["intervals"] = {k: e.get("intervals", {}).get(k) for k in (
+            "judge_accuracy", "sampled_judge_accuracy", "judge_score_mean", "sampled_judge_score_mean")
+            if e.get("intervals", {}).get(k)}
         out["eval"][m]["gpu"] = (env or {}).get("hardware", {}).get("gpu", {}).get("name")
 j = read("eval/judge.json")
 if j:
