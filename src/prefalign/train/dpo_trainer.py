@@ -60,7 +60,7 @@ def trainer_class():
             return model.get_base_model() if hasattr(model, "get_base_model") else model
 
         def _install_forwards(self):
-            """Packing (packed mode) and the autocast (autocast_dtype) on the policy and a live reference; idempotent."""
+            """Packing (packed mode), then autocast (autocast_dtype), on the policy and a live reference; idempotent."""
             if self.prefalign_batching.mode == "packed":
                 self._install_packing()
             if self.prefalign_autocast is None:
