@@ -17,6 +17,8 @@ import random
 import sys
 from dataclasses import dataclass
 
+from prefalign import numerics
+
 PACKAGES = (
     "prefalign", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers",
     "bitsandbytes", "unsloth", "unsloth_zoo", "torchao", "snakemake", "numpy",
@@ -229,8 +231,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The CPU features that decide the libraries' kernels (prefalign.numerics), in the hardware record.
+NUMERIC_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                 "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+
+
 def cpu_hardware() -> dict:
-    return {"machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count()}
+    flags = numerics.cpu_flags()
+    return {"machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "cpu_flags": [flag for flag in NUMERIC_FLAGS if flag in flags]}
 
 
 def hardware() -> dict:
@@ -251,7 +260,8 @@ def hardware() -> dict:
 
 
 def environment() -> dict:
-    env = {"packages": package_versions(), "hardware": hardware(), "platform": platform.platform()}
+    env = {"packages": package_versions(), "hardware": hardware(), "platform": platform.platform(),
+           "cpu_numerics": numerics.record()}
     determinism = gpu_determinism_state()
     if determinism is not None:
         env["gpu_determinism"] = determinism
