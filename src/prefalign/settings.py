@@ -56,6 +56,16 @@ def _scalar(kind, optional: bool):
     return parse
 
 
+def seed_field(what: str) -> Any:
+    """The run's `seed` (a top-level config key) as a step's field; `what` it seeds, for the help."""
+    return dataclasses.field(default=1234, metadata={"key": "seed", "help": f"random seed ({what})"})
+
+
+def threads_field(what: str = "torch intra-op threads (part of the result on CPU)") -> Any:
+    """The run's `threads` (a top-level config key) as a step's field; `what` they run, for the help."""
+    return dataclasses.field(default=2, metadata={"key": "threads", "help": what})
+
+
 @dataclasses.dataclass
 class Settings:
     """Base class: dataclass fields become `--kebab-case` flags with their help texts."""

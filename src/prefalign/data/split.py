@@ -29,10 +29,10 @@ import argparse
 import collections
 import hashlib
 import os
-
-import xxhash
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import xxhash
 
 from prefalign.data.decontaminate import overlap, prompt_ngrams, question_ngrams
 from prefalign.data.dedup import NearDuplicates
@@ -41,7 +41,7 @@ from prefalign.data.ledger import Ledger, assert_accounted
 from prefalign.errors import ConfigError, RecordError
 from prefalign.jsonl import JsonlWriter, iter_lines, loads, write_json
 from prefalign.records import prompt_key
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, threads_field
 
 CHUNK = 1024  # records sketched per rensa call
 STAGES = ["read", "exact_dedup", "near_dedup", "contradiction", "cap", "split", "decontaminate"]
@@ -75,7 +75,7 @@ class SplitSettings(Settings):
         "help": f"pairs with the same prompt and chosen/rejected swapped: {', '.join(CONTRADICTIONS)}"})
     caps: list[str] = field(default_factory=list, metadata={"derived": "datasets.*.cap", 
         "help": "per-dataset caps as NAME=N: keep at most N pairs of dataset NAME in the mix"})
-    threads: int = field(default=2, metadata={"key": "threads", "help": "threads of the MinHash library (rensa)"})
+    threads: int = threads_field("threads of the MinHash library (rensa)")
 
     def __post_init__(self):
         expect(0.0 < self.test_fraction < 1.0, "test_fraction", "a number strictly between 0 and 1", self.test_fraction)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from prefalign.data import tasks as task_lib
 from prefalign.jsonl import JsonlWriter
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field
 
 FORMATS = ("hh-rlhf", "shp", "pairs")
 DEFECTS = ("tie", "duplicate", "prompt_mismatch", "empty_reply")
@@ -36,7 +36,7 @@ class SyntheticSettings(Settings):
         "key": "datasets.*.format", "help": f"raw format to write: {', '.join(FORMATS)}"})
     records: int = field(default=1000, metadata={
         "key": "datasets.*.records", "help": "number of raw records (lines) to write"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed; the dataset name is mixed in"})
+    seed: int = seed_field("the dataset name is mixed in")
     name: str = field(default="synthetic", metadata={
         "job": True, "help": "dataset name, mixed into the seed and the ids"})
     tasks: list[str] = field(

@@ -34,7 +34,7 @@ from prefalign.errors import RecordError
 from prefalign.evaluation import intervals
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_json
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field
 
 BOOTSTRAP_SAMPLES = 10_000
 SHEET_COLUMNS = ["item", "prompt", "answer_a", "answer_b", "preference", "comment"]
@@ -46,7 +46,7 @@ class ABSettings(Settings):
     SECTION = "ab"
     items: int = field(default=50, metadata={"help": "held-out prompts in the sheet (at most)"})
     skip_identical: bool = field(default=True, metadata={"help": "leave out prompts both models answered alike"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "seed of the item order and of the A/B sides"})
+    seed: int = seed_field("the item order and the A/B sides")
 
     def __post_init__(self):
         expect(isinstance(self.items, int) and self.items >= 1, "items", "an integer >= 1", self.items)

@@ -39,14 +39,14 @@ from prefalign.evaluation import intervals
 from prefalign.evaluation.length_control import lc_win_rate
 from prefalign.evaluation.verdict import verdict
 from prefalign.jsonl import read_jsonl, write_json
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field
 
 
 @dataclass
 class CompareSettings(Settings):
     SECTION = "eval"
     bootstrap_samples: int = field(default=2000, metadata={"help": "resamples of the bootstrap interval"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "seed of the bootstrap"})
+    seed: int = seed_field("the bootstrap")
 
     def __post_init__(self):
         expect(self.bootstrap_samples >= 1, "bootstrap_samples", "an integer >= 1", self.bootstrap_samples)

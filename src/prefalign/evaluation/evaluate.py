@@ -59,7 +59,7 @@ from prefalign.evaluation.judges import JUDGE_SETTINGS, Judge, JudgeChoice, Task
 from prefalign.evaluation.preference import bootstrap, completion_logps, preference_metrics
 from prefalign.jsonl import read_jsonl, write_json, write_jsonl
 from prefalign.records import last_user_turn
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field, threads_field
 
 # The workflow's checkpoints and the reference each one's implicit reward and KL are measured against.
 REFERENCES = {"base": "base", "sft": "base", "dpo": "sft"}
@@ -99,9 +99,8 @@ class EvalSettings(Settings):
         "help": "distinct test prompts of the KL estimate (at most; judged or not)"})
     kl_samples_per_prompt: int = field(default=1, metadata={"help": "policy samples per prompt of the KL estimate"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "resamples of each bootstrap interval"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed (sampled answers, bootstrap)"})
-    threads: int = field(default=2, metadata={
-        "key": "threads", "help": "torch intra-op threads (part of the result on CPU)"})
+    seed: int = seed_field("sampled answers, bootstrap")
+    threads: int = threads_field()
 
     def __post_init__(self):
         expect(self.beta > 0, "beta", "a number > 0", self.beta)

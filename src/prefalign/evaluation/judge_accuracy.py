@@ -30,7 +30,7 @@ from prefalign.evaluation import intervals
 from prefalign.evaluation.judges import make_judge
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.records import last_user_turn, prompt_key
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field, threads_field
 
 KINDS = ("reward_model", "trained")
 
@@ -46,8 +46,8 @@ class JudgeEvalSettings(Settings):
     max_pairs: int | None = field(default=None, metadata={"help": "score at most this many test pairs; none = all"})
     batch_size: int = field(default=64, metadata={"help": "sequences per forward pass"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "resamples of the bootstrap interval"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "seed of the bootstrap"})
-    threads: int = field(default=2, metadata={"key": "threads", "help": "torch intra-op threads"})
+    seed: int = seed_field("the bootstrap")
+    threads: int = threads_field()
 
     def __post_init__(self):
         expect(self.judge in KINDS, "judge", f"one of {', '.join(KINDS)} (a reward model)", self.judge)

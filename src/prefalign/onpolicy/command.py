@@ -33,7 +33,7 @@ from pathlib import Path
 from prefalign.errors import ConfigError
 from prefalign.jsonl import atomic_path, read_jsonl, write_json, write_jsonl
 from prefalign.onpolicy import build, sample
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field
 
 
 @dataclass
@@ -42,7 +42,7 @@ class MixSettings(Settings):
     mix_ratio: float = field(default=0.5, metadata={
         "help": "the offline pairs' share of the mixed DPO train set, in [0, 1): every on-policy pair is kept and "
                 "offline pairs are drawn (seeded) to make up this share"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed of the draw and the shuffle"})
+    seed: int = seed_field("the draw and the shuffle")
 
     def __post_init__(self):
         expect(0 <= self.mix_ratio < 1, "mix_ratio", "a number in [0, 1)", self.mix_ratio)

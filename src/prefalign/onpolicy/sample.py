@@ -22,7 +22,7 @@ from prefalign.evaluation.judges import JUDGES, Judge, make_judge
 from prefalign.jsonl import read_jsonl
 from prefalign.onpolicy.pairs import funnel
 from prefalign.records import last_user_turn
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field, threads_field
 
 
 @dataclass
@@ -55,9 +55,8 @@ class OnPolicySettings(Settings):
         "derived": "onpolicy.reward_model_revision", "help": "the 40-hex commit of a hub reward model"})
     round: int = field(default=1, metadata={"job": True,
                                             "help": "iterative DPO round these samples feed (1 = from SFT)"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed of the sampling"})
-    threads: int = field(default=2, metadata={"key": "threads",
-                                              "help": "torch intra-op threads (part of the result on CPU)"})
+    seed: int = seed_field("the sampling")
+    threads: int = threads_field()
 
     def __post_init__(self):
         for key in ("samples_per_prompt", "max_new_tokens", "batch_size", "round", "threads"):

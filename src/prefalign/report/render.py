@@ -25,11 +25,10 @@ from pathlib import Path
 from prefalign.evaluation.check import load_spread
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_text
-from prefalign.report import document
-from prefalign.report import rounds as report_rounds
+from prefalign.report import document, outcome
 from prefalign.report import plots as report_plots
+from prefalign.report import rounds as report_rounds
 from prefalign.report.data import data_section
-from prefalign.report import outcome
 from prefalign.report.document import Bullets, Details, Figure, Heading, Section, Table, Text
 from prefalign.report.flags import flag_lines
 from prefalign.report.sections import ab_section, health_section

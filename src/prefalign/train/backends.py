@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.runtime import Machine, gpu_determinism_environment, local_rank, world_size
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field, threads_field
 from prefalign.train import checkpoints, unsloth_backend
 from prefalign.train.fp8_gate import fp8_pays
 
@@ -59,10 +59,8 @@ class TrainSettings(Settings):
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (alpha / r)"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout probability"})
-    seed: int = field(default=1234, metadata={
-        "key": "seed", "help": "random seed (data order, initialization of adapters)"})
-    threads: int = field(default=2, metadata={
-        "key": "threads", "help": "torch intra-op threads (part of the result on CPU)"})
+    seed: int = seed_field("data order, initialization of adapters")
+    threads: int = threads_field()
 
     def __post_init__(self):
         expect(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)

@@ -23,7 +23,7 @@ from prefalign import runtime
 from prefalign.errors import ConfigError
 from prefalign.hashing import is_commit, sha256_file
 from prefalign.jsonl import read_jsonl, write_json
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field, threads_field
 from prefalign.train import chat
 
 SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
@@ -49,9 +49,8 @@ class BaseModelSettings(Settings):
     num_layers: int = field(default=2, metadata={"help": "tiny: transformer layers"})
     num_heads: int = field(default=4, metadata={"help": "tiny: attention heads"})
     max_position_embeddings: int = field(default=256, metadata={"help": "tiny: longest sequence (tokens)"})
-    seed: int = field(default=1234, metadata={"key": "seed", "help": "random seed of the weight initialization"})
-    threads: int = field(default=2, metadata={
-        "key": "threads", "help": "torch intra-op threads (part of the result on CPU)"})
+    seed: int = seed_field("the weight initialization")
+    threads: int = threads_field()
 
     def __post_init__(self):
         expect(self.source in ("tiny", "pretrained"), "source", "'tiny' or 'pretrained'", self.source)

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.settings import expect
-from prefalign.train import backends, reference_file as reference, unsloth_backend
-from prefalign.train.batching import BATCHINGS, resolve_batching
+from prefalign.train import backends, unsloth_backend
+from prefalign.train import reference_file as reference
 from prefalign.train.backends import TrainSettings
+from prefalign.train.batching import BATCHINGS, resolve_batching
 from prefalign.train.step import TrainingStep
 
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",

@@ -33,12 +33,11 @@ from prefalign import runtime
 from prefalign.errors import PrefalignError, TrainingError
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_json
-from prefalign.settings import Settings, expect
+from prefalign.settings import Settings, expect, seed_field, threads_field
 from prefalign.train import backends, unsloth_backend
 from prefalign.train.batching import BATCHINGS, resolve_batching
 from prefalign.train.dpo import DPOSettings, dpo_config, dpo_dataset
 from prefalign.train.reference_file import FORMAT
-
 
 
 @dataclass
@@ -54,10 +53,8 @@ class ReferenceSettings(Settings):
     batch_size: int = field(default=16, metadata={
         "derived": "dpo.batch_size x dpo.gradient_accumulation_steps",
         "help": "pairs per batch of the pass: the pairs of one DPO optimizer step"})
-    seed: int = field(default=1234, metadata={
-        "key": "seed", "help": "random seed (Unsloth's adapter init; no effect on the numbers)"})
-    threads: int = field(default=2, metadata={"key": "threads", "help": "torch intra-op threads (part of the result "
-                                                                        "on CPU)"})
+    seed: int = seed_field("Unsloth's adapter init; no effect on the numbers")
+    threads: int = threads_field()
 
     def __post_init__(self):
         expect(self.batching in BATCHINGS, "batching", f"one of {', '.join(BATCHINGS)}", self.batching)
