@@ -25,19 +25,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-QWEN_TEMPLATE = (
-    "{%- if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}"
-    "{%- endif %}"
-    "{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{%- endif %}"
-)
+sys.path.insert(0, str(REPO / "tests"))  # the test suite's toy models and real dataset shapes
+
+from tiny_models import QWEN_TEMPLATE  # noqa: E402
+
 SHAPE = dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8, num_attention_heads=8,
              num_key_value_heads=2, max_position_embeddings=4096)
 
 
 def hh_file(out: Path, lengths: Path, rows: int) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
     import real_shapes
 
     real_shapes.LENGTHS_FILE = lengths  # the committed real lengths (the module reads it at call time)

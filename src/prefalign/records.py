@@ -47,3 +47,13 @@ def last_user_turn(prompt: list[dict[str, str]]) -> str:
         if m["role"] == "user":
             return m["content"]
     return ""
+
+
+def common_prefix_length(a: list, b: list) -> int:
+    """How many leading items two sequences share (token ids, turns)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

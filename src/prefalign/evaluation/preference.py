@@ -11,15 +11,7 @@ import math
 from prefalign.evaluation import intervals
 from prefalign.evaluation.batches import padded
 from prefalign.progress import progress
-
-
-def common_prefix_length(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+from prefalign.records import common_prefix_length
 
 
 def tokenize_pair(tokenizer, record: dict) -> tuple[list[int], list[int], list[int]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from prefalign.data.adapters.base import BadRecord, Rejected, Where, require, split_conversation
-from prefalign.records import make_record, message
+from prefalign.records import common_prefix_length, make_record, message
 
 _TURN = re.compile(r"\n\n(Human|Assistant):(?: |(?=\n)|$)")
 _ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -48,18 +48,10 @@ def split_transcript(text: str, key: str) -> list[dict[str, str]]:
     return split_turns(text, key)[0]
 
 
-def common_prefix(a: list, b: list) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
 
 def embedded_markers(chosen: list[dict], rejected: list[dict]) -> list[str]:
     """The transcripts whose reply holds turn markers of its own (see the module docstring), or []."""
-    k = common_prefix(chosen, rejected)
+    k = common_prefix_length(chosen, rejected)
     if k == 0 or chosen[k - 1]["role"] != "user" or k >= min(len(chosen), len(rejected)):
         return []
     if chosen[k]["role"] != "assistant" or rejected[k]["role"] != "assistant":
