@@ -1,10 +1,26 @@
 # Artifact evaluation of a finished run: `snakemake --cores all check` (not part of the default
 # target) first refuses edited, missing or stray artifacts (against results/manifest.json),
 # then compares the artifacts' digests with the published ones (check.digests), then prints a
-# table of every metric against its bounds (check.expected) and fails when any is out.
+# table of every metric against its bounds (check.expected) and fails when any is out. The two
+# files from outside the run are copied into results/check/ first: a step in a container sees the
+# run's folder, not the workflow's.
 
 
 include: "helpers/check.smk"
+
+
+rule stage_check_file:
+    input:
+        lambda wildcards: CHECK_FILES[wildcards.check_file],
+    output:
+        "results/check/{check_file}",
+    wildcard_constraints:
+        check_file="|".join(re.escape(name) for name in CHECK_FILES),
+    log:
+        "logs/stage_check_file/{check_file}.log",
+    localrule: True
+    run:
+        copy_into_run(input[0], output[0], log[0])
 
 
 rule check_expected:
@@ -12,7 +28,7 @@ rule check_expected:
         unpack(audited_run),
         **judge_eval_outputs(),
         **digests_input(),
-        expected=expected_file(),
+        expected=staged_check_file("expected.yaml"),
         eval_metrics=expand(rules.evaluate_model.output.metrics, model=EVAL_MODELS),
         comparisons=comparison_outputs(),
     output:

@@ -8,6 +8,7 @@
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -209,3 +210,10 @@ def all_targets():
         rules.write_manifest.output.manifest,
         *([rules.track_runs.output.tagged] if trackers_on() else []),
     ]
+
+
+def copy_into_run(source, target, log):
+    """A file from outside the run (the workflow's folder, a user's path) copied into it by a local
+    job: a step in a container sees the run's folder only."""
+    shutil.copyfile(source, target)
+    Path(log).write_text(f"copied {source} to {target}\n")

@@ -7,13 +7,28 @@ def expected_file():
     return str(path if path.is_absolute() else Path(workflow.basedir) / path)
 
 
-def digests_input():
-    """{"digests": check.digests} (relative to the workflow's folder), or {} when it is null."""
+def digests_file():
+    """check.digests (relative to the workflow's folder), or None when it is null."""
     if not config["check"]["digests"]:
-        return {}
+        return None
     path = Path(config["check"]["digests"])
-    full = path if path.is_absolute() else Path(workflow.basedir) / path
-    return {"digests": str(full)}
+    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
+
+
+# The files `check` reads from outside the run, by the name of their copy under results/check/
+# (by the stage_check_file job), since a step in a container sees the run's folder only.
+CHECK_FILES = {"expected.yaml": expected_file()}
+if digests_file():
+    CHECK_FILES["digests.json"] = digests_file()
+
+
+def staged_check_file(name):
+    return f"results/check/{name}"
+
+
+def digests_input():
+    """{"digests": the run's copy of check.digests}, or {} when it is null."""
+    return {"digests": staged_check_file("digests.json")} if "digests.json" in CHECK_FILES else {}
 
 
 # The audit's verdict, once per invocation (export_model asks once per checkpoint).

@@ -8,7 +8,7 @@ from prefalign.provenance.plan import (
     workflow_plan,
 )
 
-MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS, "card": CARDS}
+MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS, "card": CARDS, "check_file": list(CHECK_FILES)}
 # Rules whose wildcards come in pairs: their jobs, as listed in the config.
 MANIFEST_COMBOS = {
     "compare_models": [
@@ -19,8 +19,12 @@ MANIFEST_COMBOS = {
 }
 # Not part of the run the manifest records: the `check` target audits a finished run.
 # The export (results/export/, target `export`) comes after the manifest, whose sha256 it cites.
+# The copies of files from outside the run (stage_*): the manifest step, in its container, sees the
+# run's folder only; the copy is recorded as one of the run's sources (with its sha256).
 MANIFEST_SKIP = (
     "all",
+    "stage_expected",
+    "stage_check_file",
     "write_manifest",
     "check_expected",
     "check",

@@ -1,12 +1,13 @@
 # Helpers of rules/report.smk.
 
 
+def report_weighs_spread():
+    """Whether the report weighs the win rate against the bounds file's `spread` (this config's rerun
+    noise floor): when the run's config files name check.expected and it exists. A config that leaves
+    the key to its default makes no claim to be the run the default expected file was measured on."""
+    return "check.expected" in USER_KEYS and Path(expected_file()).is_file()  # rules/helpers/check.smk
+
+
 def expected_input(wildcards):
-    """{"expected": file} when the run's config files name check.expected and it exists: its `spread` is this
-    config's rerun noise floor, which the report weighs the win rate against. A config that leaves the key
-    to its default makes no claim to be the run the default expected file was measured on.
-    """
-    if "check.expected" not in USER_KEYS:
-        return {}
-    path = Path(expected_file())  # rules/helpers/check.smk
-    return {"expected": str(path)} if path.is_file() else {}
+    """{"expected": the run's copy of check.expected} when the report weighs its spread, else {}."""
+    return {"expected": rules.stage_expected.output.expected} if report_weighs_spread() else {}

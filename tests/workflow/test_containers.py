@@ -88,12 +88,17 @@ def test_every_rule_takes_its_image_from_config():
             name = block.split(":", 1)[0]
             if not re.search(r"^    (shell|run|script):", block, flags=re.M):
                 continue  # a target rule (inputs only) runs nothing
+            if name in STAGING:
+                assert "localrule: True" in block and "copy_into_run(" in block, name
+                continue
             match = re.search(r"^    container:\n        (.+)$", block, flags=re.M)
             assert match, f"{path.name}: rule {name} declares no container"
             assert match.group(1) in ('container_image("cpu")', "training_container()"), (name, match.group(1))
 
 
 TARGETS = ("all", "check", "export")  # rules with inputs only: they run nothing, in no container
+# Local jobs that copy a file from outside the run into it (a container sees the run's folder only).
+STAGING = ("stage_expected", "stage_check_file")
 
 
 def rule_images(tmp_path: Path, config: dict) -> dict:
@@ -105,7 +110,7 @@ def rule_images(tmp_path: Path, config: dict) -> dict:
         workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile",
                                 config_settings=ConfigSettings(configfiles=[REPO / "config.yaml"], config=config),
                                 workdir=tmp_path)
-        return {rule.name: rule.container_img for rule in workflow._workflow.rules if rule.name not in TARGETS}
+        return {rule.name: rule.container_img for rule in workflow._workflow.rules if rule.name not in TARGETS + STAGING}
 
 
 def test_training_and_evaluation_take_the_gpu_image_when_they_run_on_gpus(tmp_path):
@@ -240,3 +245,23 @@ def test_compare_runs_fails_when_the_container_is_not_named_or_a_job_ran_outside
     err = capsys.readouterr().err
     assert "the container run names no container" in err
     assert "3 jobs, 2 of them ran in an image" in err
+
+
+def test_every_job_in_a_container_reads_only_the_run_folder(tmp_path):
+    """A containerised step sees the run's folder only (Apptainer binds the working directory):
+    a file from the workflow's folder, such as the bounds the report and `check` read, is copied
+    into the run first. The DAG of `all` and `check`, dry-run."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet=None)) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile",
+                                config_settings=ConfigSettings(configfiles=[REPO / "config.yaml"]),
+                                workdir=tmp_path)
+        workflow.dag(DAGSettings(targets={"all", "check"})).execute_workflow(executor="dryrun")
+        jobs = list(workflow._workflow.dag.jobs)
+    outside = {job.rule.name: [f for f in job.input if Path(f).is_absolute()]
+               for job in jobs if job.rule.container_img}
+    assert {name: files for name, files in outside.items() if files} == {}
+    staged = {job.rule.name: list(job.input) for job in jobs if job.rule.name in STAGING}
+    assert staged and all(Path(f).is_absolute() for files in staged.values() for f in files)
