@@ -47,8 +47,8 @@ run: venv
 # slow tests, then the workflow tests (real Snakemake runs; they share one run of the default,
 # tests/conftest.py default_run).
 test: venv trackers
-	@t=$$(date +%s); pytest -m "not workflow" && echo "make test: unit, step and slow tests passed in $$(($$(date +%s) - t)) s"
-	@t=$$(date +%s); pytest -m workflow && echo "make test: workflow tests passed in $$(($$(date +%s) - t)) s"
+	@t=$$(date +%s); pytest -m "not workflow" --durations=15 && echo "make test: unit, step and slow tests passed in $$(($$(date +%s) - t)) s"
+	@t=$$(date +%s); pytest -m workflow --durations=15 && echo "make test: workflow tests passed in $$(($$(date +%s) - t)) s"
 
 # The published digests of the embedded default (docs/reproducibility.md, "Published digests and
 # check"): run it, then write every artifact's sha256 and what made it from the run's manifest.

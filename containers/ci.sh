@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI step "containers" (run by .ci/run after `make test`; exits non-zero on any failure):
+# CI step "containers" (run by .ci/run beside `make test`, whose end it waits for before the
+# container run when CI_TESTS_DONE names a file; exits non-zero on any failure):
 #
 #   1. lint both Containerfiles (hadolint) and re-resolve the gpu lock (`make lock-gpu`: it must
 #      come out unchanged);
@@ -77,20 +78,6 @@ make --no-print-directory lock-gpu > /dev/null
 git diff --exit-code -- envs/gpu.lock.txt
 echo "envs/gpu.lock.txt: resolves to itself"
 
-host=${PREFALIGN_DEFAULT_RUN:-}
-if [[ -n $host && -f $host/results/manifest.json ]]; then
-  host=$(cd "$host" && pwd)
-  tools=$repo/.venv/bin
-  step "host run: the test session's ($host)"
-else
-  host=$work/runs/host
-  tools=$work/host-venv/bin
-  step "host environment: Debian's python3 with the locks (the image's interpreter)"
-  make --no-print-directory venv VENV="$work/host-venv" PYTHON=/usr/bin/python3 > /dev/null
-fi
-"$tools/python" -c 'import platform, torch; print("host: Python", platform.python_version(), "torch", torch.__version__)'
-mkdir -p "$work/runs"
-
 run() { # run NAME ARGS...: the embedded default in $work/runs/NAME
   local name=$1 begin
   shift
@@ -118,6 +105,27 @@ echo "${digest%.sif}  $built" | sha256sum --check --strict
 image=$(sed -n 's/^  cpu: *\([^ #]*\).*/\1/p' config.yaml)
 ln -f "$built" "$image"
 echo "containers.cpu of config.yaml: $image (the SIF $built)"
+
+if [[ -n ${CI_TESTS_DONE:-} ]]; then
+  # .ci/run builds the image while the tests run and touches this file when they are done (their
+  # session run of the default, PREFALIGN_DEFAULT_RUN, is then finished).
+  step "wait for the tests ($CI_TESTS_DONE)"
+  while [[ ! -e $CI_TESTS_DONE ]]; do sleep 5; done
+fi
+
+host=${PREFALIGN_DEFAULT_RUN:-}
+if [[ -n $host && -f $host/results/manifest.json ]]; then
+  host=$(cd "$host" && pwd)
+  tools=$repo/.venv/bin
+  step "host run: the test session's ($host)"
+else
+  host=$work/runs/host
+  tools=$work/host-venv/bin
+  step "host environment: Debian's python3 with the locks (the image's interpreter)"
+  make --no-print-directory venv VENV="$work/host-venv" PYTHON=/usr/bin/python3 > /dev/null
+fi
+"$tools/python" -c 'import platform, torch; print("host: Python", platform.python_version(), "torch", torch.__version__)'
+mkdir -p "$work/runs"
 
 if [[ $host == "$work/runs/host" ]]; then
   # The host run goes on beside the container run (results do not depend on the machine's load:
