@@ -12,7 +12,8 @@ HOST_RUN and CONTAINER_RUN are Snakemake working directories of the same config.
   given, the lock file's sha256 and the project version from the image) and the host's names
   no Apptainer image (a host that is itself a Docker or podman container may say so), while
   the rest of the file (package versions, hardware, platform) is the same;
-- the container run's Snakemake log shows every job ran in that image.
+- the container run's Snakemake log shows every job ran in that image (but the local copies,
+  stage_*, of files from outside the run, which run on the host by design).
 
 Only the standard library: it runs with any Python 3.9+.
 """
@@ -117,7 +118,9 @@ def jobs_in_image(container: Path, image: Path) -> list[str]:
     if not logs:
         return [f"{container}/.snakemake/log: no Snakemake log"]
     text = logs[-1].read_text(encoding="utf-8", errors="replace")
-    jobs = len(re.findall(r"^(?:local)?rule (?!all:)\w+:$", text, flags=re.M))
+    # `all` runs nothing; stage_* copy a file from outside the run into it on the host (by design: the
+    # container sees the run's folder only).
+    jobs = len(re.findall(r"^(?:local)?rule (?!all:|stage_)\w+:$", text, flags=re.M))
     activated = re.findall(r"^Activating (?:singularity|apptainer) image (\S+)$", text, flags=re.M)
     wrong = {p for p in activated if Path(p).resolve() != image.resolve()}
     problems = [f"{logs[-1]}: a job ran in {p}, not {image}" for p in sorted(wrong)]

@@ -14,13 +14,13 @@ rule stage_check_file:
         lambda wildcards: CHECK_FILES[wildcards.check_file],
     output:
         "results/check/{check_file}",
-    wildcard_constraints:
-        check_file="|".join(re.escape(name) for name in CHECK_FILES),
     log:
         "logs/stage_check_file/{check_file}.log",
+    wildcard_constraints:
+        check_file="|".join(re.escape(name) for name in CHECK_FILES),
     localrule: True
     run:
-        copy_into_run(input[0], output[0], log[0])
+        copy_into_run(input[0], output[0], log[0], file_sha256(input[0]))
 
 
 rule check_expected:

@@ -6,6 +6,7 @@
 # given, the embedded demo (config.yaml); --config key=value overrides apply on top. The same
 # function resolves it for `prefalign config check|show` and the manifest (prefalign.config.resolve).
 
+import hashlib
 import json
 import re
 import shutil
@@ -212,8 +213,17 @@ def all_targets():
     ]
 
 
-def copy_into_run(source, target, log):
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def copy_into_run(source, target, log, sha256):
     """A file from outside the run (the workflow's folder, a user's path) copied into it by a local
-    job: a step in a container sees the run's folder only."""
-    shutil.copyfile(source, target)
-    Path(log).write_text(f"copied {source} to {target}\n")
+    job (a step in a container sees the run's folder only), if it still has the sha256 the job was
+    planned with: a file changed in between stops the job instead of running on other bounds.
+    """
+    data = Path(source).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise WorkflowError(f"{source} changed while the workflow ran: run it again")
+    Path(target).write_bytes(data)
+    Path(log).write_text(f"copied {source} (sha256 {sha256}) to {target}\n")

@@ -28,7 +28,11 @@ def staged_check_file(name):
 
 def digests_input():
     """{"digests": the run's copy of check.digests}, or {} when it is null."""
-    return {"digests": staged_check_file("digests.json")} if "digests.json" in CHECK_FILES else {}
+    return (
+        {"digests": staged_check_file("digests.json")}
+        if "digests.json" in CHECK_FILES
+        else {}
+    )
 
 
 # The audit's verdict, once per invocation (export_model asks once per checkpoint).

@@ -8,7 +8,12 @@ from prefalign.provenance.plan import (
     workflow_plan,
 )
 
-MANIFEST_WILDCARDS = {"dataset": DATASETS, "model": EVAL_MODELS, "card": CARDS, "check_file": list(CHECK_FILES)}
+MANIFEST_WILDCARDS = {
+    "dataset": DATASETS,
+    "model": EVAL_MODELS,
+    "card": CARDS,
+    "check_file": list(CHECK_FILES),
+}
 # Rules whose wildcards come in pairs: their jobs, as listed in the config.
 MANIFEST_COMBOS = {
     "compare_models": [
@@ -19,11 +24,8 @@ MANIFEST_COMBOS = {
 }
 # Not part of the run the manifest records: the `check` target audits a finished run.
 # The export (results/export/, target `export`) comes after the manifest, whose sha256 it cites.
-# The copies of files from outside the run (stage_*): the manifest step, in its container, sees the
-# run's folder only; the copy is recorded as one of the run's sources (with its sha256).
 MANIFEST_SKIP = (
     "all",
-    "stage_expected",
     "stage_check_file",
     "write_manifest",
     "check_expected",
@@ -40,6 +42,9 @@ if JUDGE.kind == "task":
 # The human A/B sheet is made on demand; once ratings are configured it feeds the report.
 if not config["ab"]["ratings"]:
     MANIFEST_SKIP += ("export_ab_sheet", "import_ab_ratings")
+# The report reads the bounds file only where the config names one (rules/helpers/report.smk).
+if not report_weighs_spread():
+    MANIFEST_SKIP += ("stage_expected",)
 # Without dpo.cache_reference, train_dpo scores the reference itself and nothing reads the pass.
 if not config["dpo"]["cache_reference"]:
     MANIFEST_SKIP += ("reference_logps",)

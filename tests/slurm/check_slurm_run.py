@@ -114,6 +114,12 @@ def job_table(log: str) -> Counter:
     return Counter({rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M) if rule != "total"})
 
 
+def local_rules(log: str) -> set[str]:
+    """The rules Snakemake ran on the submitting host (`localrule NAME:`), `all` always among them."""
+    found = set(re.findall(r"^localrule (\w+):$", log, flags=re.M)) | {"all"}
+    return {rule for rule in found if rule == "all" or rule.startswith("stage_")}
+
+
 def slurm_run_id(log: str) -> str:
     match = re.search(r"SLURM run ID: (\S+)", log)
     if not match:
@@ -332,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     records = [r for r in parse_scontrol(scontrol) if r.get("JobName") == run_id]
     defaults, per_rule = profile_resources(env)
     expected_jobs = job_table(slurm_log)
-    expected_jobs.pop("all", None)
+    # Rules Snakemake runs on the submitting host (logged as `localrule`): the target and the copies of
+    # files from outside the run (stage_*); only those may stay off the cluster.
+    for rule in local_rules(slurm_log):
+        expected_jobs.pop(rule, None)
     failures += check_jobs(records, expected_jobs, submitted_job_ids(slurm_log), rule_threads(slurm_log),
                            defaults, per_rule)
     if gpu_tagged_rules(slurm_log) != GPU_RULES:

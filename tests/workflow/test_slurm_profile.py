@@ -227,3 +227,11 @@ def test_snakemake_log_parsing():
     assert check.gpu_tagged_rules(log) == {"train_sft"}
     with pytest.raises(ValueError, match="slurm executor"):
         check.slurm_run_id("no id here")
+
+
+def test_only_the_target_and_the_staging_copies_may_stay_off_the_cluster():
+    log = ("localrule stage_expected:\n    output: results/config/expected.yaml\n"
+           "localrule train_sft:\n    output: results/sft/model\n"
+           "rule train_dpo:\n    output: results/dpo/model\n")
+    # train_sft run locally stays expected on SLURM, so its missing job is a failure of the check
+    assert check.local_rules(log) == {"all", "stage_expected"}
