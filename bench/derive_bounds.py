@@ -153,7 +153,8 @@ def measure(name: str, runs: list[dict]) -> dict:
     decimals = _decimals(raw, mean)
     value = round(mean, decimals)
     tolerance = _ceil(raw + abs(value - mean), decimals)
-    while any(abs(v - value) > tolerance for v in values):  # float rounding: never tighter than the runs
+    # float rounding: never tighter than the runs, in the check's own arithmetic (value -+ tolerance)
+    while any(not value - tolerance <= v <= value + tolerance for v in values):
         tolerance = round(tolerance + 10 ** -decimals, decimals)
     return {"n": n, "mean": mean, "sd": sd, "min": min(values), "max": max(values), "sampling_se": sampling,
             "se": se, "se_from": se_from, "largest_distance": distance, "raw_tolerance": raw, "governs": governs,
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     validation = validate(args.out, data)
     for result in validation:
         verdict = "all within" if not result["failed"] else "OUT: " + ", ".join(
-            f"{f['metric']} {f['value']} not in [{f['low']}, {f['high']}]" for f in result["failed"])
+            f"{f['metric']} {_sig(f['value'])} not in [{_sig(f['low'])}, {_sig(f['high'])}]" for f in result["failed"])
         print(f"validation {result['label']}: {result['ok']} of {result['metrics']} metrics within the bounds; {verdict}")
     if not validation:
         print("validation: no validation run in the JSON")
