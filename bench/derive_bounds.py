@@ -9,8 +9,9 @@ CPU's numeric code paths left to the machine at several torch dispatch levels):
 - value: the mean over the bound-setting runs;
 - SE: the larger of (a) the metric's sampling standard error, its 95% interval's half-width / 1.96
   averaged over the runs (for metrics with an interval: what the held-out prompts alone make it
-  vary by) and (b) the standard deviation over the runs (what a rerun with another seed or on
-  another CPU moves it by; n - 1 in the denominator);
+  vary by) and (b) the standard deviation over the seed runs among them (what a rerun with another
+  seed moves it by; n - 1 in the denominator; the dispatch variants repeat one seed, so they are
+  left out of it, and enter through the largest distance below);
 - tolerance: the larger of 3 SE and the largest distance of a run from the mean (not the
   range's half-width, which is never larger: with the value at the mean, only the largest
   distance keeps every bound-setting run inside), then rounded outward: the value to the
@@ -138,13 +139,15 @@ def _sig(x: float) -> str:
 
 
 def measure(name: str, runs: list[dict]) -> dict:
-    """value, tolerance and their derivation for one metric over the bound-setting runs."""
+    """value, tolerance and their derivation for one metric over the bound-setting runs; the sd is taken over
+    those of distinct seeds (no dispatch variant: they repeat a seed, and would shrink it)."""
     values = [r["metrics"][name] for r in runs if name in r["metrics"]]
     if len(values) != len(runs):
         missing = [r["label"] for r in runs if name not in r["metrics"]]
         sys.exit(f"derive_bounds: {name}: missing in runs {', '.join(missing)}")
+    seeds = [r["metrics"][name] for r in runs if not r["env"]]
     n, mean = len(values), statistics.fmean(values)
-    sd = statistics.stdev(values) if n > 1 else 0.0
+    sd = statistics.stdev(seeds) if len(seeds) > 1 else 0.0
     half_widths = [r["metrics"].get(f"{name}.half_width") for r in runs]
     sampling = statistics.fmean(half_widths) / Z95 if all(h is not None for h in half_widths) else None
     se, se_from = (sampling, "sampling") if sampling is not None and sampling > sd else (sd, "sd")
@@ -156,9 +159,9 @@ def measure(name: str, runs: list[dict]) -> dict:
     # float rounding: never tighter than the runs, in the check's own arithmetic (value -+ tolerance)
     while any(not value - tolerance <= v <= value + tolerance for v in values):
         tolerance = round(tolerance + 10 ** -decimals, decimals)
-    return {"n": n, "mean": mean, "sd": sd, "min": min(values), "max": max(values), "sampling_se": sampling,
-            "se": se, "se_from": se_from, "largest_distance": distance, "raw_tolerance": raw, "governs": governs,
-            "decimals": decimals, "value": value, "tolerance": tolerance}
+    return {"n": n, "seeds": len(seeds), "mean": mean, "sd": sd, "min": min(values), "max": max(values),
+            "sampling_se": sampling, "se": se, "se_from": se_from, "largest_distance": distance, "raw_tolerance": raw,
+            "governs": governs, "decimals": decimals, "value": value, "tolerance": tolerance}
 
 
 def claim_margins(name: str, claim: dict, runs: list[dict]) -> list[tuple[str, float | None, bool]]:
@@ -209,13 +212,14 @@ def choose_claim(entry: Entry, bound_runs: list[dict], all_runs: list[dict]) -> 
 
 def derivation_comment(m: dict) -> str:
     if m["se_from"] == "sampling":
-        se = f"SE {_sig(m['se'])} = sampling SE (sd over runs {_sig(m['sd'])})"
+        se = f"SE {_sig(m['se'])} = sampling SE (sd over the seeds {_sig(m['sd'])})"
     else:
         other = f"sampling SE {_sig(m['sampling_se'])}" if m["sampling_se"] is not None else "no interval"
-        se = f"SE {_sig(m['se'])} = sd over runs ({other})"
-    return (f"n {m['n']}: mean {_sig(m['mean'])}, sd {_sig(m['sd'])}, min {_sig(m['min'])}, max {_sig(m['max'])}; "
-            f"{se}; 3 SE {_sig(3 * m['se'])}, largest distance from the mean {_sig(m['largest_distance'])}: "
-            f"tolerance {'3 SE' if m['governs'] != 'largest distance' else 'the largest distance'}, rounded outward")
+        se = f"SE {_sig(m['se'])} = sd over the seeds ({other})"
+    return (f"n {m['n']} ({m['seeds']} seeds): mean {_sig(m['mean'])}, sd {_sig(m['sd'])}, min {_sig(m['min'])}, "
+            f"max {_sig(m['max'])}; {se}; 3 SE {_sig(3 * m['se'])}, largest distance from the mean "
+            f"{_sig(m['largest_distance'])}: tolerance {'3 SE' if m['governs'] != 'largest distance' else 'the largest distance'}, "
+            f"rounded outward")
 
 
 def _flow(entry: dict, decimals: int | None) -> str:
@@ -295,7 +299,7 @@ def render(data: dict, groups, spread: dict, source: str) -> str:
 # {machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores (torch {machine.get('torch', '?')}, auto dispatch level {machine.get('torch_cpu_capability', '?')}),
 # {dates[0]} to {dates[-1]}, commit(s) {', '.join(commits)}.
 # value = the mean over the bound-setting runs; SE = the larger of the sampling SE (95% half-width
-# / 1.96, averaged over the runs; metrics with an interval) and the sd over the runs; tolerance =
+# / 1.96, averaged over the runs; metrics with an interval) and the sd over the seeds; tolerance =
 # the larger of 3 SE and the largest distance of a run from the mean, rounded outward. A claim is
 # kept only where it holds on every run, validation runs included. Above each entry: n, mean, sd,
 # min, max, the SE and which term set the tolerance. The validation runs are checked against
