@@ -66,6 +66,12 @@ def score(trainer, dataset, pairs: int, mode: str, batching_cls) -> dict:
     return out
 
 
+def unsloth_backend_dtype(model, resolved, settings):
+    from prefalign.train.unsloth_backend import autocast_dtype
+
+    return autocast_dtype(model, resolved.backend, settings.use_lora, resolved.precision)
+
+
 def dpo_losses(s: dict, pairs: int, beta: float = 0.1) -> list[float]:
     margins = [(pc - rc) - (pr - rr) for pc, pr, rc, rr in
                zip(s["policy_chosen"], s["policy_rejected"], s["ref_chosen"], s["ref_rejected"])]
@@ -81,6 +87,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4, help="batches scored (default 4)")
     parser.add_argument("--lengths-file", type=Path)
     parser.add_argument("--model", type=Path, help="reuse this model folder (bench/dpo_throughput.py --model)")
+    parser.add_argument("--full", action="store_true", help="full model (policy = reference; no adapter) instead of "
+                        "LoRA: on Unsloth the bf16 full fine-tune's packed path against its padded one")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -88,7 +96,7 @@ def main() -> None:
 
     pin_single_gpu()
     if args.backend == "unsloth":
-        from prefalign.train import unsloth as unsloth_backend
+        from prefalign.train import unsloth_backend
 
         unsloth_backend.activate(dpo=True)
     import torch
@@ -111,7 +119,8 @@ def main() -> None:
             bench.build_model(work / "model", args.shape, 1024)
         bench.build_data(work / "train.jsonl", lengths, bench.SHAPES[args.shape]["vocab_size"])
         gpu = torch.cuda.is_available()
-        settings = DPOSettings(backend=args.backend, precision="bf16" if gpu else "fp32", use_lora=True, lora_r=16,
+        settings = DPOSettings(backend=args.backend, precision="bf16" if gpu else "fp32", use_lora=not args.full,
+                               lora_r=16,
                                lora_alpha=16, max_length=1024, batch_size=args.pairs, batching="padded",
                                gradient_checkpointing="unsloth" if args.backend == "unsloth" else "none",
                                threads=8 if gpu else 2, seed=0)
@@ -123,10 +132,13 @@ def main() -> None:
         def shared_args(config_class):
             return backends.trainer_kwargs(settings, resolved, work / "out", config_class)
 
-        trainer = trainer_class()(model=model, ref_model=None, args=dpo_config(settings, shared_args, batching, False),
+        # Full model: the policy is the reference (the reference step's set-up: no second model).
+        trainer = trainer_class()(model=model, ref_model=None,
+                                  args=dpo_config(settings, shared_args, batching, args.full),
                                   train_dataset=dpo_dataset(read_jsonl(work / "train.jsonl")),
                                   processing_class=tokenizer, peft_config=peft_config, batching=batching,
-                                  backend=resolved.backend)
+                                  backend=resolved.backend, reference_pass=args.full,
+                                  autocast_dtype=unsloth_backend_dtype(model, resolved, settings))
         torch.manual_seed(0)
         for name, parameter in trainer.model.named_parameters():
             if "lora_B" in name:
@@ -134,7 +146,7 @@ def main() -> None:
         trainer.model.eval()
         scores = {mode: score(trainer, trainer.train_dataset, args.pairs, mode, Batching)
                   for mode in ("padded", "grouped", "packed")}  # packed last: it wraps the forward for good
-    report = {"backend": args.backend, "resolved": resolved.__dict__, "pairs_per_batch": args.pairs,
+    report = {"backend": args.backend, "full_model": args.full, "resolved": resolved.__dict__, "pairs_per_batch": args.pairs,
               "batches": args.batches, "data": info, "losses": {m: dpo_losses(s, args.pairs) for m, s in scores.items()}}
     for mode in ("grouped", "packed"):
         diffs = {}

@@ -11,13 +11,19 @@ import importlib
 import os
 import sys
 
-# Idle OpenMP threads sleep instead of spinning: with two training processes on two cores,
-# spinning made each 3.5x slower (bench/omp_wait_policy.py, bench/results/omp_wait_policy.json); results are unchanged.
-# Set here, before any step imports torch.
+from prefalign import numerics
+
+# Set here, before any step imports torch or NumPy (they read these once, when they load):
+# the CPU's numeric code paths, pinned so that a run gives the same bytes on any x86-64 CPU
+# (prefalign.numerics; the shell's own values do not count) ...
+numerics.pin()
+# ... and idle OpenMP threads sleep instead of spinning: with two training processes on two
+# cores, spinning made each several times slower (bench/omp_wait_policy.py,
+# bench/results/omp_wait_policy.json); results are unchanged.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from prefalign import __version__
-from prefalign.errors import PrefalignError
+from prefalign import __version__  # noqa: E402
+from prefalign.errors import PrefalignError  # noqa: E402
 
 # step name -> (module, one-line description)
 STEPS = {

@@ -17,6 +17,8 @@ import random
 import sys
 from dataclasses import dataclass
 
+from prefalign import numerics
+
 PACKAGES = (
     "prefalign", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers",
     "bitsandbytes", "unsloth", "unsloth_zoo", "torchao", "snakemake", "numpy",
@@ -38,6 +40,7 @@ def setup(seed: int, threads: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    gpu_determinism()  # GPU only; see its section below
 
 
 # ---------------------------------------------------------------- processes (DDP)
@@ -104,6 +107,72 @@ def nvidia_driver() -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- GPU determinism (CUDA only)
+# Separate from the CPU settings above on purpose: on a machine without CUDA nothing here runs,
+# so CPU artifacts are untouched. What holds across GPU reruns with these settings, and what
+# only within a bound, is measured in bench/gpu_reruns.sh (docs/gpu.md).
+
+GPU_DETERMINISM_VARIABLE = "PREFALIGN_GPU_DETERMINISTIC"  # "0" turns the settings off (to measure their cost)
+CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's documented setting for reproducible results (one fixed workspace)
+
+
+def gpu_determinism_requested(environ=os.environ) -> bool:
+    return environ.get(GPU_DETERMINISM_VARIABLE, "1") != "0"
+
+
+def gpu_determinism_environment(environ=os.environ) -> None:
+    """Set CUBLAS_WORKSPACE_CONFIG (unless set) when determinism is requested.
+
+    cuBLAS reads it when it creates a handle, i.e. at the first matrix product on the GPU, so
+    this runs before CUDA work: the training steps call it before Unsloth's import (which
+    touches the GPU), every step again from setup(). A user's own value is kept.
+    """
+    if gpu_determinism_requested(environ):
+        environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
+def gpu_determinism() -> dict | None:
+    """Turn on the deterministic GPU settings torch has; returns gpu_determinism_state(), None without CUDA.
+
+    - torch.use_deterministic_algorithms(True, warn_only=True): torch's deterministic kernels
+      where it has them (index_add, scatter, cumsum, ...); an op with none warns ("does not have
+      a deterministic implementation") instead of stopping a run. Kernels outside torch (Triton
+      kernels of TRL and Unsloth, torch.compile output) are not covered by this switch.
+    - CUBLAS_WORKSPACE_CONFIG=:4096:8: cuBLAS picks the same reduction order every call.
+    - cuDNN: deterministic algorithms, no benchmark-driven algorithm choice.
+    Sampling is seeded by the steps themselves (torch.manual_seed seeds the CUDA generators too).
+    PREFALIGN_GPU_DETERMINISTIC=0 leaves torch's defaults (recorded as such).
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    if gpu_determinism_requested():
+        gpu_determinism_environment()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return gpu_determinism_state()
+
+
+def gpu_determinism_state() -> dict | None:
+    """What is in force (for environment.json), None without CUDA or torch."""
+    if "torch" not in sys.modules:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return {
+        "requested": gpu_determinism_requested(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+    }
+
+
 # ---------------------------------------------------------------- the container
 
 def container_engine(environ=os.environ) -> tuple[str | None, str | None]:
@@ -162,8 +231,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The CPU features that decide the libraries' kernels (prefalign.numerics), in the hardware record.
+NUMERIC_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                 "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+
+
 def cpu_hardware() -> dict:
-    return {"machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count()}
+    flags = numerics.cpu_flags()
+    return {"machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "cpu_flags": [flag for flag in NUMERIC_FLAGS if flag in flags]}
 
 
 def hardware() -> dict:
@@ -184,7 +260,11 @@ def hardware() -> dict:
 
 
 def environment() -> dict:
-    env = {"packages": package_versions(), "hardware": hardware(), "platform": platform.platform()}
+    env = {"packages": package_versions(), "hardware": hardware(), "platform": platform.platform(),
+           "cpu_numerics": numerics.record()}
+    determinism = gpu_determinism_state()
+    if determinism is not None:
+        env["gpu_determinism"] = determinism
     image = container()
     if image:
         env["container"] = image

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefalign.runtime import Machine, local_rank, world_size
+from prefalign.runtime import Machine, gpu_determinism_environment, local_rank, world_size
 from prefalign.settings import Settings, expect
 from prefalign.train import checkpoints, unsloth_backend
 from prefalign.train.fp8_gate import fp8_pays
@@ -159,15 +159,37 @@ def resolve(settings: TrainSettings, machine: Machine | None = None) -> Resolved
                     machine.driver, "; ".join(reasons))
 
 
+def first_step_advice(section: str, settings: TrainSettings, resolved: Resolved) -> str | None:
+    """What to set when a run fails before its first optimizer step, where `auto` chose what failed (pure).
+
+    Only a choice `auto` made can be blamed on auto: Unsloth (backend auto on a CUDA GPU; TRL runs
+    everywhere) and fp8 (precision auto). None when the user set both, or auto chose TRL and bf16/fp32.
+    """
+    changes = []
+    if settings.backend == "auto" and resolved.backend == "unsloth":
+        changes.append(f"{section}.backend: trl (--backend trl) to train with TRL instead of Unsloth")
+    if settings.precision == "auto" and resolved.precision == "fp8":
+        changes.append(f"{section}.precision: bf16 (--precision bf16) to train without FP8")
+    if not changes:
+        return None
+    chosen = " and ".join(f"{key} {getattr(resolved, key)}" for key in ("backend", "precision")
+                          if getattr(settings, key) == "auto")
+    return (f"the first training step failed with what `auto` chose on this machine ({chosen}; {resolved.why}). "
+            f"Set " + ", or ".join(changes) + "; and please report the error above.")
+
+
 def pin_single_gpu() -> None:
     """A step started as one process trains on one GPU, even where several are visible.
 
     Trainer would wrap the model in nn.DataParallel, which TRL's DPOTrainer refuses; several
     GPUs are used through `accelerate launch` (gpu.count > 1) instead. Must run before torch
-    initializes CUDA; a CUDA_VISIBLE_DEVICES set by the user or a scheduler is kept.
+    initializes CUDA; a CUDA_VISIBLE_DEVICES set by the user or a scheduler is kept. Also sets
+    cuBLAS's reproducible workspace before anything (Unsloth's import included) touches the GPU
+    (prefalign.runtime.gpu_determinism_environment).
     """
     if "WORLD_SIZE" not in os.environ and "CUDA_VISIBLE_DEVICES" not in os.environ:
         os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+    gpu_determinism_environment()
 
 
 def quiet_libraries() -> None:
@@ -205,6 +227,25 @@ def load_policy(path: Path, settings: TrainSettings, resolved: Resolved):
         kwargs["device_map"] = {"": local_rank()}  # each DDP process holds its own copy
     model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kwargs)  # explicit: tests/kernel/test_safety.py
     return model, tokenizer, lora_config(settings) if settings.use_lora else None
+
+
+def load_reference(policy, resolved: Resolved):
+    """The frozen reference of full-model DPO: the policy's own checkpoint, loaded again in the policy's dtype.
+
+    TRL 1.15 would reload it itself in float32 (its `model_init_kwargs` default) next to a bf16
+    policy; here it gets the policy's dtype on either backend (float32 on the CPU, as before).
+    The checkpoint is the one the policy was loaded from (`config._name_or_path`, which TRL
+    reads too). Raises ConfigError when that is not a local folder.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = Path(getattr(policy.config, "_name_or_path", "") or "")
+    expect(path.is_dir(), "dpo.precompute_ref_log_probs",
+           "true (or dpo.use_lora): the reference is reloaded from the policy's checkpoint folder, which is not a "
+           "local folder here", str(path))
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch_dtype(resolved))
+    model.requires_grad_(False)
+    return model.eval()
 
 
 def lora_config(settings: TrainSettings):

@@ -1,12 +1,16 @@
 """Step `dpo`: direct preference optimization of the SFT checkpoint on the train split.
 
-Supports LoRA (default) and full-model DPO, TRL's loss types (`sigmoid`, `ipo`, `hinge`,
-... as a list), beta, and `precompute_ref_log_probs`. The reference is the SFT checkpoint
-itself: `ref_model=None`, so TRL uses the policy with its adapter disabled (LoRA) or reloads
-the checkpoint (full model); SFT is merged, so either way the reference is exactly SFT.
-With `--reference-logps` (the `reference-logps` step's output for the same train file) the
-reference's log-probs are read instead, when they were computed with this run's backend,
-precision and max_length (else the reference runs in training, and metrics.json says why).
+Supports LoRA (default) and full-model DPO with either backend (Unsloth on a CUDA GPU: `auto`
+takes it for both), TRL's loss types (`sigmoid`, `ipo`, `hinge`, ... as a list), beta, and
+`precompute_ref_log_probs`. The reference is the SFT checkpoint itself; SFT is merged, so it is
+exactly SFT:
+  - with `--reference-logps` (the `reference-logps` step's output for the same train file), its
+    log-probs are read and no reference model is loaded, when they were computed with this
+    run's backend, precision and max_length (else the reference runs in training, and
+    metrics.json says why);
+  - LoRA: the policy with its adapter disabled;
+  - full model, live: the checkpoint loaded a second time, frozen, in the policy's dtype (TRL 1.15
+    would load it in float32 next to a bf16 policy) and run under the policy's autocast.
 
 Batching (`batching`, prefalign.train.batching): padded (TRL's), grouped (length-grouped
 micro-batches of at most max_batch_tokens tokens) or packed (no padding: varlen attention);
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign.settings import expect
-from prefalign.train import backends, reference_file as reference
+from prefalign.train import backends, reference_file as reference, unsloth_backend
 from prefalign.train.batching import BATCHINGS, resolve_batching
 from prefalign.train.backends import TrainSettings
 from prefalign.train.step import TrainingStep
@@ -123,10 +127,15 @@ def dpo_trainer(model, tokenizer, peft_config, dataset, settings: DPOSettings, s
     # (the adapter is disabled), so the cached columns need no precompute switch and TRL does
     # not hash the whole model for its precompute cache.
     precompute = settings.precompute_ref_log_probs or (cached and not settings.use_lora)
+    ref_model = None
+    if not settings.use_lora and not precompute:
+        ref_model = backends.load_reference(model, resolved)
+        reference_why += f"; live reference model in {resolved.precision}"
     trainer = trainer_class()(
-        model=model, ref_model=None, args=dpo_config(settings, shared_args, batching, precompute),
+        model=model, ref_model=ref_model, args=dpo_config(settings, shared_args, batching, precompute),
         train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
-        batching=batching, backend=resolved.backend, cached_reference=cached)
+        batching=batching, backend=resolved.backend, cached_reference=cached,
+        autocast_dtype=unsloth_backend.autocast_dtype(model, resolved.backend, settings.use_lora, resolved.precision))
     # Only what does not depend on where a resumed run restarted (metrics.json must equal the uninterrupted
     # run's); the micro-batches of each step are in trainer.prefalign_micro_batches.
     trainer.prefalign_summary = lambda: {

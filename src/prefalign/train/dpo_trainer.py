@@ -14,6 +14,12 @@ the cut of each optimizer step into micro-batches is done here (prefalign.train.
 - Packed micro-batches run through prefalign.train.packing (one row, varlen attention).
 - Reference log-probs can come with the dataset (`ref_chosen_logps`, `ref_rejected_logps`
   columns, from the `reference_logps` step); then no reference forward runs in training.
+- `reference_pass=True` (the `reference-logps` step): TRL keeps no reference model and runs no
+  precompute of its own; `reference_logps()` scores the dataset with the policy, which is the
+  reference there.
+- `autocast_dtype`: the policy's (and a live reference's) forward runs under that autocast.
+  Unsloth's bf16 full fine-tune needs it once TRL's fused LM head replaces the forward
+  (prefalign.train.unsloth_backend.autocast_dtype says why).
 
 The class is built when needed (`trainer_class()`), so that under Unsloth it derives from the
 trainer Unsloth installed in TRL's place.
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 
-from prefalign.train import packing
+from prefalign.train import packing, unsloth_backend
 from prefalign.train.batching import Batching, plan_grouped, plan_packed
 
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
@@ -33,12 +39,14 @@ def trainer_class():
     from trl import DPOTrainer
 
     class PrefalignDPOTrainer(DPOTrainer):
-        def __init__(self, *args, batching: Batching, backend: str, cached_reference: bool = False, **kwargs):
+        def __init__(self, *args, batching: Batching, backend: str, cached_reference: bool = False,
+                     reference_pass: bool = False, autocast_dtype=None, **kwargs):
             self.prefalign_batching = batching
             self.prefalign_backend = backend
+            self.prefalign_reference_pass = reference_pass
+            self.prefalign_autocast = autocast_dtype
             super().__init__(*args, **kwargs)
-            if batching.mode == "packed":
-                self._install_packing()
+            self._install_forwards()
             if cached_reference:
                 # The dataset carries the reference's log-probs: TRL's own precompute switch makes
                 # `_compute_loss` read them from the batch (and `_precompute_ref_logps` below keeps them).
@@ -51,6 +59,18 @@ def trainer_class():
             """The module TRL gave its fused LM head (the PEFT model's base model, or the model)."""
             model = self.accelerator.unwrap_model(self.model)
             return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+        def _install_forwards(self):
+            """Packing (packed mode), then autocast (autocast_dtype), on the policy and a live reference; idempotent."""
+            if self.prefalign_batching.mode == "packed":
+                self._install_packing()
+            if self.prefalign_autocast is None:
+                return
+            modules = [self._policy_module()]
+            if self.ref_model is not None:
+                modules.append(self.accelerator.unwrap_model(self.ref_model))
+            for module in modules:
+                module.forward = unsloth_backend.with_autocast(module.forward, self.prefalign_autocast)
 
         def _install_packing(self):
             transformers_attention = self.prefalign_backend != "unsloth"
@@ -65,10 +85,11 @@ def trainer_class():
                 packing.install_packing(ref, boundaries_as_kwargs=transformers_attention)
 
         def _precompute_ref_logps(self, dataset, name, batch_size):
+            if self.prefalign_reference_pass:
+                return dataset  # the reference-logps step scores the dataset itself (reference_logps below)
             if all(column in dataset.column_names for column in REF_COLUMNS):
                 return dataset  # the cached reference artifact is already there
-            if self.prefalign_batching.mode == "packed":
-                self._install_packing()  # TRL precomputes inside __init__, before ours finishes
+            self._install_forwards()  # TRL precomputes inside __init__, before ours finishes
             return super()._precompute_ref_logps(dataset, name, batch_size)
 
         # ------------------------------------------------------------ training

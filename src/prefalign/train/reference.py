@@ -25,10 +25,12 @@ import dataclasses
 import json
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefalign import runtime
+from prefalign.errors import PrefalignError, TrainingError
 from prefalign.hashing import sha256_file
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.settings import Settings, expect
@@ -98,13 +100,28 @@ def compute(sft: Path, train_path: Path, settings: ReferenceSettings) -> tuple[d
         def shared_args(config_class):
             return backends.trainer_kwargs(training, resolved, Path(scratch), config_class)
 
+        # The policy loaded here *is* the reference: precompute on (full model) keeps TRL from loading
+        # a second copy, and reference_pass keeps it from scoring the dataset its own way.
         trainer = trainer_class()(
-            model=model, ref_model=None, args=dpo_config(training, shared_args, batching, False),
+            model=model, ref_model=None, args=dpo_config(training, shared_args, batching, not training.use_lora),
             train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, batching=batching,
-            backend=resolved.backend)
+            backend=resolved.backend, reference_pass=True,
+            autocast_dtype=unsloth_backend.autocast_dtype(model, resolved.backend, training.use_lora,
+                                                          resolved.precision))
         kept = trainer.train_dataset  # tokenized; pairs whose prompt fills max_length dropped
         start = time.perf_counter()
-        chosen, rejected = trainer.reference_logps(kept, settings.batch_size)
+        try:
+            chosen, rejected = trainer.reference_logps(kept, settings.batch_size)
+        except PrefalignError:
+            raise
+        except Exception as exc:  # what `auto` chose failed on its first batch: name the setting (as training does)
+            advice = backends.first_step_advice("dpo", training, resolved)
+            if advice is None:
+                raise
+            traceback.print_exc()
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            raise TrainingError(f"{type(exc).__name__}: {first_line}: "
+                                + advice.replace("the first training step", "the reference pass")) from exc
         seconds = time.perf_counter() - start
     values = {row: (c, r) for row, c, r in zip(kept["prefalign_row"], chosen, rejected)}
     pairs = [{"id": record["id"], "chosen": values.get(i, (None, None))[0], "rejected": values.get(i, (None, None))[1]}

@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from prefalign import runtime
-from prefalign.errors import ConfigError
+from prefalign.errors import ConfigError, PrefalignError, TrainingError
 from prefalign.jsonl import read_jsonl, write_json
 from prefalign.train import backends, checkpoints, saving, unsloth_backend, watch
 
@@ -73,7 +74,7 @@ class TrainingStep:
 
             trainer = self.trainer(model, tokenizer, peft_config, dataset, settings, shared_args, list(callbacks),
                                    **inputs)
-            result = trainer.train(resume_from_checkpoint=ckpt.attach(trainer))
+            result = train_or_advise(trainer, ckpt.attach(trainer), self.name, settings, resolved)
         if out is not None:
             saving.save_trained(trainer, start, start, out, settings, resolved, adapter_out)
 
@@ -127,3 +128,32 @@ class TrainingStep:
             write_json(args.environment, runtime.environment())
         checkpoints.clear(args.checkpoint_dir)
         print(f"{self.name}:", json.dumps(metrics["train"], sort_keys=True))
+
+
+def train_or_advise(trainer, resume_from, section: str, settings, resolved):
+    """trainer.train(); a failure before this run's first optimizer step, where `auto` chose the backend or
+    precision, becomes a TrainingError naming the setting to change (the traceback is printed first).
+
+    A failure after a step completed, a PrefalignError (health monitor, config) and settings the user
+    chose are raised unchanged.
+    """
+    from transformers import TrainerCallback
+
+    class StepsDone(TrainerCallback):
+        count = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            StepsDone.count += 1
+
+    trainer.add_callback(StepsDone())
+    try:
+        return trainer.train(resume_from_checkpoint=resume_from)
+    except PrefalignError:
+        raise
+    except Exception as exc:  # any library failure gets the advice; the original is chained
+        advice = backends.first_step_advice(section, settings, resolved)
+        if advice is None or StepsDone.count > 0:
+            raise
+        traceback.print_exc()
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise TrainingError(f"{type(exc).__name__}: {first_line}: {advice}") from exc

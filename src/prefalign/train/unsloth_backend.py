@@ -4,6 +4,17 @@
 imported: the training steps call `activate()` first thing when the resolved backend is
 `unsloth`, and nothing on the CPU path ever imports this module's dependencies (on a machine
 without a GPU `import unsloth` raises NotImplementedError).
+
+Full fine-tuning in bf16 (Unsloth 2026.10.9): Unsloth keeps the norm weights in float32 and
+trains without the Trainer's autocast; instead it gives the model a subclass whose class-level
+`forward` runs under `torch.autocast(bfloat16)` (unsloth_zoo.training_utils,
+`_wrap_forward_in_bf16_autocast`), so a float32 norm output is cast down before the next bf16
+Linear. TRL's DPO installs its fused LM head as an *instance* `forward`
+(trl.trainer.utils.add_fused_lm_head), which shadows that class-level forward: the backbone then
+runs without autocast and the first projection after a norm fails with "expected mat1 and mat2
+to have the same dtype, but got: float != c10::BFloat16" (seen on an H200 and an H100). SFT
+never calls the fused head, so it was unaffected. `autocast_dtype` / `with_autocast` give the
+instance forward the autocast Unsloth meant the model to run under.
 """
 
 from __future__ import annotations
@@ -54,11 +65,13 @@ def load(path: Path, settings, resolved):
     )
     if resolved.precision == "fp8":
         kwargs["load_in_fp8"] = True  # row-wise FP8 weights (torchao); LoRA weights stay bf16
+    checkpointing = {"none": False, "standard": True, "unsloth": "unsloth"}[settings.gradient_checkpointing]
     if not settings.use_lora:
         kwargs["full_finetuning"] = True
+        # from_pretrained's own default is "unsloth" (activations offloaded to the CPU): the setting decides.
+        kwargs["use_gradient_checkpointing"] = checkpointing
     model, tokenizer = FastLanguageModel.from_pretrained(**kwargs)
     if settings.use_lora:
-        checkpointing = {"none": False, "standard": True, "unsloth": "unsloth"}[settings.gradient_checkpointing]
         model = FastLanguageModel.get_peft_model(
             model,
             r=settings.lora_r,
@@ -70,6 +83,49 @@ def load(path: Path, settings, resolved):
             random_state=settings.seed,
         )
     return model, tokenizer
+
+
+def autocast_dtype(module, backend: str, use_lora: bool, precision: str):
+    """The dtype the model's forward must run under autocast in, or None (pure: no import of Unsloth).
+
+    Unsloth marks a model it wrapped (`_unsloth_bf16_autocast_wrapped`, the dtype on its class);
+    an Unsloth full fine-tune in bf16 runs under bf16 autocast even without the mark, since its
+    float32 norms need it.
+    """
+    if getattr(module, "_unsloth_bf16_autocast_wrapped", False):
+        dtype = getattr(type(module), "_unsloth_autocast_dtype", None)
+        if dtype is not None:
+            return dtype
+    if backend == "unsloth" and not use_lora and precision == "bf16":
+        import torch
+
+        return torch.bfloat16
+    return None
+
+
+def with_autocast(forward, dtype):
+    """`forward` run under torch.autocast(<device of its inputs>, dtype), unless autocast is already on.
+
+    Marked `prefalign_autocast` (functools.wraps keeps the marks of what it wraps, so a packed
+    forward stays marked packed).
+    """
+    import functools
+
+    import torch
+
+    if getattr(forward, "prefalign_autocast", False):
+        return forward
+
+    @functools.wraps(forward)
+    def wrapped(*args, **kwargs):
+        device = next((t.device.type for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), "cuda")
+        if not torch.amp.is_autocast_available(device) or torch.is_autocast_enabled(device):
+            return forward(*args, **kwargs)
+        with torch.autocast(device_type=device, dtype=dtype):
+            return forward(*args, **kwargs)
+
+    wrapped.prefalign_autocast = True
+    return wrapped
 
 
 def enable_torch_varlen() -> bool:
