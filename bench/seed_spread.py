@@ -49,11 +49,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from prefalign.evaluation.check import load_sources
+from prefalign.numerics import LEVEL_VAR, PINS
 
-# Variables that change the CPU's numeric code paths: a bound-setting run takes none of them from
-# the calling shell (the variants set their own).
-NUMERIC_VARIABLES = ("PREFALIGN_CPU_NUMERICS", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
-                     "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Variables that change the CPU's numeric code paths (prefalign.numerics pins them in every step): a
+# bound-setting run takes none of them from the calling shell (the variants set their own).
+NUMERIC_VARIABLES = (LEVEL_VAR, *sorted({name for pins in PINS.values() for name in pins}), "MKL_ENABLE_INSTRUCTIONS",
+                     "DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def plan(seeds: list[int], variants: list[str], validation: list[int], config_seed: int) -> list[dict]:
