@@ -12,7 +12,10 @@ CPU's numeric code paths left to the machine at several torch dispatch levels):
   vary by) and (b) the standard deviation over the seed runs among them (what a rerun with another
   seed moves it by; n - 1 in the denominator; the dispatch variants repeat one seed, so they are
   left out of it, and enter through the largest distance below);
-- tolerance: the larger of 3 SE and the largest distance of a run from the mean (not the
+- tolerance: the largest of 3 SE, the half-width of a 99% prediction interval for one new run
+  (t_0.995 with s - 1 degrees of freedom times sqrt(1 + 1/s) times the sd over the s seed runs:
+  a rerun with another seed is a new draw, not the mean; 3 SE of 5 seeds failed two validation
+  seeds, see docs/reproducibility.md) and the largest distance of a run from the mean (not the
   range's half-width, which is never larger: with the value at the mean, only the largest
   distance keeps every bound-setting run inside), then rounded outward: the value to the
   tolerance's second significant digit, and the tolerance up so that [value - tolerance,
@@ -50,6 +53,20 @@ from prefalign.evaluation.check import check_metrics, load_expected, resolve_bou
 
 Z95 = 1.96
 SES = 3  # tolerance >= this many standard errors
+# Student's t, 0.995 quantile, by degrees of freedom: a 99% two-sided prediction interval for one new
+# run is mean +- t(s-1) * sd * sqrt(1 + 1/s) over s seed runs. A df between the entries takes the
+# entry below it (a larger t: wider, never narrower).
+T995 = {1: 63.657, 2: 9.925, 3: 5.841, 4: 4.604, 5: 4.032, 6: 3.707, 7: 3.499, 8: 3.355, 9: 3.250, 10: 3.169,
+        12: 3.055, 15: 2.947, 20: 2.845, 30: 2.750, 60: 2.660, 120: 2.617}
+
+
+def prediction_factor(seeds: int) -> float:
+    """k such that mean +- k * sd (sd over `seeds` runs of distinct seeds) is a 99% prediction interval for
+    the next run, if a metric is normal over seeds: t_0.995(seeds - 1) * sqrt(1 + 1/seeds)."""
+    if seeds < 2:
+        return 0.0
+    df = max(d for d in T995 if d <= seeds - 1)
+    return T995[df] * math.sqrt(1 + 1 / seeds)
 
 
 @dataclass
@@ -152,7 +169,10 @@ def measure(name: str, runs: list[dict]) -> dict:
     sampling = statistics.fmean(half_widths) / Z95 if all(h is not None for h in half_widths) else None
     se, se_from = (sampling, "sampling") if sampling is not None and sampling > sd else (sd, "sd")
     distance = max(abs(v - mean) for v in values)
-    raw, governs = (SES * se, f"{SES} SE") if SES * se >= distance else (distance, "largest distance")
+    factor = prediction_factor(len(seeds))
+    terms = {f"{SES} SE": SES * se, "99% prediction": factor * sd, "largest distance": distance}
+    governs = max(terms, key=terms.get)
+    raw = terms[governs]
     decimals = _decimals(raw, mean)
     value = round(mean, decimals)
     tolerance = _ceil(raw + abs(value - mean), decimals)
@@ -160,7 +180,8 @@ def measure(name: str, runs: list[dict]) -> dict:
     while any(not value - tolerance <= v <= value + tolerance for v in values):
         tolerance = round(tolerance + 10 ** -decimals, decimals)
     return {"n": n, "seeds": len(seeds), "mean": mean, "sd": sd, "min": min(values), "max": max(values),
-            "sampling_se": sampling, "se": se, "se_from": se_from, "largest_distance": distance, "raw_tolerance": raw,
+            "sampling_se": sampling, "se": se, "se_from": se_from, "largest_distance": distance,
+            "prediction_factor": factor, "prediction": factor * sd, "raw_tolerance": raw,
             "governs": governs, "decimals": decimals, "value": value, "tolerance": tolerance}
 
 
@@ -217,9 +238,9 @@ def derivation_comment(m: dict) -> str:
         other = f"sampling SE {_sig(m['sampling_se'])}" if m["sampling_se"] is not None else "no interval"
         se = f"SE {_sig(m['se'])} = sd over the seeds ({other})"
     return (f"n {m['n']} ({m['seeds']} seeds): mean {_sig(m['mean'])}, sd {_sig(m['sd'])}, min {_sig(m['min'])}, "
-            f"max {_sig(m['max'])}; {se}; 3 SE {_sig(3 * m['se'])}, largest distance from the mean "
-            f"{_sig(m['largest_distance'])}: tolerance {'3 SE' if m['governs'] != 'largest distance' else 'the largest distance'}, "
-            f"rounded outward")
+            f"max {_sig(m['max'])}; {se}; 3 SE {_sig(3 * m['se'])}, 99% prediction {_sig(m['prediction_factor'])} sd = "
+            f"{_sig(m['prediction'])}, largest distance from the mean {_sig(m['largest_distance'])}: tolerance "
+            f"{m['governs']}, rounded outward")
 
 
 def _flow(entry: dict, decimals: int | None) -> str:
@@ -300,7 +321,8 @@ def render(data: dict, groups, spread: dict, source: str) -> str:
 # {dates[0]} to {dates[-1]}, commit(s) {', '.join(commits)}.
 # value = the mean over the bound-setting runs; SE = the larger of the sampling SE (95% half-width
 # / 1.96, averaged over the runs; metrics with an interval) and the sd over the seeds; tolerance =
-# the larger of 3 SE and the largest distance of a run from the mean, rounded outward. A claim is
+# the largest of 3 SE, the 99% prediction interval of one new run (t_0.995(s-1) * sqrt(1 + 1/s) *
+# sd over the s seeds) and the largest distance of a run from the mean, rounded outward. A claim is
 # kept only where it holds on every run, validation runs included. Above each entry: n, mean, sd,
 # min, max, the SE and which term set the tolerance. The validation runs are checked against
 # these bounds by the same script ({source}, `derived.validation`).
@@ -355,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     load_expected(args.out)  # what it wrote is a valid expected file (spread included)
     print(f"wrote {args.out}")
 
-    header = (f"{'metric':36s} {'n':>2s} {'mean':>9s} {'sd':>8s} {'min':>9s} {'max':>9s} {'3 SE':>8s} {'dist':>8s} "
-              f"{'tolerance':>9s}")
+    header = (f"{'metric':36s} {'n':>2s} {'mean':>9s} {'sd':>8s} {'min':>9s} {'max':>9s} {'3 SE':>8s} {'pred':>8s} "
+              f"{'dist':>8s} {'tolerance':>9s}")
     print(header)
     for name, entry in record["entries"].items():
         m = entry.get("measured")
@@ -364,9 +386,10 @@ def main(argv: list[str] | None = None) -> int:
         claim = f"  [{_claim_text(chosen)}]" if chosen else ("  [no claim held]" if entry["options"] else "")
         if m:
             print(f"{name:36s} {m['n']:2d} {m['mean']:9.4f} {m['sd']:8.4f} {m['min']:9.4f} {m['max']:9.4f} "
-                  f"{3 * m['se']:8.4f} {m['largest_distance']:8.4f} {entry['bounds']['tolerance']:9g}{claim}")
+                  f"{3 * m['se']:8.4f} {m['prediction']:8.4f} {m['largest_distance']:8.4f} "
+                  f"{entry['bounds']['tolerance']:9g}{claim}")
         else:
-            print(f"{name:36s} {'-':>2s} {'':9s} {'':8s} {'':9s} {'':9s} {'':8s} {'':8s} {'':9s}{claim}")
+            print(f"{name:36s} {'-':>2s} {'':9s} {'':8s} {'':9s} {'':9s} {'':8s} {'':8s} {'':8s} {'':9s}{claim}")
     validation = validate(args.out, data)
     for result in validation:
         verdict = "all within" if not result["failed"] else "OUT: " + ", ".join(
@@ -374,9 +397,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"validation {result['label']}: {result['ok']} of {result['metrics']} metrics within the bounds; {verdict}")
     if not validation:
         print("validation: no validation run in the JSON")
+    if "derived" in data:  # an earlier derivation (other runs, another rule): kept, with what its validation found
+        earlier = data.pop("derived")
+        data.setdefault("earlier_derivations", []).append(
+            {k: earlier[k] for k in ("date", "rule", "bound_runs", "validation_runs", "validation") if k in earlier})
     data["derived"] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                        "out": args.out.resolve().relative_to(REPO).as_posix()
                        if args.out.resolve().is_relative_to(REPO) else str(args.out),
+                       "rule": f"tolerance = max({SES} SE, 99% prediction, largest distance)",
+                       "bound_runs": [r["label"] for r in data["runs"] if r["role"] == "bounds"],
+                       "validation_runs": [r["label"] for r in data["runs"] if r["role"] == "validation"],
                        "entries": record["entries"], "spread": spread, "validation": validation}
     args.spread.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return 1 if any(r["failed"] for r in validation) else 0

@@ -161,7 +161,7 @@ def main() -> None:
         if data.get("config_sha256") != config_sha:
             sys.exit(f"seed_spread: {args.out} holds runs of another config (sha256 {data.get('config_sha256')}, "
                      f"not {config_sha} of {config_path}): name another --out, or move it away to start over")
-    done = {r["label"] for r in data["runs"]}
+    done = {r["label"]: r for r in data["runs"]}
 
     bin_dir = Path(sys.executable).parent
     base_env = {k: v for k, v in os.environ.items() if k not in NUMERIC_VARIABLES}
@@ -169,7 +169,17 @@ def main() -> None:
     sweep_start = time.perf_counter()
     for run in runs:
         if run["label"] in done:
-            print(f"{run['label']}: in {args.out} already, skipped", flush=True)
+            kept = done[run["label"]]
+            if kept["role"] != run["role"]:
+                # A run made in one role and now planned in another (validation seeds that later set bounds):
+                # the role changes, and the run says what it was made as.
+                kept.setdefault("made_as", kept["role"])
+                kept["role"] = run["role"]
+                write(args.out, data)
+                print(f"{run['label']}: in {args.out} already, now a {run['role']} run (made as {kept['made_as']})",
+                      flush=True)
+            else:
+                print(f"{run['label']}: in {args.out} already, skipped", flush=True)
             continue
         workdir = args.scratch / run["label"]
         if workdir.exists():

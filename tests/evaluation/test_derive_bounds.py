@@ -86,19 +86,21 @@ def comment_above(text: str, name: str) -> list[str]:
     return above
 
 
-def test_entries_are_the_mean_and_the_larger_of_3_se_and_the_largest_distance(tmp_path, capsys):
+def test_entries_are_the_mean_and_the_largest_of_3_se_the_prediction_interval_and_the_distance(tmp_path, capsys):
     status, out, printed, _ = derive(tmp_path, capsys, validation=[(5, {})])
     assert status == 0
     entries = load_expected(out)
     text = out.read_text()
-    # the sd over the 4 seeds (the variant left out) governs: mean of all 5 runs 1.4, sd of the seeds 0.2582
-    # (> 0.2 / 1.96), 3 SE 0.7746 -> 0.78 at two decimals, which still holds the variant (1.8: 0.4 from the mean)
-    assert entries["dpo.kl_mean"] == {"min": 0.0, "value": 1.4, "tolerance": 0.78}
-    assert "  dpo.kl_mean: {min: 0.0, value: 1.40, tolerance: 0.78}" in text
+    # the sd over the 4 seeds (the variant left out) governs through the prediction interval of one new run:
+    # mean of all 5 runs 1.4, sd of the seeds 0.2582 (> 0.2 / 1.96, so 3 SE = 0.7746), t_0.995(3) = 5.841 times
+    # sqrt(1 + 1/4): 6.53 sd = 1.686 -> 1.7 at one decimal
+    assert derive_bounds.prediction_factor(4) == pytest.approx(5.841 * math.sqrt(1.25))
+    assert entries["dpo.kl_mean"] == {"min": 0.0, "value": 1.4, "tolerance": 1.7}
+    assert "  dpo.kl_mean: {min: 0.0, value: 1.4, tolerance: 1.7}" in text
     kl_comment = comment_above(text, "dpo.kl_mean")
     assert kl_comment[0] == ("n 5 (4 seeds): mean 1.4, sd 0.2582, min 1, max 1.8; SE 0.2582 = sd over the seeds "
-                             "(sampling SE 0.102); 3 SE 0.7746, largest distance from the mean 0.4: tolerance 3 SE, "
-                             "rounded outward")
+                             "(sampling SE 0.102); 3 SE 0.7746, 99% prediction 6.53 sd = 1.686, largest distance from "
+                             "the mean 0.4: tolerance 99% prediction, rounded outward")
     assert kl_comment[1].startswith("claim `min 0.0` holds on all 6 runs (smallest margin 1, seed-1234)")
     # the sampling SE governs where the runs agree more closely than the held-out prompts allow
     mean = statistics.fmean(SFT_JUDGE)
@@ -131,7 +133,7 @@ def test_a_dispatch_variant_far_from_the_seeds_sets_the_tolerance_by_its_distanc
     assert entry == {"value": round(mean, 3), "tolerance": 0.023}
     assert entry["value"] + entry["tolerance"] >= 0.90
     assert comment_above(out.read_text(), "sft.chosen_nll_per_token")[0].endswith(
-        "largest distance from the mean 0.0228: tolerance the largest distance, rounded outward")
+        "largest distance from the mean 0.0228: tolerance largest distance, rounded outward")
 
 
 def test_the_spread_section_holds_the_seed_runs_only(tmp_path, capsys):
@@ -147,13 +149,13 @@ def test_the_spread_section_holds_the_seed_runs_only(tmp_path, capsys):
 
 
 def test_a_validation_seed_outside_the_bounds_is_reported(tmp_path, capsys):
-    status, out, printed, data = derive(tmp_path, capsys, validation=[(5, {}), (6, {"dpo.kl_mean": 3.0})])
+    status, out, printed, data = derive(tmp_path, capsys, validation=[(5, {}), (6, {"dpo.kl_mean": 3.5})])
     assert status == 1
     assert "validation seed-5: 26 of 26 metrics within the bounds; all within" in printed
-    assert "validation seed-6: 25 of 26 metrics within the bounds; OUT: dpo.kl_mean 3 not in [0.62, 2.18]" in printed
+    assert "validation seed-6: 25 of 26 metrics within the bounds; OUT: dpo.kl_mean 3.5 not in [0, 3.1]" in printed
     failed = {r["label"]: r["failed"] for r in data["derived"]["validation"]}
     assert failed["seed-5"] == [] and [f["metric"] for f in failed["seed-6"]] == ["dpo.kl_mean"]
-    assert load_expected(out)["dpo.kl_mean"]["tolerance"] == 0.78  # validation never widens a bound
+    assert load_expected(out)["dpo.kl_mean"]["tolerance"] == 1.7  # validation never widens a bound
 
 
 def test_a_claim_that_fails_on_a_run_gives_way_to_a_weaker_one(tmp_path, capsys):
