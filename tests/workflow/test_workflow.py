@@ -267,6 +267,55 @@ def test_check_fails_with_a_clear_table_when_a_bound_is_violated(run_dir, tmp_pa
     assert planned_rules(snakemake(run_dir, "--cores", "all", "-n")) == set()  # the run itself is untouched
 
 
+# The claims of expected/default.yaml that a DPO which changed nothing must fail: DPO's sampled win rate
+# interval above one half, its sampled judge accuracy above SFT's by its half-width, its implicit-reward
+# accuracy floor and its held-out loss below ln 2 (bench/derive_bounds.py keeps these where every seed run
+# holds them). The greedy floors (DPO >= SFT, win rate >= 0.5) are met with equality by such a DPO: floors.
+DO_NOTHING_FAILS = ["dpo_vs_sft.win_rate_sampled.low", "dpo.sampled_judge_accuracy", "dpo.implicit_reward_accuracy",
+                    "dpo.sigmoid_loss"]
+
+
+def test_a_do_nothing_dpo_fails_the_claims(run_dir, tmp_path):
+    """DPO = SFT: the SFT checkpoint evaluated and compared as `dpo` against SFT, with the flags the run's
+    manifest recorded for those jobs, then `prefalign check` against expected/default.yaml: it fails, and
+    each claim above is a row that is OUT, while the same rows of the real run are ok."""
+    import shlex
+    import shutil
+
+    from conftest import run_cli
+
+    run = copy_of(run_dir, tmp_path)
+    manifest = json.loads((run / "results/manifest.json").read_text())
+
+    def recorded_flags(job: str) -> list[str]:
+        return shlex.split(manifest["config_slices"][manifest["jobs"][job]["config_sha256"]]["flags"])
+
+    sft = run / "results/sft/model"
+    dpo = shutil.copytree(sft, tmp_path / "dpo-is-sft")
+    out = tmp_path / "eval"
+    run_cli("evaluate", "--model", dpo, "--reference", sft, "--test", run / "results/data/test.jsonl",
+            "--metrics", out / "dpo/metrics.json", "--generations", out / "dpo/generations.jsonl",
+            "--pairs", out / "dpo/pairs.jsonl", *recorded_flags("evaluate_model[model=dpo]"))
+    run_cli("compare", "--model", out / "dpo/metrics.json", out / "dpo/generations.jsonl",
+            "--baseline", run / "results/eval/sft/metrics.json", run / "results/eval/sft/generations.jsonl",
+            "--out", out / "compare/dpo_vs_sft.json", *recorded_flags("compare_models[baseline=sft,model=dpo]"))
+
+    def check(dpo_metrics: Path, comparison: Path) -> tuple[int, dict[str, str], str]:
+        result = run_cli("check", "--expected", REPO / "expected/default.yaml", "--eval-metrics",
+                         run / "results/eval/base/metrics.json", run / "results/eval/sft/metrics.json", dpo_metrics,
+                         "--comparisons", comparison, "--table", tmp_path / "table.md", check=False)
+        rows = {cells[0]: cells[-1] for line in result.stdout.splitlines() if line.startswith("| ")
+                for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+        return result.returncode, rows, result.stdout
+
+    status, rows, output = check(out / "dpo/metrics.json", out / "compare/dpo_vs_sft.json")
+    assert status == 1 and "NOT reproduced" in output, output[-3000:]
+    assert {name: rows[name] for name in DO_NOTHING_FAILS} == dict.fromkeys(DO_NOTHING_FAILS, "OUT"), output[-3000:]
+    assert json.loads((out / "compare/dpo_vs_sft.json").read_text())["sampled"]["interval"]["low"] <= 0.5
+    _, real, output = check(run / "results/eval/dpo/metrics.json", run / "results/eval/compare/dpo_vs_sft.json")
+    assert {name: real[name] for name in DO_NOTHING_FAILS} == dict.fromkeys(DO_NOTHING_FAILS, "ok"), output[-3000:]
+
+
 def test_snakemake_report_zip(run_dir):
     result = snakemake(run_dir, "--cores", "all", "--report", "report.zip")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]

@@ -62,6 +62,17 @@ def _where(path: Path, keys: list) -> str:
     return where([path], keys).removesuffix(": ") or str(path)
 
 
+class _At:
+    """`file:line` of a key, looked up only when a message is formatted: each lookup parses the file again, so
+    computing it for every entry of a valid file cost seconds."""
+
+    def __init__(self, path: Path, keys: list):
+        self.path, self.keys = path, keys
+
+    def __format__(self, spec: str) -> str:
+        return format(_where(self.path, self.keys), spec)
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -72,7 +83,7 @@ def _check_spread(path: Path, spread) -> dict[str, dict]:
         raise ConfigError(f"{_where(path, ['spread'])}: spread: expected a mapping of metric names to "
                           f"{{sd, runs, min, max, source}}, got {spread!r}")
     for name, entry in spread.items():
-        where = _where(path, ["spread", name])
+        where = _At(path, ["spread", name])
         if not isinstance(name, str) or "." not in name:
             raise ConfigError(f"{where}: spread.{name}: expected a name <source>.<metric>, e.g. dpo_vs_sft.win_rate")
         if not isinstance(entry, dict):
@@ -116,13 +127,13 @@ def load_expected(path: Path) -> dict[str, dict]:
     if "spread" in data:
         _check_spread(path, data["spread"])
     for name, entry in data["metrics"].items():
-        where = _where(path, ["metrics", name])
+        where = _At(path, ["metrics", name])
         if not isinstance(name, str) or "." not in name:
             raise ConfigError(f"{where}: metrics.{name}: expected a name <source>.<metric>, e.g. dpo.kl_mean")
         if not isinstance(entry, dict) or not entry:
             raise ConfigError(f"{where}: metrics.{name}: expected a mapping of {', '.join(ENTRY_KEYS)}, got {entry!r}")
         for key, bound in entry.items():
-            where = _where(path, ["metrics", name, key])
+            where = _At(path, ["metrics", name, key])
             if key not in ENTRY_KEYS:
                 raise ConfigError(f"{where}: metrics.{name}.{key}: expected one of {', '.join(ENTRY_KEYS)}")
             numeric = isinstance(bound, (int, float)) and not isinstance(bound, bool)
