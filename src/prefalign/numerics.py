@@ -12,8 +12,9 @@ the user's shell says:
               oneDNN up to AVX2, NumPy without its AVX-512 loops, no dynamic thread counts.
               Every x86-64 CPU with AVX2 and FMA (Intel since Haswell, 2013; AMD since 2015).
     portable  the same with torch's baseline kernels, oneDNN up to SSE4.1, NumPy's baseline
-              and glibc's libm without its AVX2/FMA variants: any x86-64 CPU, several times
-              slower to train. Taken where the CPU lacks AVX2 or FMA.
+              and glibc's libm without its AVX2/FMA variants: for x86-64 CPUs with AVX but not
+              AVX2. Taken where the CPU lacks AVX2 or FMA. (Without AVX, torch's stack does not run at all: SIGILL
+              under QEMU's Nehalem, at every level.)
     native    nothing pinned (each library's own choice): the bytes depend on the CPU. Only when
               PREFALIGN_CPU_NUMERICS=native asks for it (to measure what the pinning costs:
               bench/workflow_wall.py --baseline-env PREFALIGN_CPU_NUMERICS=native).
