@@ -102,7 +102,9 @@ def read_jsonl(path: Path) -> list:
 
 
 # A 30k-parameter Llama (prefalign build-base flags): training steps of it take seconds.
-TINY_MODEL = ["--vocab-size", "320", "--hidden-size", "32", "--intermediate-size", "64", "--num-heads", "2",
+# The tests' tiny model: config section `model` of a workflow test, and the same as build-base flags.
+TINY_MODEL_CONFIG = {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2}
+TINY_MODEL = [*(arg for key, value in TINY_MODEL_CONFIG.items() for arg in (f"--{key.replace('_', '-')}", str(value))),
               "--threads", "1"]
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import TRAINING_ARTIFACTS, snakemake, snakemake_command, snakemake_environment
+from conftest import TINY_MODEL_CONFIG, TRAINING_ARTIFACTS, snakemake, snakemake_command, snakemake_environment
 
 from prefalign.train.checkpoints import RECORD
 
@@ -38,7 +38,7 @@ CONFIG = {
     "seed": 1234,
     "threads": 1,
     "datasets": {"hh": {"format": "hh-rlhf", "source": "synthetic", "records": 300}},
-    "model": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
+    "model": TINY_MODEL_CONFIG,
     "sft": {"max_steps": 200, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20},
     # LoRA on the offline pairs: the kill lands in a run with an adapter to corrupt.
     "dpo": {"max_steps": 120, "batch_size": 8, "logging_steps": 10, "checkpoint_steps": 20, "use_lora": True,

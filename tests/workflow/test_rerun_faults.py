@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, run_cli, snakemake, snakemake_command, snakemake_environment
+from conftest import BIN, TINY_MODEL_CONFIG, run_cli, snakemake, snakemake_command, snakemake_environment
 
 from prefalign.train.checkpoints import RECORD
 
@@ -45,7 +45,7 @@ CONFIG = {
     "seed": 1234,
     "threads": 1,
     "datasets": {"hh": {"format": "hh-rlhf", "source": "synthetic", "records": 200}},
-    "model": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2},
+    "model": TINY_MODEL_CONFIG,
     "sft": {"max_steps": 30, "batch_size": 8, "logging_steps": 5, "checkpoint_steps": 10},
     # Offline pairs with LoRA: an SFT of 30 steps answers no task right, so on-policy sampling
     # (the cpu-demo preset's) would find no pair; these faults are about DPO's rerun, not its data.
