@@ -446,7 +446,8 @@ def test_onpolicy_pairs_add_up_feed_dpo_and_show_in_the_report(run_dir):
 
 def test_changing_a_dpo_setting_retrains_without_resampling(run_dir, tmp_path):
     copy = copy_of(run_dir, tmp_path)
-    config = with_config(tmp_path, lambda c: c.setdefault("dpo", {}).update(beta=0.25))
+    # two DPO settings; 20 steps instead of 300 keep the real retraining short
+    config = with_config(tmp_path, lambda c: c.setdefault("dpo", {}).update(beta=0.25, max_steps=20))
     dry = snakemake(copy, "--cores", "all", "-n", configfile=config)
     assert dry.returncode == 0, dry.stderr[-3000:]
     planned = planned_rules(dry)
@@ -457,7 +458,8 @@ def test_changing_a_dpo_setting_retrains_without_resampling(run_dir, tmp_path):
     result = snakemake(copy, "--cores", "all", configfile=config)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (pairs.stat().st_mtime_ns, pairs.read_bytes()) == before
-    assert json.loads((copy / "results/dpo/metrics.json").read_text())["settings"]["beta"] == 0.25
+    settings = json.loads((copy / "results/dpo/metrics.json").read_text())["settings"]
+    assert (settings["beta"], settings["max_steps"]) == (0.25, 20)
 
 
 def test_rounds_chain_sampling_and_dpo_through_the_previous_round(tmp_path):
