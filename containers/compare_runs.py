@@ -33,14 +33,14 @@ MANIFEST = "results/manifest.json"  # its `jobs` table records each job's machin
 
 
 def manifest_record(path: Path) -> dict:
-    """The manifest less what records the machine and container: the jobs table (each job's
-    environment and wall time), the manifest job's own environment and container, its git
-    record (the image has no git, so a container run records none) and the environment.json
-    entries (compared by compare_environments). The rest must agree: every artifact's sha256,
-    rule and config slice, the sources, the config, the version."""
+    """The manifest less what records the machine, the container and the moment: the jobs table
+    (each job's environment and wall time), the manifest job's own environment and container, its
+    git record (the image has no git, so a container run records none), when it was written, and
+    the environment.json entries (compared by compare_environments). The rest must agree: every
+    artifact's sha256, rule and config slice, the sources, the config, the version."""
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest.pop("jobs", None)
-    for key in ("container", "environment", "git"):
+    for key in ("container", "environment", "git", "date"):
         manifest.get("run", {}).pop(key, None)
     manifest["artifacts"] = {name: entry for name, entry in manifest.get("artifacts", {}).items()
                              if Path(name).name != ENVIRONMENT}

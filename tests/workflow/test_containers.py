@@ -174,13 +174,20 @@ def fake_run(root: Path, image: Path | None, lock_sha256: str = "", jobs: int = 
     (root / "results/sft").mkdir(parents=True)
     (root / "results/sft/model.bin").write_bytes(bytes(range(256)))
     (root / "results/report.md").write_text("# report\n")
+    # A manifest written at another moment (each run writes its own date) by another machine.
+    manifest = {"run": {"date": "2026-12-07T01:00:00+00:00" if image else "2026-12-07T00:30:00+00:00",
+                        "git": {} if image else {"commit": "0" * 40}, "config": {"seed": 1}},
+                "artifacts": {"results/report.md": {"sha256": hashlib.sha256(b"# report\n").hexdigest()}},
+                "jobs": {"render_report": {"wall_s": 3.0 if image else 2.0}}}
+    (root / "results/manifest.json").write_text(json.dumps(manifest))
     env = {"packages": {"python": "3.11.2", "torch": "2.13.0+cpu"}, "platform": "Linux"}
     if image:
         env["container"] = {"engine": "apptainer", "file": str(image.resolve()),
                             "image": {"lock_sha256": lock_sha256, "version": "0.1.0"}}
         (root / ".snakemake/log").mkdir(parents=True)
         rules = "".join(f"rule step{i}:\nActivating singularity image {image.resolve()}\n" for i in range(jobs))
-        (root / ".snakemake/log/x.snakemake.log").write_text(rules + "rule all:\n")
+        # a local copy into the run (stage_*) runs on the host by design
+        (root / ".snakemake/log/x.snakemake.log").write_text(rules + "localrule stage_expected:\nrule all:\n")
     (root / "results/sft/environment.json").write_text(json.dumps(env))
     return root
 
@@ -201,7 +208,7 @@ def runs(tmp_path):
 def test_compare_runs_passes_identical_runs(runs, capsys):
     host, container, args = runs
     assert compare_runs.main(args) == 0
-    assert "identical: 2 artifacts, bit for bit" in capsys.readouterr().out
+    assert "identical: 3 artifacts, bit for bit" in capsys.readouterr().out
 
 
 def test_compare_runs_accepts_a_host_that_is_a_docker_container_but_not_apptainer(runs, capsys):
@@ -265,3 +272,13 @@ def test_every_job_in_a_container_reads_only_the_run_folder(tmp_path):
     assert {name: files for name, files in outside.items() if files} == {}
     staged = {job.rule.name: list(job.input) for job in jobs if job.rule.name in STAGING}
     assert staged and all(Path(f).is_absolute() for files in staged.values() for f in files)
+
+
+def test_compare_runs_fails_on_a_manifest_that_records_another_artifact(runs, capsys):
+    host, container, args = runs
+    path = container / "results/manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["artifacts"]["results/report.md"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(manifest))
+    assert compare_runs.main(args) == 1
+    assert "results/manifest.json: sha256" in capsys.readouterr().err
