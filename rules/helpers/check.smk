@@ -1,18 +1,24 @@
 # Helpers of rules/check.smk (and of the export in rules/publish.smk).
 
 
-def expected_file():
-    """check.expected; a relative path is taken from the workflow's folder."""
-    path = Path(config["check"]["expected"])
+def workflow_file(value):
+    """A path from the config; a relative one is taken from the workflow's folder."""
+    path = Path(value)
     return str(path if path.is_absolute() else Path(workflow.basedir) / path)
+
+
+def expected_file():
+    """check.expected (relative to the workflow's folder)."""
+    return workflow_file(config["check"]["expected"])
 
 
 def digests_file():
     """check.digests (relative to the workflow's folder), or None when it is null."""
-    if not config["check"]["digests"]:
-        return None
-    path = Path(config["check"]["digests"])
-    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
+    return (
+        workflow_file(config["check"]["digests"])
+        if config["check"]["digests"]
+        else None
+    )
 
 
 # The files `check` reads from outside the run, by the name of their copy under results/check/
