@@ -9,7 +9,6 @@
 import hashlib
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
